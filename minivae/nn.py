@@ -1,0 +1,217 @@
+"""Neural-network building blocks with hand-written backward passes.
+
+Every operation is a pair ``x_forward(...) -> (out, cache)`` and
+``x_backward(dout, cache) -> grads``.  The forward stores in ``cache`` exactly
+what the backward needs; the backward walks the forward's lines in reverse,
+one chain-rule step per line.  Derivations: ``docs/derivations.md``.
+
+Contents, top to bottom:
+
+1. the affine layer  y = x W + b;
+2. the activations relu, tanh, softplus, sigmoid, identity;
+3. an MLP of any depth built from the two, with its parameters in a plain
+   dict of named arrays (``params["encoder.0.W"]``) and its initialisation.
+
+Shapes: B is the batch (any number of rows), n_in / n_out are layer widths.
+"""
+import numpy as np
+from scipy.special import expit
+
+
+# ---------------------------------------------------------------------------
+# 1. Affine layer
+# ---------------------------------------------------------------------------
+
+def affine_forward(x, W, b):
+    """y = x W + b.
+
+    x: (B, n_in), W: (n_in, n_out), b: (n_out,)  ->  y: (B, n_out).
+    """
+    y = x @ W + b
+    cache = (x, W)
+    return y, cache
+
+
+def affine_backward(dy, cache):
+    """Given dL/dy (B, n_out), return dL/dx (B, n_in), dL/dW (n_in, n_out), dL/db (n_out,).
+
+    Derivation: docs/derivations.md, "Affine layer".
+    """
+    x, W = cache
+    dx = dy @ W.T            # y_bj = sum_i x_bi W_ij  =>  dy_bj/dx_bi = W_ij
+    dW = x.T @ dy            # dy_bj/dW_ij = x_bi, summed over the batch b
+    db = dy.sum(axis=0)      # dy_bj/db_j = 1, summed over the batch b
+    return dx, dW, db
+
+
+# ---------------------------------------------------------------------------
+# 2. Activations, applied elementwise: h = f(a)
+# ---------------------------------------------------------------------------
+
+def relu_forward(a):
+    """h = max(a, 0).   a: any shape -> h: same shape."""
+    h = np.maximum(a, 0)
+    cache = h
+    return h, cache
+
+
+def relu_backward(dh, cache):
+    """dL/da = dL/dh * [a > 0].  Derivation: docs/derivations.md, "Activations"."""
+    h = cache
+    da = dh * (h > 0)        # f'(a) = 1 where a > 0 (equivalently h > 0), else 0
+    return da
+
+
+def tanh_forward(a):
+    """h = tanh(a).   a: any shape -> h: same shape."""
+    h = np.tanh(a)
+    cache = h
+    return h, cache
+
+
+def tanh_backward(dh, cache):
+    """dL/da = dL/dh * (1 - h^2).  Derivation: docs/derivations.md, "Activations"."""
+    h = cache
+    da = dh * (1 - h * h)    # d tanh(a)/da = 1 - tanh(a)^2
+    return da
+
+
+def sigmoid_forward(a):
+    """h = 1 / (1 + exp(-a)), computed without overflow by scipy.special.expit."""
+    h = expit(a)
+    cache = h
+    return h, cache
+
+
+def sigmoid_backward(dh, cache):
+    """dL/da = dL/dh * h (1 - h).  Derivation: docs/derivations.md, "Activations"."""
+    h = cache
+    da = dh * h * (1 - h)    # d sigmoid(a)/da = sigmoid(a) (1 - sigmoid(a))
+    return da
+
+
+def softplus_forward(a):
+    """h = log(1 + exp(a)), computed as logaddexp(0, a) so large a cannot overflow."""
+    h = np.logaddexp(0, a)
+    cache = a
+    return h, cache
+
+
+def softplus_backward(dh, cache):
+    """dL/da = dL/dh * sigmoid(a).  Derivation: docs/derivations.md, "Activations"."""
+    a = cache
+    da = dh * expit(a)       # d log(1 + e^a)/da = e^a / (1 + e^a) = sigmoid(a)
+    return da
+
+
+def identity_forward(a):
+    """h = a (used for affine-only networks)."""
+    h = a
+    cache = None
+    return h, cache
+
+
+def identity_backward(dh, cache):
+    """dL/da = dL/dh."""
+    da = dh
+    return da
+
+
+ACTIVATIONS = {
+    "relu": (relu_forward, relu_backward),
+    "tanh": (tanh_forward, tanh_backward),
+    "softplus": (softplus_forward, softplus_backward),
+    "sigmoid": (sigmoid_forward, sigmoid_backward),
+    "identity": (identity_forward, identity_backward),
+}
+
+
+def check_activation(name):
+    """Raise ValueError unless ``name`` is one of ACTIVATIONS."""
+    if name not in ACTIVATIONS:
+        raise ValueError(
+            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# 3. Multi-layer perceptron
+# ---------------------------------------------------------------------------
+
+def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu"):
+    """Initial parameters of an MLP with layer widths ``sizes``.
+
+    ``sizes = [n_0, n_1, ..., n_K]`` gives K affine layers; layer k maps
+    n_k -> n_{k+1} and owns ``f"{prefix}.{k}.W"`` (n_k, n_{k+1}) and
+    ``f"{prefix}.{k}.b"`` (n_{k+1},).  ``sizes = [n_in, n_out]`` is a single
+    affine map (no hidden layer).
+
+    Initialisation keeps the variance of the pre-activations roughly constant
+    from layer to layer:
+
+    * layers followed by relu or softplus: He et al. (2015) normal,
+      W ~ N(0, 2 / n_in);
+    * all other layers (tanh, sigmoid, identity, and the output layer, which
+      has no activation): Glorot & Bengio (2010) uniform,
+      W ~ U(-a, a) with a = sqrt(6 / (n_in + n_out));
+    * biases start at zero.
+
+    Returns a dict of arrays of dtype ``dtype``.
+    """
+    check_activation(activation)
+    n_layers = len(sizes) - 1
+    params = {}
+    for k in range(n_layers):
+        n_in, n_out = sizes[k], sizes[k + 1]
+        is_hidden = k < n_layers - 1
+        if is_hidden and activation in ("relu", "softplus"):
+            W = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
+        else:
+            limit = np.sqrt(6.0 / (n_in + n_out))
+            W = rng.uniform(-limit, limit, size=(n_in, n_out))
+        params[f"{prefix}.{k}.W"] = W.astype(dtype)
+        params[f"{prefix}.{k}.b"] = np.zeros(n_out, dtype=dtype)
+    return params
+
+
+def mlp_forward(params, prefix, n_layers, x, activation="relu"):
+    """Run x through ``n_layers`` affine layers, with ``activation`` after all but the last.
+
+    h_0 = x;  a_k = h_k W_k + b_k;  h_{k+1} = f(a_k) for k < K-1;  out = a_{K-1}.
+
+    x: (B, n_0) -> out: (B, n_K).  ``cache`` is a list with, per layer,
+    the affine cache and the activation cache (None for the last layer).
+    """
+    act_forward, _ = ACTIVATIONS[activation]
+    h = x
+    cache = []
+    for k in range(n_layers):
+        a, affine_cache = affine_forward(h, params[f"{prefix}.{k}.W"], params[f"{prefix}.{k}.b"])
+        if k < n_layers - 1:
+            h, act_cache = act_forward(a)
+        else:
+            h, act_cache = a, None
+        cache.append((affine_cache, act_cache))
+    out = h
+    return out, cache
+
+
+def mlp_backward(dout, cache, prefix, activation="relu"):
+    """Backward pass of :func:`mlp_forward`.
+
+    Given dL/dout (B, n_K), return dL/dx (B, n_0) and a dict of gradients
+    with the keys ``f"{prefix}.{k}.W"`` and ``f"{prefix}.{k}.b"``.
+    """
+    _, act_backward = ACTIVATIONS[activation]
+    n_layers = len(cache)
+    grads = {}
+    dh = dout
+    for k in reversed(range(n_layers)):
+        affine_cache, act_cache = cache[k]
+        if k < n_layers - 1:
+            da = act_backward(dh, act_cache)
+        else:
+            da = dh
+        dh, grads[f"{prefix}.{k}.W"], grads[f"{prefix}.{k}.b"] = affine_backward(da, affine_cache)
+    dx = dh
+    return dx, grads

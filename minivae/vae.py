@@ -1,0 +1,347 @@
+"""The Variational Autoencoder (Kingma & Welling 2013): parameters, ELBO estimators, gradients.
+
+The model, in the seed's notation (docs/derivations.md):
+
+    encoder  x -> (mu, logvar) = MLP_phi(x)          q_phi(z|x) = N(mu, diag(exp(logvar)))
+    sample   z = mu + exp(logvar / 2) * eps,  eps ~ N(0, I)        (reparameterisation)
+    decoder  z -> MLP_theta(z)  = Bernoulli logits, or a Gaussian mean  -> p_theta(x|z)
+    prior    p(z) = N(0, I)
+
+The ELBO L(theta, phi; x) = E_q[log p_theta(x|z) + log p(z) - log q_phi(z|x)] is
+estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7):
+
+    estimator A, kl="mc":        1/L sum_l [log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)]
+    estimator B, kl="analytic":  -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z(l))
+
+``beta`` multiplies the KL part in both (beta = 1 is the ELBO; beta < 1 is
+the KL warm-up used early in training).
+
+Reading order: ``VAE.__init__`` (the parameters), ``forward`` (every
+intermediate, named), ``backward`` (the same names in reverse), then the
+convenience methods built on them.  Shapes: B examples, P = x_dim, D = z_dim,
+L = n_samples.
+"""
+import numpy as np
+
+from minivae import distributions as dist
+from minivae import nn
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+KL_ESTIMATORS = ("analytic", "mc")
+
+
+class VAE:
+    """A VAE with MLP encoder and decoder; parameters in ``self.params`` (a dict of arrays).
+
+    Parameters
+    ----------
+    x_dim : int
+        Data dimension P (784 for MNIST).
+    z_dim : int
+        Latent dimension D.
+    hidden : sequence of int
+        Hidden widths of the encoder; the decoder mirrors them (reversed).
+        ``hidden=()`` makes both networks single affine maps.
+    likelihood : {"bernoulli", "gaussian"}
+        p_theta(x|z): Bernoulli with logits (binary or [0, 1] data) or a
+        diagonal Gaussian.
+    activation : {"relu", "tanh", "softplus", "sigmoid", "identity"}
+        Activation after every hidden layer.
+    dtype : numpy float dtype
+        Every parameter and every intermediate uses it (float64 for gradient
+        checks, float32 for speed).
+    seed : int
+        Seeds the initialisation and the model's own Generator ``self.rng``,
+        used when a method is called without ``rng``.
+    obs_logvar : "learned" or float
+        Gaussian likelihood only: a learned per-dimension log-variance
+        ``params["decoder.logvar"]`` of shape (P,), or a fixed value.
+
+    Parameter names: ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``,
+    ``decoder.{k}.b`` for layer k, and ``decoder.logvar`` when learned.  The
+    encoder's last layer outputs 2 D numbers: mu is the first D, logvar the last D.
+    """
+
+    def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
+                 activation="relu", dtype=np.float64, seed=0, obs_logvar="learned"):
+        hidden = tuple(int(h) for h in hidden)
+        for name, value in (("x_dim", x_dim), ("z_dim", z_dim)) + tuple(
+                (f"hidden[{i}]", h) for i, h in enumerate(hidden)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
+        nn.check_activation(activation)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        if likelihood == "gaussian" and obs_logvar != "learned":
+            if not np.isfinite(float(obs_logvar)):
+                raise ValueError(f"obs_logvar must be 'learned' or a finite number, got {obs_logvar!r}")
+
+        self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
+        self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
+        self.seed, self.obs_logvar = seed, obs_logvar
+        self.n_layers = len(hidden) + 1          # affine layers in each network
+
+        rng = np.random.default_rng(seed)
+        self.params = {}
+        self.params.update(nn.init_mlp([self.x_dim, *hidden, 2 * self.z_dim], rng,
+                                       "encoder", dtype, activation))
+        self.params.update(nn.init_mlp([self.z_dim, *reversed(hidden), self.x_dim], rng,
+                                       "decoder", dtype, activation))
+        if likelihood == "gaussian" and obs_logvar == "learned":
+            self.params["decoder.logvar"] = np.zeros(self.x_dim, dtype=dtype)
+        self.rng = np.random.default_rng(rng.integers(2**63))
+
+    def config(self):
+        """The constructor arguments, as a plain dict (what a checkpoint stores)."""
+        return {"x_dim": self.x_dim, "z_dim": self.z_dim, "hidden": list(self.hidden),
+                "likelihood": self.likelihood, "activation": self.activation,
+                "dtype": self.dtype.name, "seed": self.seed, "obs_logvar": self.obs_logvar}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"VAE({args})"
+
+    # ------------------------------------------------------------------
+    # Forward and backward
+    # ------------------------------------------------------------------
+
+    def forward(self, x, eps, kl="analytic", beta=1.0):
+        """Per-example ELBO estimates and every named intermediate.
+
+        x: (B, P) data (already validated, model dtype); eps: (L, B, D).
+        Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder
+        output), mu, logvar, eps, z, out (the decoder output: logits or mean),
+        log_px_z, the KL terms and the sub-caches the backward needs.
+        """
+        params, D = self.params, self.z_dim
+        L, B = eps.shape[0], x.shape[0]
+
+        # encoder: q_phi(z|x) = N(mu, diag(exp(logvar)))
+        h, encoder_cache = nn.mlp_forward(params, "encoder", self.n_layers, x, self.activation)
+        mu, logvar = h[:, :D], h[:, D:]
+
+        # reparameterisation: z = mu + sigma * eps, all L samples at once
+        z, sample_cache = dist.gaussian_sample(mu, logvar, eps)
+
+        # decoder on the (L * B, D) stack of samples, folded back to (L, B, P)
+        out_flat, decoder_cache = nn.mlp_forward(params, "decoder", self.n_layers,
+                                                 z.reshape(L * B, D), self.activation)
+        out = out_flat.reshape(L, B, self.x_dim)
+
+        # reconstruction term log p_theta(x|z(l)): (L, B)
+        if self.likelihood == "bernoulli":
+            log_px_z, likelihood_cache = dist.bernoulli_log_likelihood(x, out)
+        else:
+            log_px_z, likelihood_cache = dist.gaussian_log_density(x, out, self._obs_logvar())
+
+        cache = {"x": x, "h": h, "mu": mu, "logvar": logvar, "eps": eps, "z": z, "out": out,
+                 "log_px_z": log_px_z, "kl": kl, "beta": beta,
+                 "encoder_cache": encoder_cache, "sample_cache": sample_cache,
+                 "decoder_cache": decoder_cache, "likelihood_cache": likelihood_cache}
+
+        if kl == "analytic":
+            # estimator B: -KL(q || p) in closed form + Monte Carlo reconstruction
+            kl_qp, kl_cache = dist.kl_standard_normal(mu, logvar)
+            elbo = log_px_z.mean(axis=0) - beta * kl_qp
+            cache.update(kl_qp=kl_qp, kl_cache=kl_cache)
+        else:
+            # estimator A: log p(x|z) + log p(z) - log q(z|x), averaged over samples
+            log_pz, prior_cache = dist.standard_normal_log_density(z)
+            log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)
+            elbo = (log_px_z + beta * (log_pz - log_qz)).mean(axis=0)
+            cache.update(log_pz=log_pz, log_qz=log_qz,
+                         prior_cache=prior_cache, posterior_cache=posterior_cache)
+        cache["elbo"] = elbo
+        return elbo, cache
+
+    def backward(self, cache):
+        """Gradients of loss = -mean_b elbo_b with respect to every parameter.
+
+        Walks :meth:`forward` in reverse with the same names.  Returns a dict
+        with the keys of ``self.params``.  Derivation: docs/derivations.md,
+        "Gradient of the ELBO estimators".
+        """
+        x, eps, beta = cache["x"], cache["eps"], cache["beta"]
+        L, B, D = eps.shape
+
+        # loss = -1/B sum_b elbo_b
+        delbo = np.full(B, -1.0 / B, dtype=self.dtype)
+
+        if cache["kl"] == "analytic":
+            # elbo = mean_l log_px_z - beta * kl_qp
+            dlog_px_z = np.broadcast_to(delbo / L, (L, B))
+            dkl_qp = -beta * delbo
+            dmu, dlogvar = dist.kl_standard_normal_backward(dkl_qp, cache["kl_cache"])
+            dz = 0
+        else:
+            # elbo = mean_l [log_px_z + beta * (log_pz - log_qz)]
+            dlog_px_z = np.broadcast_to(delbo / L, (L, B))
+            dlog_pz = beta * dlog_px_z
+            dlog_qz = -beta * dlog_px_z
+            dz = dist.standard_normal_log_density_backward(dlog_pz, cache["prior_cache"])
+            dz_q, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_qz, cache["posterior_cache"])
+            dz = dz + dz_q
+
+        # reconstruction term
+        grads = {}
+        if self.likelihood == "bernoulli":
+            dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, cache["likelihood_cache"])
+        else:
+            _, dout, dobs_logvar = dist.gaussian_log_density_backward(
+                dlog_px_z, cache["likelihood_cache"])
+            if self.obs_logvar == "learned":
+                grads["decoder.logvar"] = dobs_logvar
+
+        # decoder, on the folded (L * B, P) stack
+        dz_flat, decoder_grads = nn.mlp_backward(dout.reshape(L * B, self.x_dim),
+                                                 cache["decoder_cache"], "decoder", self.activation)
+        grads.update(decoder_grads)
+        dz = dz + dz_flat.reshape(L, B, D)
+
+        # reparameterisation: z = mu + sigma * eps
+        dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
+        dmu = dmu + dmu_z
+        dlogvar = dlogvar + dlogvar_z
+
+        # encoder: h = [mu, logvar]
+        dh = np.concatenate([dmu, dlogvar], axis=1)
+        _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation)
+        grads.update(encoder_grads)
+        return grads
+
+    # ------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------
+
+    def loss_and_grads(self, x, *, n_samples=None, kl="analytic", beta=1.0, rng=None,
+                       eps=None, return_cache=False):
+        """Negative ELBO estimate (nats per example, batch mean) and its gradients.
+
+        Parameters
+        ----------
+        x : array (B, P)
+            A batch of data; Bernoulli models need values in [0, 1].
+        n_samples : int, optional
+            L, Monte Carlo samples per example (default 1, or ``len(eps)``).
+        kl : {"analytic", "mc"}
+            Estimator B (analytic KL) or estimator A (all Monte Carlo).
+        beta : float
+            Weight of the KL part (1 = the ELBO).
+        rng : numpy.random.Generator, optional
+            Draws eps; default ``self.rng``.
+        eps : array (L, B, D), optional
+            Fixed noise: the result is then a deterministic function of the
+            parameters (what a finite-difference check needs).
+        return_cache : bool
+            Also return the dict of named intermediates (see :meth:`forward`).
+
+        Returns
+        -------
+        loss : float
+            -1/B sum_b ELBO_b.
+        grads : dict
+            dloss/dparam for every key of ``self.params``.
+        cache : dict
+            Only with ``return_cache=True``.
+        """
+        x, eps = self._prepare(x, n_samples, kl, beta, rng, eps)
+        elbo, cache = self.forward(x, eps, kl, beta)
+        loss = -float(elbo.mean())
+        grads = self.backward(cache)
+        if return_cache:
+            return loss, grads, cache
+        return loss, grads
+
+    def elbo(self, x, *, n_samples=None, kl="analytic", beta=1.0, rng=None, eps=None):
+        """Per-example ELBO estimates, shape (B,), in nats (arguments as in loss_and_grads)."""
+        x, eps = self._prepare(x, n_samples, kl, beta, rng, eps)
+        elbo, _ = self.forward(x, eps, kl, beta)
+        return elbo
+
+    def encode(self, x):
+        """q_phi(z|x): returns mu and logvar, each (B, D)."""
+        x = self._check_x(x)
+        h, _ = nn.mlp_forward(self.params, "encoder", self.n_layers, x, self.activation)
+        return h[:, :self.z_dim], h[:, self.z_dim:]
+
+    def decode(self, z):
+        """The mean of p_theta(x|z): sigmoid(logits) (Bernoulli) or the Gaussian mean.
+
+        z: (N, D) -> (N, P).
+        """
+        z = np.asarray(z, dtype=self.dtype)
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape (N, {self.z_dim}), got {z.shape}")
+        out, _ = nn.mlp_forward(self.params, "decoder", self.n_layers, z, self.activation)
+        if self.likelihood == "bernoulli":
+            return dist.bernoulli_mean(out)
+        return out
+
+    def sample(self, n, rng=None):
+        """n draws z ~ p(z) = N(0, I), decoded to the mean of p_theta(x|z): (n, P)."""
+        rng = self.rng if rng is None else rng
+        z = rng.standard_normal((int(n), self.z_dim), dtype=self.dtype)
+        return self.decode(z)
+
+    def reconstruct(self, x):
+        """Decode the posterior mean: decode(mu(x)), shape (B, P)."""
+        mu, _ = self.encode(x)
+        return self.decode(mu)
+
+    # ------------------------------------------------------------------
+    # Helpers: input checks
+    # ------------------------------------------------------------------
+
+    def _obs_logvar(self):
+        if self.obs_logvar == "learned":
+            return self.params["decoder.logvar"]
+        return np.full(self.x_dim, self.obs_logvar, dtype=self.dtype)
+
+    def _check_x(self, x):
+        """Return x as a (B, P) array of the model dtype, or raise a ValueError saying why not."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"x must hold numbers, got dtype {x.dtype}")
+        if x.ndim != 2 or x.shape[1] != self.x_dim:
+            raise ValueError(f"x must have shape (B, {self.x_dim}) (one example per row), "
+                             f"got shape {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError("x is empty: it has no rows")
+        x = x.astype(self.dtype, copy=False)
+        if not np.isfinite(x).all():
+            raise ValueError("x contains NaN or inf")
+        if self.likelihood == "bernoulli":
+            lo, hi = x.min(), x.max()
+            if lo < 0 or hi > 1:
+                hint = " (pixels 0-255? divide by 255)" if hi > 1 else ""
+                raise ValueError(f"a Bernoulli likelihood needs x in [0, 1], got values in "
+                                 f"[{lo:g}, {hi:g}]{hint}")
+        return x
+
+    def _prepare(self, x, n_samples, kl, beta, rng, eps):
+        """Validate the arguments of loss_and_grads/elbo and draw eps if not given."""
+        x = self._check_x(x)
+        if kl not in KL_ESTIMATORS:
+            raise ValueError(f"unknown kl estimator {kl!r}; expected one of {KL_ESTIMATORS}")
+        if not (np.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        B = x.shape[0]
+        if eps is None:
+            n_samples = 1 if n_samples is None else n_samples
+            if int(n_samples) != n_samples or n_samples < 1:
+                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
+            rng = self.rng if rng is None else rng
+            eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
+        else:
+            eps = np.asarray(eps)
+            L = eps.shape[0] if eps.ndim == 3 else n_samples or 1
+            if eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
+                raise ValueError(f"eps must have shape (n_samples, B, z_dim) = "
+                                 f"({n_samples or L}, {B}, {self.z_dim}), got {eps.shape}")
+            if not np.isfinite(eps).all():
+                raise ValueError("eps contains NaN or inf")
+            eps = eps.astype(self.dtype, copy=False)
+        return x, eps
