@@ -1,0 +1,77 @@
+"""Tests of minivae.gradcheck: the checker itself, against SciPy and against known answers."""
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.optimize import approx_fprime
+
+from minivae import gradcheck
+from minivae.cli import main
+
+
+@given(n=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
+def test_numerical_gradient_agrees_with_scipy_approx_fprime(n, seed):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, n))
+    p = rng.standard_normal(n)
+
+    def f(params):
+        return float(np.sum(np.sin(A @ params["p"])) + 0.5 * params["p"] @ params["p"])
+
+    ours = gradcheck.numerical_gradient(f, {"p": p.copy()})["p"]
+    step = 1e-8
+    theirs = approx_fprime(p, lambda q: f({"p": q}), step)
+    # approx_fprime takes forward differences: error about step * max|f''| plus rounding
+    # |f| * 1e-16 / step; the bound below is well above both and far below a wrong gradient
+    scale = np.abs(A).sum() ** 2 + 1
+    np.testing.assert_allclose(ours, theirs, atol=1e-6 * scale)
+    # and both match the exact gradient A^T cos(A p) + p; ours (central) much more closely
+    exact = A.T @ np.cos(A @ p) + p
+    assert gradcheck.rel_error(exact, ours) < 1e-8
+
+
+def test_numerical_gradient_restores_the_parameters():
+    p = np.array([[1.0, 2.0], [3.0, 4.0]])
+    before = p.copy()
+    gradcheck.numerical_gradient(lambda q: float((q["p"] ** 3).sum()), {"p": p})
+    assert np.array_equal(p, before)
+
+
+def test_rel_error_is_zero_for_equal_arrays_and_large_for_a_wrong_gradient():
+    a = np.array([1.0, -2.0, 0.0])
+    assert gradcheck.rel_error(a, a.copy()) == 0.0
+    assert gradcheck.rel_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert gradcheck.rel_error(a, 2 * a) == 0.5        # max |a - 2a| / max |2a| = 2 / 4
+
+
+def test_a_wrong_backward_is_caught_and_its_worst_entry_named():
+    rng = np.random.default_rng(0)
+
+    def forward(a):
+        return a ** 2, a
+
+    def wrong_backward(dout, cache):
+        return dout * cache            # forgot the factor 2
+
+    report = gradcheck.check_operation(forward, wrong_backward, {"a": rng.standard_normal((3, 4))},
+                                       ["a"], rng)
+    assert report["a"]["rel_error"] > 0.4
+    index, analytic, numeric = report["a"]["worst"][0]
+    assert len(index) == 2 and abs(numeric - 2 * analytic) < 1e-6
+
+
+def test_gradcheck_table_covers_every_component_within_its_bound():
+    rows = gradcheck.gradcheck_rows(seed=0)
+    names = " ".join(r["component"] for r in rows)
+    for part in ["relu", "tanh", "softplus", "sigmoid", "identity", "affine", "MLP", "KL",
+                 "Bernoulli likelihood", "Gaussian likelihood", "estimator A", "estimator B",
+                 "L = 5", "beta = 0.5"]:
+        assert part in names, f"no gradcheck row for {part}"
+    bad = [r for r in rows if not r["ok"]]
+    assert not bad, gradcheck.format_rows(bad)
+
+
+def test_gradcheck_command_prints_the_table_and_exits_zero(capsys):
+    assert main(["gradcheck"]) == 0
+    out = capsys.readouterr().out
+    assert "analytic KL" in out and "FAIL" not in out
+    assert out.count(" ok") >= 19
