@@ -100,6 +100,17 @@ class VAE:
                 "likelihood": self.likelihood, "activation": self.activation,
                 "dtype": self.dtype.name, "seed": self.seed, "obs_logvar": self.obs_logvar}
 
+    def save(self, path):
+        """Write the model to ``path`` (.npz, no pickle, written atomically); see minivae.checkpoint."""
+        from minivae import checkpoint
+        checkpoint.save(path, self)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save` (or a training checkpoint)."""
+        from minivae import checkpoint
+        return checkpoint.load(path)["model"]
+
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"VAE({args})"
