@@ -188,11 +188,12 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 if binarize_data:
                     xb = binarize(xb, rng)
                 loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta, rng=rng)
-                if not math.isfinite(loss):
+                # a finite loss can still come with inf/NaN gradients: check both before stepping
+                if not (math.isfinite(loss) and all(math.isfinite(g.sum()) for g in grads.values())):
                     # the bad step is not applied: the model and the checkpoint keep the last good state
                     save_checkpoint(epoch, batch)
                     raise TrainingDiverged(
-                        f"the loss became {loss} at epoch {epoch + 1}, step {step} "
+                        f"the loss or its gradient became non-finite (loss {loss}) at epoch {epoch + 1}, step {step} "
                         f"(last finite loss: {last_loss}). The parameters were not updated with it"
                         + (f" and {checkpoint_path} holds the last good state" if checkpoint_path else "")
                         + f". Likely cause: the learning rate ({lr}) is too large for {optimizer!r}; "
