@@ -44,7 +44,7 @@ def gaussian_sample(mu, logvar, eps):
 def gaussian_sample_backward(dz, cache):
     """Given dL/dz (L, B, D), return dL/dmu and dL/dlogvar, both (B, D).
 
-    Derivation: docs/derivations.md, "Reparameterised gradient".
+    Derivation: docs/derivations.md, "Reparameterised sample".
     """
     sigma, eps = cache
     dmu = dz.sum(axis=0)                          # dz/dmu = 1, summed over samples
