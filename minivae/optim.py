@@ -1,166 +1,307 @@
-"""Optimisers that update a dict of parameter arrays in place, to MINIMISE a loss (-ELBO).
+"""First-order optimisers that MINIMISE a loss (here -ELBO) over a dict of parameter arrays.
 
-Each optimiser keeps references to the model's arrays and updates them in
-place (``p -= ...``), so the model sees every step.  State buffers (momentum,
-squared-gradient sums, Adam's moments) are allocated once, in each
-parameter's dtype; a step allocates no parameter-sized array (every update
-writes into a preallocated scratch buffer with ``out=``).  Scalars such as
-the bias-corrected step size are Python floats, so float32 stays float32.
+Contract shared by every optimiser:
 
-``state_dict()`` returns a flat dict of NumPy arrays (no pickle needed) and
-``load_state_dict`` restores it exactly, so training can resume bit for bit.
+* ``params`` is the model's own dict of named arrays (``params["encoder.0.W"]``) and
+  ``grads`` a dict with exactly the same keys and shapes.  ``step(grads)`` updates the
+  arrays IN PLACE (``p -= ...``); ``params[k]`` is never rebound, so the model, which
+  holds the same array objects, sees every update.
+* Every state buffer (velocity, squared-gradient sum, Adam's moments) and one scratch
+  buffer per parameter are allocated once, at construction, in that parameter's dtype.
+  A step allocates no parameter-sized array: each update writes into the scratch
+  buffer with ``out=``, and the formula it implements sits in a comment beside it.
+  Scalar factors (learning rate, bias corrections) are Python floats, which NumPy does
+  not let upcast an array, so float32 parameters and their state stay float32.
+* ``state_dict()`` is a flat dict of NumPy arrays, saveable with ``np.savez`` and
+  loadable with ``np.load(..., allow_pickle=False)``::
+
+      "name"            np.array("adam")          which optimiser
+      "t"               np.array(3)               steps taken
+      "lr", "beta1", …  np.array(0.001), …        the settings of that optimiser
+      "m.encoder.0.W"   array like the parameter  buffer "m" of parameter "encoder.0.W"
+
+  Setting names contain no ".", buffer entries always do ("<buffer>.<parameter key>").
+  ``load_state_dict`` restores all of it, so a resumed run is bit-identical to an
+  uninterrupted one.
 """
 import math
+import numbers
 
 import numpy as np
 
 
+def _check_lr(lr):
+    """Return lr as a float, or raise ValueError unless it is a finite number > 0."""
+    if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+    return float(lr)
+
+
+def _check_fraction(name, value):
+    """Return value as a float, or raise ValueError unless 0 <= value < 1 (momentum, betas)."""
+    if not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def _check_eps(eps):
+    if not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    return float(eps)
+
+
 class Optimizer:
-    """Shared bookkeeping: the params dict, the step count t, one scratch buffer per array."""
+    """Shared bookkeeping; a subclass sets ``name``, ``settings``, ``buffers`` and ``_update``.
+
+    settings : names of the scalar hyperparameters saved in ``state_dict`` (attributes of self)
+    buffers  : names of the per-parameter state arrays, e.g. ("m", "v") for Adam
+
+    ``lr`` is a plain attribute: a learning-rate schedule may set it (to a Python float)
+    between steps.
+    """
 
     name = ""
-    buffers = ()          # names of the per-parameter state arrays
+    settings = ("lr",)
+    buffers = ()
 
     def __init__(self, params, lr):
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
-        self.params, self.lr, self.t = params, float(lr), 0
+        if not isinstance(params, dict) or not params:
+            raise ValueError(f"params must be a non-empty dict of arrays, got {type(params).__name__}")
+        for k, p in params.items():
+            if not (isinstance(p, np.ndarray) and np.issubdtype(p.dtype, np.floating)):
+                raise ValueError(f"params[{k!r}] must be a floating-point NumPy array (it is updated "
+                                 f"in place), got {type(p).__name__} {getattr(p, 'dtype', '')}")
+        self.params = params
+        self.lr = _check_lr(lr)
+        self.t = 0
+        # state[b][k]: buffer b of parameter k, same shape and dtype as params[k]
         self.state = {b: {k: np.zeros_like(p) for k, p in params.items()} for b in self.buffers}
-        self.scratch = {k: np.empty_like(p) for k, p in params.items()}
+        self._scratch = {k: np.empty_like(p) for k, p in params.items()}
+        self._buffers_of = {k: tuple(self.state[b][k] for b in self.buffers) for k in params}
 
     def step(self, grads):
-        """One update of every parameter from ``grads`` (same keys and shapes as params)."""
-        if grads.keys() != self.params.keys():
-            missing = sorted(set(self.params) - set(grads))
-            extra = sorted(set(grads) - set(self.params))
-            raise ValueError(f"grads must have the keys of params; missing {missing}, extra {extra}")
+        """One update of every parameter from ``grads`` (same keys and shapes as ``params``).
+
+        All of ``grads`` is checked before any parameter changes, so a bad call leaves the
+        model and the optimiser untouched.
+        """
+        self._check_grads(grads)
         self.t += 1
         for k, p in self.params.items():
-            if grads[k].shape != p.shape:
-                raise ValueError(f"grads[{k!r}] has shape {grads[k].shape}, params[{k!r}] {p.shape}")
-            self.update(k, p, grads[k], self.scratch[k])
+            self._update(p, grads[k], self._scratch[k], *self._buffers_of[k])
+
+    def _check_grads(self, grads):
+        if grads.keys() != self.params.keys():
+            missing = sorted(self.params.keys() - grads.keys())
+            extra = sorted(grads.keys() - self.params.keys())
+            raise ValueError(f"grads must have exactly the keys of params; missing {missing}, "
+                             f"unexpected {extra}")
+        for k, p in self.params.items():
+            if np.shape(grads[k]) != p.shape:
+                raise ValueError(f"grads[{k!r}] has shape {np.shape(grads[k])}, "
+                                 f"but params[{k!r}] has shape {p.shape}")
+
+    def _update(self, p, g, tmp, *buffers):
+        raise NotImplementedError
 
     def state_dict(self):
-        state = {"name": np.array(self.name), "t": np.array(self.t), "lr": np.array(self.lr)}
+        """A flat dict of NumPy arrays (copies): name, t, the settings, then "<buffer>.<key>"."""
+        state = {"name": np.array(self.name), "t": np.array(self.t)}
+        for s in self.settings:
+            state[s] = np.array(getattr(self, s))
         for b in self.buffers:
             for k, v in self.state[b].items():
                 state[f"{b}.{k}"] = v.copy()
         return state
 
     def load_state_dict(self, state):
-        if str(state.get("name", "")) != self.name:
-            raise ValueError(f"optimiser state is for {str(state.get('name'))!r}, not {self.name!r}")
+        """Restore a ``state_dict()`` exactly: step count, settings and every buffer.
+
+        Raises ValueError (and changes nothing) if it is another optimiser's state, if an
+        entry is missing or unexpected, or if a buffer's shape differs from its parameter's.
+        """
+        saved_name = str(state["name"]) if "name" in state else None
+        if saved_name != self.name:
+            raise ValueError(f"this state is for optimizer {saved_name!r}, not {self.name!r}")
+        buffer_keys = [f"{b}.{k}" for b in self.buffers for k in self.params]
+        expected = {"name", "t", *self.settings, *buffer_keys}
+        if state.keys() != expected:
+            missing = sorted(expected - state.keys())
+            extra = sorted(state.keys() - expected)
+            raise ValueError(f"{self.name} state does not match these params; missing {missing}, "
+                             f"unexpected {extra}")
+        for key in buffer_keys:
+            want = self.params[key.split(".", 1)[1]].shape
+            if np.shape(state[key]) != want:
+                raise ValueError(f"state[{key!r}] has shape {np.shape(state[key])}, expected {want}")
+        t = int(state["t"])
+        if t < 0:
+            raise ValueError(f"state['t'] must be >= 0, got {t}")
+        _check_lr(float(state["lr"]))
+
+        self.t = t
+        for s in self.settings:
+            setattr(self, s, state[s].item())   # back to a Python scalar, like the constructor's
         for b in self.buffers:
             for k, v in self.state[b].items():
-                key = f"{b}.{k}"
-                if key not in state or np.shape(state[key]) != v.shape:
-                    raise ValueError(f"optimiser state entry {key!r} is missing or has the wrong shape")
-                v[...] = state[key]
-        self.t, self.lr = int(state["t"]), float(state["lr"])
+                v[...] = state[f"{b}.{k}"]      # into the existing buffer, keeping its dtype
 
 
 class SGD(Optimizer):
-    """p <- p - lr g."""
+    """Plain gradient descent:  p <- p - lr g."""
 
     name = "sgd"
 
-    def __init__(self, params, lr=0.01):
+    def __init__(self, params, lr):
         super().__init__(params, lr)
 
-    def update(self, k, p, g, tmp):
-        np.multiply(g, self.lr, out=tmp)          # tmp = lr g
-        p -= tmp
+    def _update(self, p, g, tmp):
+        np.multiply(g, self.lr, out=tmp)        # tmp = lr g
+        p -= tmp                                # p = p - lr g
 
 
 class Momentum(Optimizer):
-    """Heavy ball (Polyak 1964): v <- mu v - lr g;  p <- p + v."""
+    """Gradient descent with momentum (heavy ball, Polyak 1964), optionally Nesterov's.
+
+    Classical (``nesterov=False``), as in Sutskever et al. (2013), eq. 1-2:
+
+        v <- mu v - lr g
+        p <- p + v
+
+    Nesterov (``nesterov=True``): Sutskever et al. (2013), eq. 3-4, take the gradient at
+    the look-ahead point p + mu v.  Storing the look-ahead point as p (the change of
+    variables of Bengio et al. 2013, also used by PyTorch) turns that into
+
+        v <- mu v - lr g
+        p <- p + mu v - lr g        (with the new v)
+
+    so only the gradient at the stored p is needed.
+    """
 
     name = "momentum"
+    settings = ("lr", "momentum", "nesterov")
     buffers = ("v",)
 
-    def __init__(self, params, lr=0.01, momentum=0.9):
+    def __init__(self, params, lr, momentum=0.9, nesterov=False):
         super().__init__(params, lr)
-        self.momentum = float(momentum)
+        self.momentum = _check_fraction("momentum", momentum)
+        self.nesterov = bool(nesterov)
 
-    def update(self, k, p, g, tmp):
-        v = self.state["v"][k]
-        v *= self.momentum                        # v = mu v
-        np.multiply(g, self.lr, out=tmp)
-        v -= tmp                                  #   - lr g
-        p += v
+    def _update(self, p, g, tmp, v):
+        mu = self.momentum
+        np.multiply(g, self.lr, out=tmp)        # tmp = lr g
+        v *= mu
+        v -= tmp                                # v = mu v - lr g
+        if not self.nesterov:
+            p += v                              # p = p + v
+        else:
+            p -= tmp                            # p = p - lr g
+            np.multiply(v, mu, out=tmp)
+            p += tmp                            #       + mu v
 
 
 class Adagrad(Optimizer):
-    """Duchi et al. (2011), the optimiser of Kingma & Welling (2013):
-    h <- h + g^2;  p <- p - lr g / (sqrt(h) + eps)."""
+    """Adagrad, diagonal version (Duchi, Hazan & Singer 2011, JMLR), the optimiser of the
+    AEVB experiments (Kingma & Welling 2013, Sec. 5):
+
+        h <- h + g^2                      (elementwise sum of squared gradients)
+        p <- p - lr g / (sqrt(h) + eps)
+
+    Each coordinate's step shrinks as its gradients accumulate.
+    """
 
     name = "adagrad"
+    settings = ("lr", "eps")
     buffers = ("h",)
 
     def __init__(self, params, lr=0.01, eps=1e-8):
         super().__init__(params, lr)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
-    def update(self, k, p, g, tmp):
-        h = self.state["h"][k]
+    def _update(self, p, g, tmp, h):
         np.multiply(g, g, out=tmp)
-        h += tmp                                  # h = h + g^2
+        h += tmp                                # h = h + g^2
         np.sqrt(h, out=tmp)
-        tmp += self.eps                           # tmp = sqrt(h) + eps
+        tmp += self.eps                         # tmp = sqrt(h) + eps
         np.divide(g, tmp, out=tmp)
-        tmp *= self.lr                            # tmp = lr g / (sqrt(h) + eps)
+        tmp *= self.lr                          # tmp = lr g / (sqrt(h) + eps)
         p -= tmp
 
 
 class Adam(Optimizer):
-    """Kingma & Ba (2015), Algorithm 1:
-    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
-    p <- p - lr_t m / (sqrt(v) + eps_t),  lr_t = lr sqrt(1 - b2^t) / (1 - b1^t).
+    """Adam (Kingma & Ba 2015, Algorithm 1), at step t = 1, 2, ...:
 
-    The bias correction is folded into the step size (Sec. 2 of the paper),
-    with eps scaled alike, so the update equals Algorithm 1 exactly.
+        m <- b1 m + (1 - b1) g                      biased first moment
+        v <- b2 v + (1 - b2) g^2                    biased second raw moment
+        m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)     bias corrections
+        p <- p - lr m_hat / (sqrt(v_hat) + eps)
+
+    The code folds both bias corrections into two scalars (as suggested at the end of
+    Sec. 2 of the paper), which saves passes over the arrays:
+
+        p <- p - lr_t m / (sqrt(v) + eps_t),
+        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),   eps_t = eps sqrt(1 - b2^t).
+
+    Multiplying numerator and denominator of the last line of Algorithm 1 by
+    sqrt(1 - b2^t) shows the two are the same update (equal up to rounding).
     """
 
     name = "adam"
+    settings = ("lr", "beta1", "beta2", "eps")
     buffers = ("m", "v")
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(params, lr)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.beta1 = _check_fraction("beta1", beta1)
+        self.beta2 = _check_fraction("beta2", beta2)
+        self.eps = _check_eps(eps)
 
-    def update(self, k, p, g, tmp):
-        m, v = self.state["m"][k], self.state["v"][k]
+    def _update(self, p, g, tmp, m, v):
         b1, b2, t = self.beta1, self.beta2, self.t
         m *= b1
-        np.multiply(g, 1 - b1, out=tmp)
-        m += tmp                                  # m = b1 m + (1 - b1) g
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
+        np.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp                                # m = b1 m + (1 - b1) g
         v *= b2
-        v += tmp                                  # v = b2 v + (1 - b2) g^2
-        correction2 = math.sqrt(1 - b2 ** t)
-        step = self.lr * correction2 / (1 - b1 ** t)
+        np.multiply(g, g, out=tmp)
+        tmp *= 1.0 - b2
+        v += tmp                                # v = b2 v + (1 - b2) g^2
+        root_c2 = math.sqrt(1.0 - b2 ** t)      # Python floats: no upcast of float32 arrays
+        lr_t = self.lr * root_c2 / (1.0 - b1 ** t)
+        eps_t = self.eps * root_c2
         np.sqrt(v, out=tmp)
-        tmp += self.eps * correction2             # sqrt(v_hat) + eps, times sqrt(1 - b2^t)
+        tmp += eps_t                            # tmp = sqrt(v) + eps_t
         np.divide(m, tmp, out=tmp)
-        tmp *= step
-        p -= tmp                                  # p = p - lr m_hat / (sqrt(v_hat) + eps)
+        tmp *= lr_t                             # tmp = lr_t m / (sqrt(v) + eps_t)
+        p -= tmp                                #     = lr m_hat / (sqrt(v_hat) + eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adam": Adam}
 
 
 def make_optimizer(name, params, lr=None, **kwargs):
-    """The optimiser called ``name`` over ``params`` (lr=None: the class default)."""
+    """The optimiser called ``name`` over ``params``.
+
+    Parameters
+    ----------
+    name : {"sgd", "momentum", "adagrad", "adam"}
+    params : dict of str -> float ndarray, updated in place by ``step``
+    lr : float > 0, or None for the default of adagrad (0.01) and adam (1e-3);
+        sgd and momentum have no default and need it.
+    **kwargs : the optimiser's other settings (momentum, nesterov, beta1, beta2, eps)
+    """
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
     if lr is None:
+        if name in ("sgd", "momentum"):
+            raise ValueError(f"optimizer {name!r} has no default learning rate; pass lr=...")
         return OPTIMIZERS[name](params, **kwargs)
     return OPTIMIZERS[name](params, lr, **kwargs)
 
 
 def optimizer_from_state(params, state):
-    """Rebuild the optimiser saved in ``state`` (a state_dict()) over ``params``."""
+    """Rebuild the optimiser whose ``state_dict()`` is ``state``, over ``params``."""
+    if "name" not in state or "lr" not in state:
+        raise ValueError(f"not an optimizer state (needs 'name' and 'lr'); keys {sorted(state)[:8]}")
     opt = make_optimizer(str(state["name"]), params, lr=float(state["lr"]))
     opt.load_state_dict(state)
     return opt
