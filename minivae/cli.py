@@ -79,6 +79,9 @@ def cmd_train(args):
     from minivae.train import evaluate_elbo, train
     from minivae.vae import VAE
 
+    for name in ("epochs", "batch_size", "samples", "z_dim"):
+        if getattr(args, name) < 1:   # checked before anything is written
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     model_path = os.path.join(out, "model.npz")
