@@ -117,8 +117,8 @@ def cmd_train(args):
     # the final numbers, on the same fixed binarisation of the test set as during training
     x_test = data.test.x
     if model.likelihood == "bernoulli":
-        from minivae.train import binarize
-        x_test = binarize(x_test.astype(model.dtype), np.random.default_rng(args.seed + 1))
+        from minivae.datasets import bernoulli_binarize
+        x_test = bernoulli_binarize(x_test, np.random.default_rng(args.seed + 1)).astype(model.dtype)
     test_elbo = evaluate_elbo(model, x_test, n_samples=10, rng=np.random.default_rng(args.seed))
     metrics = {"test_elbo": test_elbo, "train_elbo": history["train_elbo"][-1],
                "epochs": len(history["epoch"]), "seconds": seconds,

@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from minivae import checkpoint
+from minivae.datasets import bernoulli_binarize
 from minivae import optim
 
 
@@ -36,11 +37,6 @@ def beta_schedule(epoch, warmup_epochs):
     if warmup_epochs <= 0:
         return 1.0
     return min(1.0, (epoch + 1) / warmup_epochs)
-
-
-def binarize(x, rng):
-    """Bernoulli draws with P(1) = x, in x's dtype (dynamic binarisation when redrawn each epoch)."""
-    return (rng.random(x.shape, dtype=x.dtype) < x).astype(x.dtype)
 
 
 def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=None):
@@ -145,7 +141,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     if x_test is not None:
         x_test = x_test.astype(model.dtype, copy=False)
         if binarize_data:
-            x_test = binarize(x_test, np.random.default_rng(seed + 1))
+            x_test = bernoulli_binarize(x_test, np.random.default_rng(seed + 1)).astype(model.dtype)
 
     N = len(x_train)
     n_batches = math.ceil(N / batch_size)
@@ -186,7 +182,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 step = epoch * n_batches + batch
                 xb = x_train[order[batch * batch_size:(batch + 1) * batch_size]]
                 if binarize_data:
-                    xb = binarize(xb, rng)
+                    xb = bernoulli_binarize(xb, rng)   # float32 0/1, exact in any dtype
                 loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta, rng=rng)
                 # a finite loss can still come with inf/NaN gradients: check both before stepping
                 if not (math.isfinite(loss) and all(math.isfinite(g.sum()) for g in grads.values())):
