@@ -76,7 +76,7 @@ def cmd_train(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.train import evaluate_elbo, train
+    from minivae.train import evaluate_elbo, fixed_binarization, train
     from minivae.vae import VAE
 
     for name in ("epochs", "batch_size", "samples", "z_dim"):
@@ -86,8 +86,7 @@ def cmd_train(args):
     os.makedirs(out, exist_ok=True)
     model_path = os.path.join(out, "model.npz")
     data = datasets.load_mnist(args.data, download=args.download)
-    source = data.source
-    print(f"data: {source}: {len(data.train.x)} training, {len(data.test.x)} test images")
+    print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
 
     resume = None
     if args.resume:
@@ -115,15 +114,14 @@ def cmd_train(args):
         return 130
 
     # the final numbers, on the same fixed binarisation of the test set as during training
-    x_test = data.test.x
+    x_test = model.check_data(data.test.x, "x_test")
     if model.likelihood == "bernoulli":
-        from minivae.datasets import bernoulli_binarize
-        x_test = bernoulli_binarize(x_test, np.random.default_rng(args.seed + 1)).astype(model.dtype)
+        x_test = fixed_binarization(x_test, args.seed)
     test_elbo = evaluate_elbo(model, x_test, n_samples=10, rng=np.random.default_rng(args.seed))
     metrics = {"test_elbo": test_elbo, "train_elbo": history["train_elbo"][-1],
                "epochs": len(history["epoch"]), "seconds": seconds,
                "examples_per_second": float(np.median(history["examples_per_second"])),
-               "data": source, "model": model.config(),
+               "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
                             "lr": args.lr, "kl": args.kl, "n_samples": args.samples,
                             "warmup_epochs": args.warmup, "seed": args.seed}}

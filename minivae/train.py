@@ -39,6 +39,11 @@ def beta_schedule(epoch, warmup_epochs):
     return min(1.0, (epoch + 1) / warmup_epochs)
 
 
+def fixed_binarization(x_test, seed):
+    """The one static binarisation of the test set that a run with ``seed`` reports ELBOs on."""
+    return bernoulli_binarize(x_test, np.random.default_rng(seed + 1)).astype(x_test.dtype)
+
+
 def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=None):
     """Mean ELBO (nats per example) of ``model`` on x, in batches so memory stays bounded."""
     rng = np.random.default_rng(0) if rng is None else rng
@@ -72,20 +77,11 @@ class Progress:
             self.stream.flush()
 
 
-def _check_train_args(model, x_train, x_test, epochs, batch_size, n_samples, warmup_epochs):
+def _check_train_args(x_train, epochs, batch_size, n_samples, warmup_epochs):
     for name, value, low in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                              ("n_samples", n_samples, 1), ("warmup_epochs", warmup_epochs, 0)):
         if int(value) != value or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    for name, x in (("x_train", x_train), ("x_test", x_test)):
-        if x is None:
-            continue
-        model._check_x(x[:1])   # width, rank, dtype; the values are checked below
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or inf")
-        if model.likelihood == "bernoulli" and (x.min() < 0 or x.max() > 1):
-            raise ValueError(f"{name} must lie in [0, 1] for a Bernoulli likelihood, got values in "
-                             f"[{x.min():g}, {x.max():g}] (pixels 0-255? divide by 255)")
     if batch_size > len(x_train):
         raise ValueError(f"batch_size {batch_size} is larger than the training set ({len(x_train)} examples)")
 
@@ -133,15 +129,13 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         x_test), ``seconds``, ``examples_per_second``; plus ``interrupted``
         (True if Ctrl-C or SIGTERM stopped the run, after saving a checkpoint).
     """
-    x_train = np.asarray(x_train)
-    x_test = None if x_test is None else np.asarray(x_test)
-    _check_train_args(model, x_train, x_test, epochs, batch_size, n_samples, warmup_epochs)
-    x_train = x_train.astype(model.dtype, copy=False)
+    x_train = model.check_data(x_train, "x_train")          # validated once, in the model dtype
+    _check_train_args(x_train, epochs, batch_size, n_samples, warmup_epochs)
     binarize_data = binarize_data and model.likelihood == "bernoulli"
     if x_test is not None:
-        x_test = x_test.astype(model.dtype, copy=False)
+        x_test = model.check_data(x_test, "x_test")
         if binarize_data:
-            x_test = bernoulli_binarize(x_test, np.random.default_rng(seed + 1)).astype(model.dtype)
+            x_test = fixed_binarization(x_test, seed)
 
     N = len(x_train)
     n_batches = math.ceil(N / batch_size)

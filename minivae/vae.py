@@ -274,7 +274,7 @@ class VAE:
 
     def encode(self, x):
         """q_phi(z|x): returns mu and logvar, each (B, D)."""
-        x = self._check_x(x)
+        x = self.check_data(x)
         h, _ = nn.mlp_forward(self.params, "encoder", self.n_layers, x, self.activation)
         return h[:, :self.z_dim], h[:, self.z_dim:]
 
@@ -311,30 +311,34 @@ class VAE:
             return self.params["decoder.logvar"]
         return np.full(self.x_dim, self.obs_logvar, dtype=self.dtype)
 
-    def _check_x(self, x):
-        """Return x as a (B, P) array of the model dtype, or raise a ValueError saying why not."""
+    def check_data(self, x, name="x"):
+        """Return x as a (B, P) array of the model dtype, or raise a ValueError saying why not.
+
+        Used on every batch here and, once, on whole data sets by the training loop;
+        ``name`` is the argument the messages speak of.
+        """
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
-            raise TypeError(f"x must hold numbers, got dtype {x.dtype}")
+            raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
         if x.ndim != 2 or x.shape[1] != self.x_dim:
-            raise ValueError(f"x must have shape (B, {self.x_dim}) (one example per row), "
+            raise ValueError(f"{name} must have shape (B, {self.x_dim}) (one example per row), "
                              f"got shape {x.shape}")
         if x.shape[0] == 0:
-            raise ValueError("x is empty: it has no rows")
+            raise ValueError(f"{name} is empty: it has no rows")
         x = x.astype(self.dtype, copy=False)
         if not np.isfinite(x).all():
-            raise ValueError("x contains NaN or inf")
+            raise ValueError(f"{name} contains NaN or inf")
         if self.likelihood == "bernoulli":
             lo, hi = x.min(), x.max()
             if lo < 0 or hi > 1:
                 hint = " (pixels 0-255? divide by 255)" if hi > 1 else ""
-                raise ValueError(f"a Bernoulli likelihood needs x in [0, 1], got values in "
+                raise ValueError(f"a Bernoulli likelihood needs {name} in [0, 1], got values in "
                                  f"[{lo:g}, {hi:g}]{hint}")
         return x
 
     def _prepare(self, x, n_samples, kl, beta, rng, eps):
         """Validate the arguments of loss_and_grads/elbo and draw eps if not given."""
-        x = self._check_x(x)
+        x = self.check_data(x)
         if kl not in KL_ESTIMATORS:
             raise ValueError(f"unknown kl estimator {kl!r}; expected one of {KL_ESTIMATORS}")
         if not (np.isfinite(beta) and beta >= 0):
