@@ -76,7 +76,7 @@ def cmd_train(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.train import evaluate_elbo, fixed_binarization, train
+    from minivae.training import evaluate_elbo, fixed_binarization, train
     from minivae.vae import VAE
 
     for name in ("epochs", "batch_size", "samples", "z_dim"):

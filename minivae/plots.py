@@ -204,7 +204,7 @@ def plot_elbo_curves(history, path=None):
         (same length, None for an epoch without a validation value) and ``"beta"``
         (the KL weight; epochs with beta < 1 are shaded, because their training
         value is the KL-annealed objective, not the ELBO).  This is the dict
-        that :func:`minivae.train.train` returns.
+        that :func:`minivae.train` returns.
     path : str or path-like, optional
 
     Returns

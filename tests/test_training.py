@@ -1,4 +1,4 @@
-"""Tests of minivae.train: learning happens, resume is exact, divergence and bad input are clear."""
+"""Tests of minivae.training: learning happens, resume is exact, divergence and bad input are clear."""
 import os
 import signal
 
@@ -7,7 +7,7 @@ import pytest
 
 from minivae import checkpoint
 from minivae.datasets import load_mnist
-from minivae.train import TrainingDiverged, beta_schedule, train
+from minivae.training import TrainingDiverged, beta_schedule, train
 from minivae.vae import VAE
 
 
