@@ -2,16 +2,53 @@
 
     minivae train      train a VAE (default: the embedded MNIST subset) into a run folder
     minivae sample     draw digits from a saved model
+    minivae evaluate   test ELBO and importance-sampled log-likelihood of a saved model
     minivae gradcheck  check every hand-written gradient against finite differences
+    minivae bench      time training steps; matrix-product peak, memory (docs/performance.md)
+    minivae assignment make|grade  a student edition with stubs, and its autograder
 
 Errors in what the user typed or gave (a bad option, a missing file) are
-printed as one line, without a traceback, and the exit status is 2.
+printed as one line, without a traceback, and the exit status is 2.  A
+training run that diverges (NaN loss) says so in one line and exits with
+status 1; one stopped by Ctrl-C or SIGTERM saves a checkpoint and exits with 130.
 """
 import argparse
 import json
+import math
 import os
 import sys
 import time
+
+
+def _names(text):
+    """'a,b' -> ['a', 'b'] (None stays None: every exercise)."""
+    return None if text is None else [name.strip() for name in text.split(",") if name.strip()]
+
+
+def cmd_assignment_make(args):
+    from minivae import assignment
+    root = assignment.find_source_root()
+    summary = assignment.make_assignment(root, args.out, _names(args.exercises))
+    print(f"wrote a student edition of {root} to {summary['out']}: {summary['regions']} region(s) "
+          f"of {len(summary['exercises'])} exercise(s) stubbed in {', '.join(summary['files'])}")
+    print(f"exercises: {', '.join(summary['exercises'])}")
+    print(f"grade it with: minivae assignment grade {summary['out']}")
+    return 0
+
+
+def cmd_assignment_grade(args):
+    from minivae import assignment
+    reference = None
+    if args.mode != "whole":
+        reference, why = assignment.reference_solution()
+        if reference is None and args.mode == "isolated":
+            raise ValueError(f"--mode isolated needs the solution checkout: {why}")
+        if reference is None:
+            print(f"no reference solution ({why}); grading the tree as it is", file=sys.stderr)
+    report = assignment.grade(args.directory, _names(args.exercises), reference=reference,
+                              timeout=args.timeout)
+    print(json.dumps(report, indent=2) if args.json else assignment.format_report(report))
+    return 0 if report["all_passed"] else 1
 
 
 def cmd_gradcheck(args):
@@ -76,23 +113,26 @@ def cmd_train(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.training import evaluate_elbo, fixed_binarization, train
+    from minivae.training import TrainingDiverged, evaluate_elbo, fixed_binarization, train
     from minivae.vae import VAE
 
-    for name in ("epochs", "batch_size", "samples", "z_dim"):
-        if getattr(args, name) < 1:   # checked before anything is written
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(out, exist_ok=True)
-    model_path = os.path.join(out, "model.npz")
+    # checked before anything is read or written
+    for name, low in (("epochs", 1), ("batch_size", 1), ("samples", 1), ("z_dim", 1),
+                      ("warmup", 0), ("seed", 0)):
+        if getattr(args, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
     data = datasets.load_mnist(args.data, download=args.download)
     print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
+    resume = checkpoint.load(args.resume) if args.resume else None
+    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)     # only once the data and the checkpoint are readable
+    model_path = os.path.join(out, "model.npz")
 
-    resume = None
-    if args.resume:
-        resume = checkpoint.load(args.resume)
+    if resume is not None:
         model = resume["model"]
-        print(f"resuming from {args.resume} (epoch {resume['train_state']['epoch']})")
+        print(f"resuming from {args.resume} (epoch {(resume['train_state'] or {}).get('epoch')})")
     else:
         model = VAE(data.train.x.shape[1], args.z_dim, hidden=args.hidden,
                     likelihood=args.likelihood, activation=args.activation,
@@ -102,11 +142,15 @@ def cmd_train(args):
           f"estimator {'B (analytic KL)' if args.kl == 'analytic' else 'A (Monte Carlo)'}, "
           f"L = {args.samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
-    history = train(model, data.train.x, data.test.x, epochs=args.epochs,
-                    batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                    n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
-                    seed=args.seed, checkpoint_path=model_path, resume=resume,
-                    verbose=not args.quiet)
+    try:
+        history = train(model, data.train.x, data.test.x, epochs=args.epochs,
+                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                        n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
+                        seed=args.seed, checkpoint_path=model_path, resume=resume,
+                        verbose=not args.quiet)
+    except TrainingDiverged as error:   # not a usage error: the run itself failed (status 1)
+        print(f"minivae train: training diverged: {error}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - tic
     _write_json(os.path.join(out, "history.json"), history)
     if history["interrupted"]:
@@ -139,12 +183,65 @@ def cmd_sample(args):
     from minivae import plots
     from minivae.vae import VAE
 
+    if args.n < 1 or args.seed < 0:
+        raise ValueError(f"--n must be >= 1 and --seed >= 0, got --n {args.n} --seed {args.seed}")
     model = VAE.load(args.model)
     images = model.sample(args.n, rng=np.random.default_rng(args.seed))
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.model)), "samples.png")
     cols = int(np.ceil(np.sqrt(args.n)))
     plots.plot_samples(images, out, n_rows=int(np.ceil(args.n / cols)), n_cols=cols)
     print(f"wrote {args.n} samples from p(z) through {args.model} to {out}")
+    return 0
+
+
+def cmd_evaluate(args):
+    import numpy as np
+
+    from minivae import checkpoint, datasets
+    from minivae.evaluate import log_likelihood
+    from minivae.training import evaluate_elbo, fixed_binarization
+
+    if args.k < 1 or args.batch_size < 1 or (args.seed is not None and args.seed < 0):
+        raise ValueError(f"--k and --batch-size must be >= 1 and --seed >= 0, got --k {args.k} "
+                         f"--batch-size {args.batch_size} --seed {args.seed}")
+    loaded = checkpoint.load(args.checkpoint)
+    model = loaded["model"]
+    # by default the seed the run was trained with: the same test binarisation and noise as
+    # `minivae train` used for the test ELBO in its metrics.json, so the numbers compare
+    seed = args.seed
+    if seed is None:
+        seed = ((loaded["train_state"] or {}).get("settings") or {}).get("seed", model.seed)
+    data = datasets.load_mnist(args.data)
+    x_test = model.check_data(data.test.x, "x_test")
+    binarised = ""
+    if model.likelihood == "bernoulli":
+        x_test = fixed_binarization(x_test, seed)
+        binarised = f", binarised once with seed {seed}"
+    print(f"model: {model}")
+    print(f"data: {data.source}: {len(x_test)} test images{binarised}")
+    test_elbo = evaluate_elbo(model, x_test, n_samples=10, rng=np.random.default_rng(seed))
+    print(f"test ELBO {test_elbo:.2f} nats per image (L = 10 samples)")
+    tic = time.perf_counter()
+    log_px, se = log_likelihood(model, x_test, args.k, rng=np.random.default_rng(seed),
+                                batch_size=args.batch_size, progress=sys.stderr, return_se=True)
+    seconds = time.perf_counter() - tic
+    mean_se = float(np.sqrt((se ** 2).sum())) / len(se)     # Monte Carlo error of the mean
+    print(f"test log-likelihood {log_px.mean():.2f} nats per image (importance sampling, "
+          f"k = {args.k}; Monte Carlo standard error {mean_se:.2f}), {seconds:.1f} s")
+    return 0
+
+
+def cmd_bench(args):
+    from minivae import bench, datasets
+
+    if args.threads is not None:
+        bench.set_blas_threads(args.threads)
+    data = datasets.load_mnist(args.data)
+    result = bench.run(data.train.x, hidden=args.hidden, z_dim=args.z_dim,
+                       batch_size=args.batch_size, n_samples=args.samples, dtype=args.dtype,
+                       steps=args.steps, repeats=args.repeats, warmup=args.warmup, seed=args.seed,
+                       data=data.source, progress=sys.stderr)
+    print(json.dumps(result, indent=2) if args.json else bench.format_report(result))
     return 0
 
 
@@ -186,9 +283,60 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_sample)
 
+    p = commands.add_parser("evaluate", help="test ELBO and log-likelihood (importance sampling) of a model",
+                            epilog="Progress goes to stderr. See docs/evaluation.md.")
+    p.add_argument("checkpoint", help="a model.npz written by `minivae train`")
+    p.add_argument("--k", type=int, default=5000, help="importance samples per test image (default: 5000)")
+    p.add_argument("--data", default=None,
+                   help="folder with MNIST IDX files (default: the embedded subset's test split)")
+    p.add_argument("--batch-size", type=int, default=100, help="test images per pass (default: 100)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the test binarisation and the noise (default: the training seed)")
+    p.set_defaults(run=cmd_evaluate)
+
     p = commands.add_parser("gradcheck", help="check every gradient against finite differences")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test inputs")
     p.set_defaults(run=cmd_gradcheck)
+
+    p = commands.add_parser(
+        "bench", help="time training steps of the standard model; report what limits speed",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="BLAS threads: --threads, or OPENBLAS_NUM_THREADS / OMP_NUM_THREADS in the "
+               "environment; the count used is in the output. Progress goes to stderr.")
+    p.add_argument("--data", default=None,
+                   help="folder with MNIST IDX files (default: the embedded subset)")
+    p.add_argument("--hidden", type=_sizes, default=(400,), help="hidden widths, comma-separated")
+    p.add_argument("--z-dim", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=5, help="timed blocks; the median is reported")
+    p.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads (default: as set by the environment)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(run=cmd_bench)
+
+    p = commands.add_parser("assignment", help="course assignments: make a student edition, grade one")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("make", help="write a student edition with the chosen exercises stubbed")
+    q.add_argument("--out", required=True, help="new folder for the student edition")
+    q.add_argument("--exercises", default=None,
+                   help="comma-separated exercise names (default: all; see docs/assignments.md)")
+    q.set_defaults(run=cmd_assignment_make)
+    q = actions.add_parser("grade", help="run each exercise's tests on a tree and print the scores")
+    q.add_argument("directory", nargs="?", default=".", help="the tree to grade (default: .)")
+    q.add_argument("--exercises", default=None,
+                   help="comma-separated exercise names (default: those of its assignment.json, or all)")
+    q.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    q.add_argument("--mode", default="auto", choices=["auto", "isolated", "whole"],
+                   help="isolated: each exercise on the reference solution with only its own regions "
+                        "from the tree (needs the solution checkout); whole: the tree as it is; "
+                        "auto: isolated when the solution checkout is available")
+    q.add_argument("--timeout", type=float, default=600, help="seconds allowed per pytest run")
+    q.set_defaults(run=cmd_assignment_grade)
     return parser
 
 

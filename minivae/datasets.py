@@ -197,9 +197,16 @@ def _check_test_size(test_size):
     return int(test_size)
 
 
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def _load_embedded(test_size, seed):
     """The embedded subset, shuffled by ``seed`` and split into train and test."""
     test_size = _check_test_size(test_size)
+    seed = _check_seed(seed)
     with np.load(EMBEDDED_PATH, allow_pickle=False) as archive:     # no pickle: loading runs no code
         images, labels = archive["x"], archive["y"]
     if images.shape != (EMBEDDED_SIZE, N_PIXELS) or labels.shape != (EMBEDDED_SIZE,):
@@ -617,6 +624,9 @@ def bernoulli_binarize(x, rng, out=None):
         0.0 and 1.0 only.
     """
     x = _check_unit_interval(x)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
     if out is None:
         out = np.empty(x.shape, dtype=np.float32)
     elif not (isinstance(out, np.ndarray) and out.dtype == np.float32 and out.shape == x.shape
@@ -638,6 +648,8 @@ def threshold_binarize(x, threshold=0.5):
     binary images no longer average to x.
     """
     x = _check_unit_interval(x)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        raise TypeError(f"threshold: expected a number in [0, 1], got {threshold!r}")
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold: expected a number in [0, 1], got {threshold!r}")
     return (x > threshold).astype(np.float32)

@@ -21,6 +21,8 @@ import math
 import numpy as np
 from scipy.special import expit
 
+from minivae import nn
+
 # a Python float, so float32 arrays stay float32 (a NumPy float64 scalar would upcast them)
 LOG_2PI = math.log(2 * math.pi)
 
@@ -150,16 +152,19 @@ def kl_standard_normal_backward(dkl, cache):
 def bernoulli_log_likelihood(x, logits):
     """log Bernoulli(x; sigmoid(logits)), summed over the P pixels.
 
-    log p = sum_i [x_i logits_i - log(1 + exp(logits_i))]
+    log p = sum_i [x_i logits_i - softplus(logits_i)],   softplus(l) = log(1 + exp(l))
 
     This form is exact for x in [0, 1] (also for grey levels, the "continuous
-    Bernoulli" without its normaliser) and never overflows: log(1 + e^l) is
-    computed as logaddexp(0, l), finite for any finite logit.
+    Bernoulli" without its normaliser) and never overflows: softplus is
+    :func:`minivae.nn.softplus_forward`, finite for any finite logit.
 
     x: (B, P); logits: (L, B, P)  ->  log_p: (L, B).
     """
-    log_p = (x * logits - np.logaddexp(0, logits)).sum(axis=-1)
-    cache = (x, logits)
+    softplus, softplus_cache = nn.softplus_forward(logits)
+    log_px = x * logits                           # broadcast over the L samples
+    log_px -= softplus                            # in place: one (L, B, P) array, not two
+    log_p = log_px.sum(axis=-1)
+    cache = (x, softplus_cache)
     return log_p, cache
 
 
@@ -168,8 +173,11 @@ def bernoulli_log_likelihood_backward(dlog_p, cache):
 
     Derivation: docs/derivations.md, "Bernoulli likelihood".
     """
-    x, logits = cache
-    dlogits = dlog_p[..., None] * (x - expit(logits))   # d softplus(l)/dl = sigmoid(l)
+    x, softplus_cache = cache
+    dlog_px = dlog_p[..., None]                   # broadcast over the P pixels
+    dlogits = x * dlog_px                         # d(x l)/dl = x
+    # d softplus(l)/dl = sigmoid(l); the softplus backward gets it from the cached softplus
+    dlogits -= nn.softplus_backward(dlog_px, softplus_cache)
     return dlogits
 
 

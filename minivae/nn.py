@@ -27,18 +27,23 @@ def affine_forward(x, W, b):
 
     x: (B, n_in), W: (n_in, n_out), b: (n_out,)  ->  y: (B, n_out).
     """
-    y = x @ W + b
+    y = x @ W
+    y += b                   # in place: `x @ W + b` would allocate a second (B, n_out) array
     cache = (x, W)
     return y, cache
 
 
-def affine_backward(dy, cache):
+def affine_backward(dy, cache, input_grad=True):
     """Given dL/dy (B, n_out), return dL/dx (B, n_in), dL/dW (n_in, n_out), dL/db (n_out,).
 
+    With ``input_grad=False`` dL/dx is not computed and None is returned in
+    its place: the gradient with respect to the data is never used, and
+    skipping it saves one of the three matrix products of the layer.
     Derivation: docs/derivations.md, "Affine layer".
     """
     x, W = cache
-    dx = dy @ W.T            # y_bj = sum_i x_bi W_ij  =>  dy_bj/dx_bi = W_ij
+    # W.T and x.T are transposed views, not copies: matmul hands BLAS the transpose flag
+    dx = dy @ W.T if input_grad else None     # y_bj = sum_i x_bi W_ij  =>  dy_bj/dx_bi = W_ij
     dW = x.T @ dy            # dy_bj/dW_ij = x_bi, summed over the batch b
     db = dy.sum(axis=0)      # dy_bj/db_j = 1, summed over the batch b
     return dx, dW, db
@@ -91,16 +96,27 @@ def sigmoid_backward(dh, cache):
 
 
 def softplus_forward(a):
-    """h = log(1 + exp(a)), computed as logaddexp(0, a) so large a cannot overflow."""
-    h = np.logaddexp(0, a)
-    cache = a
+    """h = log(1 + exp(a)), computed as max(a, 0) + log(1 + exp(-|a|)) so large a cannot overflow.
+
+    Both sides are equal (factor e^max(a, 0) out of 1 + e^a), and exp(-|a|) lies in
+    (0, 1] for any a.  a: any shape -> h: same shape.
+    """
+    # speed: np.logaddexp(0, a) computes the same but has no fast float32 loop
+    # (1.6 ms against 0.15 ms for a 128 x 784 array; docs/performance.md)
+    h = np.log1p(np.exp(-np.abs(a)))
+    h += np.maximum(a, 0)
+    cache = (a, h)
     return h, cache
 
 
 def softplus_backward(dh, cache):
     """dL/da = dL/dh * sigmoid(a).  Derivation: docs/derivations.md, "Activations"."""
-    a = cache
-    da = dh * expit(a)       # d log(1 + e^a)/da = e^a / (1 + e^a) = sigmoid(a)
+    a, h = cache
+    # d log(1 + e^a)/da = e^a / (1 + e^a) = sigmoid(a), and log sigmoid(a) = a - softplus(a):
+    # sigmoid from the forward's h, never overflowing (a - h <= 0), and fast in float32
+    # (scipy's expit is not: 0.33 ms against 0.07 ms for a 128 x 784 array)
+    sigmoid = np.exp(a - h)
+    da = np.multiply(dh, sigmoid, out=sigmoid)   # written over sigmoid: one array fewer
     return da
 
 
@@ -196,11 +212,14 @@ def mlp_forward(params, prefix, n_layers, x, activation="relu"):
     return out, cache
 
 
-def mlp_backward(dout, cache, prefix, activation="relu"):
+def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True):
     """Backward pass of :func:`mlp_forward`.
 
     Given dL/dout (B, n_K), return dL/dx (B, n_0) and a dict of gradients
     with the keys ``f"{prefix}.{k}.W"`` and ``f"{prefix}.{k}.b"``.
+    ``input_grad=False`` skips dL/dx (returned as None), e.g. when x is the
+    data: for the encoder of the standard model that is a fifth of the
+    matrix-product work of a training step.
     """
     _, act_backward = ACTIVATIONS[activation]
     n_layers = len(cache)
@@ -212,6 +231,7 @@ def mlp_backward(dout, cache, prefix, activation="relu"):
             da = act_backward(dh, act_cache)
         else:
             da = dh
-        dh, grads[f"{prefix}.{k}.W"], grads[f"{prefix}.{k}.b"] = affine_backward(da, affine_cache)
+        dh, grads[f"{prefix}.{k}.W"], grads[f"{prefix}.{k}.b"] = affine_backward(
+            da, affine_cache, input_grad=input_grad or k > 0)
     dx = dh
     return dx, grads

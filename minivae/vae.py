@@ -217,9 +217,10 @@ class VAE:
         dmu = dmu + dmu_z
         dlogvar = dlogvar + dlogvar_z
 
-        # encoder: h = [mu, logvar]
+        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
         dh = np.concatenate([dmu, dlogvar], axis=1)
-        _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation)
+        _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
+                                           input_grad=False)
         grads.update(encoder_grads)
         return grads
 
@@ -228,7 +229,7 @@ class VAE:
     # ------------------------------------------------------------------
 
     def loss_and_grads(self, x, *, n_samples=None, kl="analytic", beta=1.0, rng=None,
-                       eps=None, return_cache=False):
+                       eps=None, return_cache=False, check=True):
         """Negative ELBO estimate (nats per example, batch mean) and its gradients.
 
         Parameters
@@ -248,6 +249,11 @@ class VAE:
             parameters (what a finite-difference check needs).
         return_cache : bool
             Also return the dict of named intermediates (see :meth:`forward`).
+        check : bool
+            Scan x's values (finite; in [0, 1] for a Bernoulli model).  A
+            training loop that validated its whole data set once with
+            :meth:`check_data` passes False to skip the scan on every batch;
+            x's shape is checked and it is cast to the model dtype either way.
 
         Returns
         -------
@@ -258,7 +264,7 @@ class VAE:
         cache : dict
             Only with ``return_cache=True``.
         """
-        x, eps = self._prepare(x, n_samples, kl, beta, rng, eps)
+        x, eps, beta = self._prepare(x, n_samples, kl, beta, rng, eps, check)
         elbo, cache = self.forward(x, eps, kl, beta)
         loss = -float(elbo.mean())
         grads = self.backward(cache)
@@ -268,7 +274,7 @@ class VAE:
 
     def elbo(self, x, *, n_samples=None, kl="analytic", beta=1.0, rng=None, eps=None):
         """Per-example ELBO estimates, shape (B,), in nats (arguments as in loss_and_grads)."""
-        x, eps = self._prepare(x, n_samples, kl, beta, rng, eps)
+        x, eps, beta = self._prepare(x, n_samples, kl, beta, rng, eps)
         elbo, _ = self.forward(x, eps, kl, beta)
         return elbo
 
@@ -311,11 +317,12 @@ class VAE:
             return self.params["decoder.logvar"]
         return np.full(self.x_dim, self.obs_logvar, dtype=self.dtype)
 
-    def check_data(self, x, name="x"):
+    def check_data(self, x, name="x", values=True):
         """Return x as a (B, P) array of the model dtype, or raise a ValueError saying why not.
 
         Used on every batch here and, once, on whole data sets by the training loop;
-        ``name`` is the argument the messages speak of.
+        ``name`` is the argument the messages speak of.  ``values=False`` checks
+        only the type and shape (O(1)) and skips the scans over every value.
         """
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
@@ -326,6 +333,8 @@ class VAE:
         if x.shape[0] == 0:
             raise ValueError(f"{name} is empty: it has no rows")
         x = x.astype(self.dtype, copy=False)
+        if not values:
+            return x
         if not np.isfinite(x).all():
             raise ValueError(f"{name} contains NaN or inf")
         if self.likelihood == "bernoulli":
@@ -336,13 +345,19 @@ class VAE:
                                  f"[{lo:g}, {hi:g}]{hint}")
         return x
 
-    def _prepare(self, x, n_samples, kl, beta, rng, eps):
-        """Validate the arguments of loss_and_grads/elbo and draw eps if not given."""
-        x = self.check_data(x)
+    def _prepare(self, x, n_samples, kl, beta, rng, eps, check=True):
+        """Validate the arguments of loss_and_grads/elbo and draw eps if not given.
+
+        Returns x and eps in the model dtype, and beta as a Python float.
+        """
+        x = self.check_data(x, values=check)
         if kl not in KL_ESTIMATORS:
             raise ValueError(f"unknown kl estimator {kl!r}; expected one of {KL_ESTIMATORS}")
         if not (np.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        # a Python float never changes an array's dtype; a NumPy float64 scalar would turn
+        # float32 arrays into float64 ones (NEP 50)
+        beta = float(beta)
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples
@@ -359,4 +374,4 @@ class VAE:
             if not np.isfinite(eps).all():
                 raise ValueError("eps contains NaN or inf")
             eps = eps.astype(self.dtype, copy=False)
-        return x, eps
+        return x, eps, beta

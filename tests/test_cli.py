@@ -32,3 +32,83 @@ def test_user_errors_print_one_line_and_exit_2(tmp_path):
     result = subprocess.run([sys.executable, "-m", "minivae", "sample", str(tmp_path / "none.npz")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "no checkpoint" in result.stderr
+
+
+def test_evaluate_reports_the_training_test_elbo_and_a_higher_log_likelihood(tmp_path, capsys, monkeypatch):
+    # `minivae evaluate` binarises the test split with the run's seed and draws the ELBO's noise
+    # as `minivae train` does, so its test ELBO is the one in metrics.json; the importance-sampled
+    # log-likelihood (k = 20, an IWAE bound) lies above the ELBO (k = 1), by far more than the
+    # printed Monte Carlo standard error over 1,000 test images.
+    import re
+
+    from minivae import cli
+
+    monkeypatch.setattr(cli, "save_run_figures", lambda *args, **kwargs: [])   # tested above; slow
+    out = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--z-dim", "3", "--seed", "3",
+                 "--batch-size", "500", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.npz"), "--k", "20", "--batch-size", "250"]) == 0
+    printed = capsys.readouterr().out
+    elbo = float(re.search(r"test ELBO (-?[\d.]+)", printed).group(1))
+    log_px, se = map(float, re.search(r"test log-likelihood (-?[\d.]+) .* standard error ([\d.]+)",
+                                      printed).groups())
+    assert elbo == round(metrics["test_elbo"], 2)
+    assert "binarised once with seed 3" in printed
+    assert log_px - elbo > 4 * max(se, 0.01)
+
+
+def test_evaluate_user_errors_exit_2(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "minivae", "evaluate", str(tmp_path / "none.npz")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "no checkpoint" in result.stderr and "Traceback" not in result.stderr
+    assert main(["evaluate", str(tmp_path / "none.npz"), "--k", "0"]) == 2
+
+
+# --- reliability (issue 6): bad numbers, damaged files, divergence ------------------------
+
+def one_line(text):
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+def test_bad_numbers_exit_2_with_one_line_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "run"
+    for flags, expected in [(["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+                            (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+                            (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
+                            (["--seed", "-3"], "--seed must be >= 0, got -3")]:
+        assert main(["train", "--out", str(out), "--quiet", *flags]) == 2
+        assert expected in one_line(capsys.readouterr().err)
+        assert not out.exists()
+    assert main(["sample", str(tmp_path / "m.npz"), "--n", "0"]) == 2
+    assert "--n must be >= 1" in one_line(capsys.readouterr().err)
+
+
+def test_a_damaged_checkpoint_exits_2_with_one_line(tmp_path, capsys):
+    from minivae.vae import VAE
+
+    VAE(784, 2, hidden=(8,)).save(tmp_path / "good.npz")
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:500])
+    assert main(["sample", str(tmp_path / "cut.npz")]) == 2
+    assert "cut.npz is not a readable minivae checkpoint" in one_line(capsys.readouterr().err)
+    assert main(["train", "--resume", str(tmp_path / "cut.npz"), "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 2
+    assert "not a readable minivae checkpoint" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_divergence_exits_1_with_one_line_and_keeps_a_checkpoint_that_resume_checks(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "--likelihood", "gaussian", "--optimizer", "sgd", "--epochs", "1",
+              "--hidden", "8", "--z-dim", "2", "--out", str(out), "--quiet"]
+    assert main(common + ["--lr", "1e6"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "training diverged" in line and "at step" in line and "learning rate (1000000.0)" in line
+    from minivae import checkpoint
+    assert checkpoint.load(out / "model.npz")["train_state"]["epoch"] == 0     # loads, before the bad step
+    # resuming it with another learning rate would not continue the same run: refused, exit 2
+    assert main(common + ["--lr", "1e-3", "--resume", str(out / "model.npz")]) == 2
+    assert "this call has lr=0.001" in one_line(capsys.readouterr().err)

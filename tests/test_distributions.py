@@ -181,3 +181,21 @@ def test_sum_to_shape_sums_over_broadcast_axes(shape, n_new, seed):
         one_hot[i] = 1
         expected[i] = np.sum(np.broadcast_to(one_hot, big) * grad)
     np.testing.assert_allclose(dist.sum_to_shape(grad, shape), expected, atol=1e-12)
+
+
+def test_float32_bernoulli_agrees_with_a_float64_logaddexp_reference():
+    # the float32 fast path (softplus from exp(-|l|), sigmoid from the cached softplus)
+    # against the textbook formulas in float64: x l - logaddexp(0, l) and x - expit(l)
+    from scipy.special import expit
+    rng = np.random.default_rng(5)
+    x = (rng.uniform(size=(3, 200)) < 0.4).astype(np.float64)
+    logits = 6 * rng.standard_normal((2, 3, 200))
+    reference = (x * logits - np.logaddexp(0, logits)).sum(axis=-1)
+    dlog_p = rng.standard_normal((2, 3))
+    log_p, cache = dist.bernoulli_log_likelihood(x.astype(np.float32), logits.astype(np.float32))
+    dlogits = dist.bernoulli_log_likelihood_backward(dlog_p.astype(np.float32), cache)
+    assert log_p.dtype == dlogits.dtype == np.float32
+    # the float32 inputs are themselves rounded (relative 6e-8 per logit), so compare with
+    # tolerances of a few float32 roundings of the sums' and the entries' scale
+    np.testing.assert_allclose(log_p, reference, rtol=1e-5)
+    np.testing.assert_allclose(dlogits, dlog_p[..., None] * (x - expit(logits)), rtol=0, atol=1e-5)

@@ -109,3 +109,32 @@ def test_activations_keep_float32_and_stay_finite_at_extremes(name):
 def test_unknown_activation_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         nn.init_mlp([2, 2], np.random.default_rng(0), "net", activation="gelu")
+
+
+@given(B=dims, sizes=st.lists(dims, min_size=2, max_size=4), seed=seeds)
+def test_mlp_backward_without_input_grad_gives_the_same_parameter_gradients(B, sizes, seed):
+    # input_grad=False only skips dL/dx (the data's gradient); every parameter gradient is
+    # the one checked against finite differences above, bit for bit
+    rng = np.random.default_rng(seed)
+    params = nn.init_mlp(sizes, rng, "net")
+    x = rng.standard_normal((B, sizes[0]))
+    dout = rng.standard_normal((B, sizes[-1]))
+    _, cache = nn.mlp_forward(params, "net", len(sizes) - 1, x)
+    dx, grads = nn.mlp_backward(dout, cache, "net")
+    no_dx, grads_without = nn.mlp_backward(dout, cache, "net", input_grad=False)
+    assert dx.shape == x.shape and no_dx is None
+    assert all(np.array_equal(grads[k], grads_without[k]) for k in grads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_equals_logaddexp_and_its_gradient_equals_sigmoid(dtype):
+    # softplus_forward computes max(a, 0) + log1p(exp(-|a|)); the reference is the
+    # textbook log(1 + e^a) = logaddexp(0, a) in float64, and sigmoid(a) = expit(a)
+    from scipy.special import expit
+    a = np.concatenate([np.linspace(-40, 40, 801), [-1e4, -700, 0.0, 700, 1e4]]).astype(dtype)
+    h, cache = nn.softplus_forward(a)
+    da = nn.softplus_backward(np.ones_like(a), cache)
+    a64 = a.astype(np.float64)
+    tol = 1e-6 if dtype == np.float32 else 1e-14     # a few units of rounding of each dtype
+    np.testing.assert_allclose(h, np.logaddexp(0, a64), rtol=tol, atol=tol)
+    np.testing.assert_allclose(da, expit(a64), rtol=0, atol=tol)

@@ -35,8 +35,8 @@ def test_training_raises_the_test_elbo(digits):
 def test_same_seed_gives_bit_identical_training(digits):
     x_train, _ = digits
     a, b = small_model(), small_model()
-    train(a, x_train, epochs=2, batch_size=64, seed=5, verbose=False)
-    train(b, x_train, epochs=2, batch_size=64, seed=5, verbose=False)
+    train(a, x_train, epochs=1, batch_size=64, seed=5, verbose=False)
+    train(b, x_train, epochs=1, batch_size=64, seed=5, verbose=False)
     assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
 
 
@@ -102,3 +102,159 @@ def test_pixels_0_to_255_get_a_hint_to_divide(digits):
 def test_beta_schedule_rises_linearly_to_one():
     assert [beta_schedule(e, 4) for e in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
     assert beta_schedule(0, 0) == 1.0
+
+
+# --- divergence: the step, the last finite loss, the last good checkpoint ------------------
+
+def record_calls(model, monkeypatch):
+    """Wrap model.loss_and_grads; return a list that gets, per call: the batch, the state of
+    the Generator it draws eps from, the parameters before the step, and the loss."""
+    calls = []
+    original = model.loss_and_grads
+
+    def loss_and_grads(x, **kwargs):
+        call = {"x": np.array(x), "rng": kwargs["rng"].bit_generator.state,
+                "params": {k: v.copy() for k, v in model.params.items()}}
+        call["loss"], grads = original(x, **kwargs)
+        calls.append(call)
+        return call["loss"], grads
+
+    monkeypatch.setattr(model, "loss_and_grads", loss_and_grads)
+    return calls
+
+
+def diverging_run(tmp_path, monkeypatch):
+    """Momentum at lr 0.3 on a small Gaussian model blows up after a few epochs."""
+    x = np.random.default_rng(0).standard_normal((40, 6))
+    model = VAE(6, 2, hidden=(5,), likelihood="gaussian", seed=0)
+    calls = record_calls(model, monkeypatch)
+    settings = dict(epochs=6, batch_size=8, optimizer="momentum", lr=0.3, verbose=False)
+    with pytest.raises(TrainingDiverged) as info:
+        train(model, x, checkpoint_path=tmp_path / "m.npz", **settings)
+    return info.value, calls, model, x, settings
+
+
+def test_divergence_names_the_step_and_last_finite_loss_and_keeps_the_last_good_checkpoint(
+        tmp_path, monkeypatch):
+    error, calls, model, _, _ = diverging_run(tmp_path, monkeypatch)
+    losses = [call["loss"] for call in calls]
+    # it blew up after at least one epoch, so an older end-of-epoch checkpoint was on disk
+    assert error.epoch >= 2 and error.step == len(losses)
+    assert not np.isfinite(losses[-1]) and np.isfinite(losses[:-1]).all()
+    assert error.last_loss == losses[-2]
+    message = str(error)
+    assert f"at step {error.step} (epoch {error.epoch}, batch" in message
+    assert f"last finite loss: {losses[-2]}" in message
+    assert "learning rate (0.3)" in message and "'momentum'" in message
+    # the file now holds the state just before the failing step, which the model also keeps
+    assert error.checkpoint_path == str(tmp_path / "m.npz")
+    saved = checkpoint.load(tmp_path / "m.npz")
+    for k, before in calls[-1]["params"].items():
+        assert np.array_equal(saved["model"].params[k], before)
+        assert np.array_equal(model.params[k], before)
+    state = saved["train_state"]
+    assert state["epoch"] * 5 + state["batch"] + 1 == error.step        # 5 batches per epoch
+
+
+def test_resuming_from_a_divergence_checkpoint_repeats_the_failing_step_exactly(
+        tmp_path, monkeypatch):
+    # the checkpoint holds the Generator state from before the step's draws: resuming with
+    # the same settings replays the failing step with the same batch, parameters and noise
+    error, calls, _, x, settings = diverging_run(tmp_path, monkeypatch)
+    saved = checkpoint.load(tmp_path / "m.npz")
+    replay = record_calls(saved["model"], monkeypatch)
+    with pytest.raises(TrainingDiverged) as again:
+        train(saved["model"], x, resume=saved, **settings)
+    assert again.value.step == error.step and len(replay) == 1
+    assert np.array_equal(replay[0]["x"], calls[-1]["x"])
+    assert replay[0]["rng"] == calls[-1]["rng"]
+    assert str(replay[0]["loss"]) == str(calls[-1]["loss"])
+
+
+# --- bad input: a TypeError/ValueError before anything is trained or written ---------------
+
+@pytest.fixture(scope="module")
+def grey():
+    """60 examples of 8 grey levels, and a small Bernoulli model for them."""
+    return np.random.default_rng(0).uniform(size=(60, 8))
+
+
+def tiny_model(**kwargs):
+    return VAE(8, 2, hidden=(6,), seed=0, **kwargs)
+
+
+@pytest.mark.parametrize("make_x, error, match", [
+    (lambda x: (x * 255).astype(np.uint8), TypeError, r"float32 or float64.*uint8.*divide by 255"),
+    (lambda x: (x * 255).astype(np.int64), TypeError, r"got dtype int64.*divide by 255"),
+    (lambda x: x > 0.5, TypeError, r"got dtype bool"),
+    (lambda x: x.astype(object), TypeError, r"got dtype object"),
+    (lambda x: x.astype(np.float16), TypeError, r"got dtype float16.*astype\(np.float32\)"),
+    (lambda x: x[:, :5], ValueError, r"x_train must have shape \(B, 8\).*\(60, 5\)"),
+    (lambda x: x[0], ValueError, r"x_train must have shape \(B, 8\).*\(8,\)"),
+    (lambda x: x[:0], ValueError, "x_train is empty"),
+    (lambda x: np.where(x > 0.9, np.nan, x), ValueError, "x_train contains NaN or inf"),
+    (lambda x: x * 255, ValueError, "divide by 255"),
+])
+def test_bad_training_data_is_a_clear_error(grey, make_x, error, match):
+    with pytest.raises(error, match=match):
+        train(tiny_model(), make_x(grey), epochs=1, batch_size=10, verbose=False)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(n_samples=0), ValueError, r"n_samples must be an integer >= 1, got 0"),
+    (dict(warmup_epochs=-1), ValueError, r"warmup_epochs must be an integer >= 0, got -1"),
+    (dict(seed=-1), ValueError, r"seed must be an integer >= 0, got -1"),
+    (dict(epochs=2.5), ValueError, r"epochs must be an integer >= 1, got 2.5"),
+    (dict(epochs="3"), TypeError, r"epochs must be an integer >= 1, got '3' \(str\)"),
+    (dict(batch_size=float("nan")), ValueError, r"batch_size must be an integer >= 1, got nan"),
+    (dict(lr=0.0), ValueError, r"learning rate must be a finite number > 0, got 0.0"),
+    (dict(lr=float("inf")), ValueError, r"learning rate must be a finite number > 0, got inf"),
+    (dict(kl="exact"), ValueError, r"unknown kl estimator 'exact'"),
+    (dict(x_test=np.zeros((5, 7))), ValueError, r"x_test must have shape \(B, 8\)"),
+])
+def test_bad_training_arguments_are_clear_errors_and_write_nothing(grey, tmp_path, kwargs, error,
+                                                                   match):
+    args = dict(epochs=1, batch_size=10, verbose=False, checkpoint_path=tmp_path / "run" / "m.npz")
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        train(tiny_model(), grey, **args)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_that_is_not_a_vae_and_a_folder_as_checkpoint_path_are_clear_errors(grey, tmp_path):
+    with pytest.raises(TypeError, match="model must be a minivae.VAE, got dict"):
+        train({"W": np.zeros(3)}, grey, epochs=1, verbose=False)
+    with pytest.raises(ValueError, match="checkpoint_path must be a file path.*model.npz"):
+        train(tiny_model(), grey, epochs=1, batch_size=10, checkpoint_path=tmp_path, verbose=False)
+
+
+def test_resume_refuses_what_would_not_continue_the_run_exactly(grey, tmp_path):
+    path = tmp_path / "m.npz"
+    train(tiny_model(), grey, epochs=1, batch_size=10, checkpoint_path=path, verbose=False)
+    saved = checkpoint.load(path)
+    settings = dict(epochs=2, batch_size=10, verbose=False)
+    with pytest.raises(ValueError, match=r"run with batch_size=10; this call has batch_size=20"):
+        train(saved["model"], grey, resume=saved, **dict(settings, batch_size=20))
+    with pytest.raises(ValueError, match="run with lr=0.001, seed=0; this call has lr=0.01, seed=1"):
+        train(saved["model"], grey, resume=saved, **dict(settings, lr=0.01, seed=1))
+    with pytest.raises(ValueError, match="training on 60 examples; x_train has 50"):
+        train(saved["model"], grey[:50], resume=saved, **settings)
+    with pytest.raises(ValueError, match=r"not the checkpoint's.*model=resume\['model'\]"):
+        train(tiny_model(), grey, resume=saved, **settings)
+    tiny_model().save(tmp_path / "plain.npz")               # a model without training state
+    plain = checkpoint.load(tmp_path / "plain.npz")
+    with pytest.raises(ValueError, match="no training state"):
+        train(plain["model"], grey, resume=plain, **settings)
+    # and the checkpoint, given what it needs, continues (epoch 2 of 2)
+    history = train(saved["model"], grey, resume=saved, **settings)
+    assert history["epoch"] == [1, 2]
+
+
+def test_pixels_0_to_255_given_to_a_gaussian_model_stop_at_step_1_with_advice_to_standardise(grey):
+    # exp(logvar) overflows on the very first batch: no update came before, so the message
+    # blames the data's scale, not the learning rate
+    model = VAE(8, 2, hidden=(6,), likelihood="gaussian", dtype=np.float32, seed=0)
+    pixels = np.round(grey * 255)                  # grey levels 0-255, not standardised
+    with pytest.raises(TrainingDiverged, match=r"step 1 .*first step.*standardise") as info:
+        train(model, pixels, epochs=1, batch_size=10, verbose=False)
+    assert info.value.last_loss is None and "learning rate" not in str(info.value)

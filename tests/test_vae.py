@@ -247,3 +247,54 @@ def test_unknown_estimator_and_bad_sample_count_are_clear_value_errors(model):
         model.loss_and_grads(x, n_samples=0)
     with pytest.raises(ValueError, match="beta"):
         model.loss_and_grads(x, beta=float("nan"))
+
+
+def arrays_in(obj, path="cache"):
+    """Every NumPy array inside nested dicts, lists and tuples, with where it was found."""
+    if isinstance(obj, np.ndarray):
+        yield path, obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from arrays_in(value, f"{path}[{key!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            yield from arrays_in(value, f"{path}[{i}]")
+
+
+@pytest.mark.parametrize("likelihood, kl", [("bernoulli", "analytic"), ("bernoulli", "mc"),
+                                            ("gaussian", "analytic")])
+def test_a_float32_training_step_is_float32_everywhere(likelihood, kl):
+    # no silent upcast anywhere in a whole step: every array of the cache (sub-caches of every
+    # layer included), every gradient, every Adam buffer and the updated parameters.  beta is
+    # a NumPy float64 scalar on purpose: by NumPy's promotion rules it would turn float32
+    # arrays into float64 ones if it reached them unconverted.
+    from minivae.optim import Adam
+    model = VAE(12, 3, hidden=(7, 5), likelihood=likelihood, dtype=np.float32)
+    opt = Adam(model.params)
+    x = np.random.default_rng(0).uniform(size=(6, 12)).astype(np.float32)
+    loss, grads, cache = model.loss_and_grads(x, n_samples=2, kl=kl, beta=np.float64(0.5),
+                                              return_cache=True)
+    opt.step(grads)
+    found = dict(arrays_in(cache))
+    assert len(found) >= 20, sorted(found)               # the walk did reach the sub-caches
+    found.update(arrays_in(grads, "grads"))
+    found.update(arrays_in(opt.state, "adam"))
+    found.update(arrays_in(model.params, "params"))
+    wrong = {where: a.dtype for where, a in found.items() if a.dtype != np.float32}
+    assert not wrong, f"upcast (or other dtype) in a float32 step: {wrong}"
+
+
+def test_check_false_skips_only_the_value_scan():
+    model = VAE(4, 2, hidden=(3,))
+    bad_values = np.array([[0.0, 2.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.loss_and_grads(bad_values)
+    model.loss_and_grads(bad_values, check=False)        # the caller vouches for the values
+    with pytest.raises(ValueError, match=r"shape \(B, 4\)"):
+        model.loss_and_grads(np.zeros((2, 5)), check=False)
+    x = np.random.default_rng(0).uniform(size=(3, 4))
+    eps = np.random.default_rng(1).standard_normal((2, 3, 2))
+    checked = model.loss_and_grads(x, eps=eps)
+    unchecked = model.loss_and_grads(x, eps=eps, check=False)
+    assert checked[0] == unchecked[0]
+    assert all(np.array_equal(checked[1][k], unchecked[1][k]) for k in checked[1])
