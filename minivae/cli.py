@@ -109,6 +109,24 @@ def save_run_figures(model, data, history, out, seed=0):
     return written
 
 
+# `minivae train` option -> the name train() saves it under in a checkpoint's settings
+RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
+                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed"}
+
+
+def _settings_from_checkpoint(args, resume):
+    """Fill the options not typed on the command line from the run being resumed.
+
+    So ``minivae train --resume runs/x/model.npz`` continues with the run's own
+    batch size, learning rate, seed, ...; an option typed explicitly is kept
+    and train() refuses it if it differs from the checkpoint's.
+    """
+    saved = (resume.get("train_state") or {}).get("settings", {})
+    for option, key in RESUMED_SETTINGS.items():
+        if f"--{option.replace('_', '-')}" not in getattr(args, "given", ()) and key in saved:
+            setattr(args, option, saved[key])
+
+
 def cmd_train(args):
     import numpy as np
 
@@ -132,6 +150,7 @@ def cmd_train(args):
 
     if resume is not None:
         model = resume["model"]
+        _settings_from_checkpoint(args, resume)
         print(f"resuming from {args.resume} (epoch {(resume['train_state'] or {}).get('epoch')})")
     else:
         model = VAE(data.train.x.shape[1], args.z_dim, hidden=args.hidden,
@@ -341,7 +360,11 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    # the options typed on the command line (`--lr 0.01` or `--lr=0.01`): a resumed run takes
+    # every other setting from its checkpoint rather than from the defaults
+    args.given = {token.split("=")[0] for token in argv if token.startswith("--")}
     try:
         return args.run(args)
     except (ValueError, TypeError, OSError) as error:   # OSError: missing files, failed downloads

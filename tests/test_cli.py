@@ -3,6 +3,8 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+
 from minivae.cli import main
 
 
@@ -112,3 +114,22 @@ def test_divergence_exits_1_with_one_line_and_keeps_a_checkpoint_that_resume_che
     # resuming it with another learning rate would not continue the same run: refused, exit 2
     assert main(common + ["--lr", "1e-3", "--resume", str(out / "model.npz")]) == 2
     assert "this call has lr=0.001" in one_line(capsys.readouterr().err)
+
+
+def test_resume_takes_the_runs_own_settings_for_options_not_typed(tmp_path, capsys):
+    # a run with non-default settings, stopped after 1 of 2 epochs, then resumed with the command
+    # the CLI prints (only --resume and --out, plus --epochs): it must continue with batch 300,
+    # lr 3e-3, seed 5, not the defaults, and end exactly where an uninterrupted run ends
+    from minivae import checkpoint
+    settings = ["--batch-size", "300", "--lr", "3e-3", "--seed", "5", "--hidden", "8",
+                "--z-dim", "2", "--quiet"]
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "first")] + settings) == 0
+    assert main(["train", "--resume", str(tmp_path / "first" / "model.npz"), "--epochs", "2",
+                 "--out", str(tmp_path / "resumed"), "--quiet"]) == 0
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path / "straight")] + settings) == 0
+    capsys.readouterr()
+    resumed = checkpoint.load(tmp_path / "resumed" / "model.npz")
+    straight = checkpoint.load(tmp_path / "straight" / "model.npz")
+    assert resumed["train_state"]["settings"]["batch_size"] == 300
+    for name, value in straight["model"].params.items():
+        assert np.array_equal(resumed["model"].params[name], value), name
