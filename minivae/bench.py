@@ -233,9 +233,13 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     repeats = _check_positive("repeats", repeats)
     if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
         raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
-    if str(dtype) not in ("float32", "float64"):
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(name)
 
     model = VAE(np.shape(x_train)[-1], z_dim, hidden=hidden, likelihood="bernoulli",
                 activation="relu", dtype=dtype, seed=seed)

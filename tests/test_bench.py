@@ -151,3 +151,17 @@ def test_cli_bench_bad_option_is_one_line_and_status_2(capsys):
     _, err = capsys.readouterr()
     assert status == 2
     assert err.strip().splitlines() == ["minivae bench: error: steps must be a positive integer, got 0"]
+
+
+def test_set_blas_threads_changes_what_blas_threads_reports():
+    before = bench.blas_threads()
+    if before is None:
+        pytest.skip("this NumPy's BLAS thread count cannot be read (not OpenBLAS on Linux)")
+    try:
+        bench.set_blas_threads(1)
+        assert bench.blas_threads() == 1
+    finally:
+        bench.set_blas_threads(before)
+    assert bench.blas_threads() == before
+    with pytest.raises(ValueError, match="positive integer"):
+        bench.set_blas_threads(0)
