@@ -37,9 +37,11 @@ def gaussian_sample(mu, logvar, eps):
     mu, logvar: (B, D); eps: (L, B, D), eps ~ N(0, I)  ->  z: (L, B, D).
     With eps fixed, z is a deterministic, differentiable function of (mu, logvar).
     """
+    # BEGIN SOLUTION reparameterised_sample
     sigma = np.exp(0.5 * logvar)
     z = mu + sigma * eps                          # broadcast over the L samples
     cache = (sigma, eps)
+    # END SOLUTION
     return z, cache
 
 
@@ -48,10 +50,12 @@ def gaussian_sample_backward(dz, cache):
 
     Derivation: docs/derivations.md, "Reparameterised sample".
     """
+    # BEGIN SOLUTION reparameterised_sample
     sigma, eps = cache
     dmu = dz.sum(axis=0)                          # dz/dmu = 1, summed over samples
     dsigma = (dz * eps).sum(axis=0)               # dz/dsigma = eps
     dlogvar = dsigma * 0.5 * sigma                # dsigma/dlogvar = sigma / 2
+    # END SOLUTION
     return dmu, dlogvar
 
 
@@ -67,10 +71,12 @@ def gaussian_log_density(value, mean, logvar):
 
     Returns log_N of the broadcast shape without its last axis, e.g. (L, B).
     """
+    # BEGIN SOLUTION gaussian_log_density
     inv_var = np.exp(-logvar)
     diff = value - mean
     log_N = -0.5 * (LOG_2PI + logvar + diff * diff * inv_var).sum(axis=-1)
     cache = (inv_var, diff, np.shape(value), np.shape(mean), np.shape(logvar))
+    # END SOLUTION
     return log_N, cache
 
 
@@ -79,12 +85,14 @@ def gaussian_log_density_backward(dlog_N, cache):
 
     Derivation: docs/derivations.md, "Gaussian log-density".
     """
+    # BEGIN SOLUTION gaussian_log_density
     inv_var, diff, value_shape, mean_shape, logvar_shape = cache
     dlog_N = dlog_N[..., None]                            # broadcast over the last axis
     ddiff = dlog_N * (-diff * inv_var)                    # d/ddiff of -1/2 diff^2 / var
     dvalue = sum_to_shape(ddiff, value_shape)             # diff = value - mean
     dmean = sum_to_shape(-ddiff, mean_shape)
     dlogvar = sum_to_shape(dlog_N * (-0.5 + 0.5 * diff * diff * inv_var), logvar_shape)
+    # END SOLUTION
     return dvalue, dmean, dlogvar
 
 
@@ -108,15 +116,19 @@ def sum_to_shape(grad, shape):
 
 def standard_normal_log_density(z):
     """log N(z; 0, I) = -1/2 sum_j (log 2 pi + z_j^2).   z: (L, B, D) -> log_p: (L, B)."""
+    # BEGIN SOLUTION gaussian_log_density
     log_p = -0.5 * (LOG_2PI + z * z).sum(axis=-1)
     cache = z
+    # END SOLUTION
     return log_p, cache
 
 
 def standard_normal_log_density_backward(dlog_p, cache):
     """Given dL/dlog_p (L, B), return dL/dz (L, B, D) = -z dL/dlog_p."""
+    # BEGIN SOLUTION gaussian_log_density
     z = cache
     dz = dlog_p[..., None] * (-z)
+    # END SOLUTION
     return dz
 
 
@@ -127,9 +139,11 @@ def kl_standard_normal(mu, logvar):
 
     mu, logvar: (B, D)  ->  kl: (B,).
     """
+    # BEGIN SOLUTION analytic_kl
     var = np.exp(logvar)
     kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)
     cache = (mu, var)
+    # END SOLUTION
     return kl, cache
 
 
@@ -138,10 +152,12 @@ def kl_standard_normal_backward(dkl, cache):
 
     Derivation: docs/derivations.md, "Analytic KL".
     """
+    # BEGIN SOLUTION analytic_kl
     mu, var = cache
     dkl = dkl[:, None]                            # broadcast over the D dimensions
     dmu = dkl * mu
     dlogvar = dkl * 0.5 * (var - 1)
+    # END SOLUTION
     return dmu, dlogvar
 
 
@@ -160,11 +176,13 @@ def bernoulli_log_likelihood(x, logits):
 
     x: (B, P); logits: (L, B, P)  ->  log_p: (L, B).
     """
+    # BEGIN SOLUTION bernoulli_likelihood
     softplus, softplus_cache = nn.softplus_forward(logits)
     log_px = x * logits                           # broadcast over the L samples
     log_px -= softplus                            # in place: one (L, B, P) array, not two
     log_p = log_px.sum(axis=-1)
     cache = (x, softplus_cache)
+    # END SOLUTION
     return log_p, cache
 
 
@@ -173,11 +191,13 @@ def bernoulli_log_likelihood_backward(dlog_p, cache):
 
     Derivation: docs/derivations.md, "Bernoulli likelihood".
     """
+    # BEGIN SOLUTION bernoulli_likelihood
     x, softplus_cache = cache
     dlog_px = dlog_p[..., None]                   # broadcast over the P pixels
     dlogits = x * dlog_px                         # d(x l)/dl = x
     # d softplus(l)/dl = sigmoid(l); the softplus backward gets it from the cached softplus
     dlogits -= nn.softplus_backward(dlog_px, softplus_cache)
+    # END SOLUTION
     return dlogits
 
 

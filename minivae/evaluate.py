@@ -62,9 +62,11 @@ def log_weights(model, x, eps):
 
 def _log_weights(model, x, eps):
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
+    # BEGIN SOLUTION importance_sampled_log_likelihood
     _, cache = model.forward(x, eps, kl="mc")
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
     log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
+    # END SOLUTION
     return log_w
 
 
@@ -129,9 +131,13 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         for done in range(0, k, chunk):
             eps = rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim), dtype=model.dtype)
             log_w = _log_weights(model, xb, eps)                              # (chunk, B)
+            # BEGIN SOLUTION importance_sampled_log_likelihood
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
             log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))
+            # END SOLUTION
+        # BEGIN SOLUTION importance_sampled_log_likelihood
         estimate[start:start + len(xb)] = log_sum_w - math.log(k)
+        # END SOLUTION
         # delta method: Var(log mean w) ~ Var(w) / (k E[w]^2) = (sum w^2 / (sum w)^2 - 1/k)
         ratio = np.exp(log_sum_w2 - 2 * log_sum_w)                            # in [1/k, 1]
         se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))

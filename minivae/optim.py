@@ -260,6 +260,7 @@ class Adam(Optimizer):
         # Speed: 12 passes over the arrays, each in place or into tmp (NumPy cannot fuse them);
         # this is a fifth of a standard training step.  Updating parameters on two threads
         # and cache-sized chunks were both measured slower (docs/performance.md).
+        # BEGIN SOLUTION adam_update
         b1, b2, t = self.beta1, self.beta2, self.t
         m *= b1
         np.multiply(g, 1.0 - b1, out=tmp)
@@ -276,6 +277,7 @@ class Adam(Optimizer):
         np.divide(m, tmp, out=tmp)
         tmp *= lr_t                             # tmp = lr_t m / (sqrt(v) + eps_t)
         p -= tmp                                #     = lr m_hat / (sqrt(v_hat) + eps)
+        # END SOLUTION
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adagrad": Adagrad, "adam": Adam}

@@ -155,16 +155,20 @@ class VAE:
 
         if kl == "analytic":
             # estimator B: -KL(q || p) in closed form + Monte Carlo reconstruction
+            # BEGIN SOLUTION estimator_b
             kl_qp, kl_cache = dist.kl_standard_normal(mu, logvar)
             elbo = log_px_z.mean(axis=0) - beta * kl_qp
             cache.update(kl_qp=kl_qp, kl_cache=kl_cache)
+            # END SOLUTION
         else:
             # estimator A: log p(x|z) + log p(z) - log q(z|x), averaged over samples
+            # BEGIN SOLUTION estimator_a
             log_pz, prior_cache = dist.standard_normal_log_density(z)
             log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)
             elbo = (log_px_z + beta * (log_pz - log_qz)).mean(axis=0)
             cache.update(log_pz=log_pz, log_qz=log_qz,
                          prior_cache=prior_cache, posterior_cache=posterior_cache)
+            # END SOLUTION
         cache["elbo"] = elbo
         return elbo, cache
 
@@ -183,20 +187,25 @@ class VAE:
 
         if cache["kl"] == "analytic":
             # elbo = mean_l log_px_z - beta * kl_qp
+            # BEGIN SOLUTION estimator_b
             dlog_px_z = np.broadcast_to(delbo / L, (L, B))
             dkl_qp = -beta * delbo
             dmu, dlogvar = dist.kl_standard_normal_backward(dkl_qp, cache["kl_cache"])
             dz = 0
+            # END SOLUTION
         else:
             # elbo = mean_l [log_px_z + beta * (log_pz - log_qz)]
+            # BEGIN SOLUTION estimator_a
             dlog_px_z = np.broadcast_to(delbo / L, (L, B))
             dlog_pz = beta * dlog_px_z
             dlog_qz = -beta * dlog_px_z
             dz = dist.standard_normal_log_density_backward(dlog_pz, cache["prior_cache"])
             dz_q, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_qz, cache["posterior_cache"])
             dz = dz + dz_q
+            # END SOLUTION
 
         # reconstruction term
+        # BEGIN SOLUTION vae_backward
         grads = {}
         if self.likelihood == "bernoulli":
             dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, cache["likelihood_cache"])
@@ -222,6 +231,7 @@ class VAE:
         _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
                                            input_grad=False)
         grads.update(encoder_grads)
+        # END SOLUTION
         return grads
 
     # ------------------------------------------------------------------
