@@ -30,6 +30,10 @@ import numbers
 import numpy as np
 
 
+class NonFiniteGradient(ValueError):
+    """A gradient held NaN or inf; raised by ``step`` before any parameter changed."""
+
+
 def _check_lr(lr):
     """Return lr as a float, or raise ValueError unless it is a finite number > 0."""
     if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not (math.isfinite(lr) and lr > 0):
@@ -100,6 +104,12 @@ class Optimizer:
             if np.shape(grads[k]) != p.shape:
                 raise ValueError(f"grads[{k!r}] has shape {np.shape(grads[k])}, "
                                  f"but params[{k!r}] has shape {p.shape}")
+            # one NaN would spread to every parameter it touches, and never leave.  min and
+            # max see it (NaN propagates through both, inf is one of them) without allocating
+            # the boolean array np.isfinite(g) would
+            g = np.asarray(grads[k])
+            if g.size and not (math.isfinite(g.min()) and math.isfinite(g.max())):
+                raise NonFiniteGradient(f"grads[{k!r}] contains NaN or inf; no parameter was updated")
 
     def _update(self, p, g, tmp, *buffers):
         raise NotImplementedError

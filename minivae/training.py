@@ -344,14 +344,17 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 # NumPy's overflow warnings would only repeat, without the step, what the
                 # finiteness check below reports
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    # check=False: x_train was validated as a whole above; a minibatch of it
+                    # (and its binarisation) needs no second scan of every value
                     loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta,
-                                                       rng=rng)
-                # a finite loss can still come with inf/NaN gradients: check both before stepping
-                if not (math.isfinite(loss) and all(math.isfinite(g.sum()) for g in grads.values())):
-                    raise diverged(epoch, batch, rng_state, loss,
-                                   f"the loss or its gradient became non-finite (loss {loss})")
+                                                       rng=rng, check=False)
+                if not math.isfinite(loss):
+                    raise diverged(epoch, batch, rng_state, loss, f"the loss became non-finite ({loss})")
+                try:
+                    opt.step(grads)      # refuses NaN/inf gradients before changing anything
+                except optim.NonFiniteGradient as error:
+                    raise diverged(epoch, batch, rng_state, loss, str(error)) from None
                 last_loss = loss
-                opt.step(grads)
                 total += loss * len(xb)
                 done = min((batch + 1) * batch_size, N)
                 if batch % 10 == 0 or batch == n_batches - 1:

@@ -21,6 +21,8 @@ intermediate, named), ``backward`` (the same names in reverse), then the
 convenience methods built on them.  Shapes: B examples, P = x_dim, D = z_dim,
 L = n_samples.
 """
+import numbers
+
 import numpy as np
 
 from minivae import distributions as dist
@@ -64,11 +66,15 @@ class VAE:
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
                  activation="relu", dtype=np.float64, seed=0, obs_logvar="learned"):
-        hidden = tuple(int(h) for h in hidden)
+        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
+            raise TypeError(f"hidden must be a sequence of layer widths such as (400,), got {hidden!r}")
+        hidden = tuple(hidden)
         for name, value in (("x_dim", x_dim), ("z_dim", z_dim)) + tuple(
                 (f"hidden[{i}]", h) for i, h in enumerate(hidden)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            _check_count(name, value, low=1)
+        hidden = tuple(int(h) for h in hidden)
+        if seed is not None:
+            _check_count("seed", seed, low=0)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
         nn.check_activation(activation)
@@ -299,9 +305,14 @@ class VAE:
 
         z: (N, D) -> (N, P).
         """
-        z = np.asarray(z, dtype=self.dtype)
+        z = np.asarray(z)
+        if z.dtype.kind not in "biuf":
+            raise TypeError(f"z must hold real numbers, got dtype {z.dtype}")
+        z = z.astype(self.dtype, copy=False)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (N, {self.z_dim}), got {z.shape}")
+        if not np.isfinite(z).all():
+            raise ValueError("z contains NaN or inf")
         out, _ = nn.mlp_forward(self.params, "decoder", self.n_layers, z, self.activation)
         if self.likelihood == "bernoulli":
             return dist.bernoulli_mean(out)
@@ -309,7 +320,8 @@ class VAE:
 
     def sample(self, n, rng=None):
         """n draws z ~ p(z) = N(0, I), decoded to the mean of p_theta(x|z): (n, P)."""
-        rng = self.rng if rng is None else rng
+        _check_count("n", n, low=0)
+        rng = _check_rng(self.rng if rng is None else rng)
         z = rng.standard_normal((int(n), self.z_dim), dtype=self.dtype)
         return self.decode(z)
 
@@ -371,9 +383,8 @@ class VAE:
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples
-            if int(n_samples) != n_samples or n_samples < 1:
-                raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-            rng = self.rng if rng is None else rng
+            _check_count("n_samples", n_samples, low=1)
+            rng = _check_rng(self.rng if rng is None else rng)
             eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
         else:
             eps = np.asarray(eps)
@@ -385,3 +396,17 @@ class VAE:
                 raise ValueError("eps contains NaN or inf")
             eps = eps.astype(self.dtype, copy=False)
         return x, eps, beta
+
+
+def _check_count(name, value, low):
+    """Raise unless ``value`` is a whole number (int or NumPy integer, not bool) >= ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+
+
+def _check_rng(rng):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng
