@@ -25,11 +25,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIGURES = {
     "01_latent_variable_models.py": ["01_latent_variable_model.png", "01_posterior.png",
                                      "01_naive_monte_carlo.png"],
+    "02_variational_inference.py": ["02_elbo_gap.png", "02_optimisation.png", "02_mean_field.png"],
+    "03_reparameterisation.py": ["03_toy_gradients.png", "03_vae_gradient_variance.png"],
     "04_mlp_backprop.py": ["04_step_size.png", "04_mlp_fit.png"],
     "05_vae.py": ["05_estimators.png", "05_kl_monte_carlo.png", "05_std_vs_L.png",
                   "05_gradient_variance.png"],
     "06_training_mnist.py": ["06_elbo.png", "06_reconstructions.png", "06_samples.png",
                              "06_manifold.png", "06_latent_scatter.png"],
+    "07_evaluation.py": ["07_exact_iwae.png", "07_mnist_iwae.png"],
     "08_debugging_a_gradient.py": [],
 }
 

@@ -8,15 +8,7 @@ from minivae import distributions as dist
 from minivae.gradcheck import check_vae, numerical_gradient, rel_error
 from minivae.vae import VAE
 
-BOUND = 1e-6   # relative error of a float64 analytic gradient vs central differences
-seeds = st.integers(0, 2**32 - 1)
-
-
-@st.composite
-def architectures(draw):
-    return dict(x_dim=draw(st.integers(1, 6)), z_dim=draw(st.integers(1, 3)),
-                hidden=tuple(draw(st.lists(st.integers(1, 5), max_size=2))),
-                activation=draw(st.sampled_from(["relu", "tanh", "softplus", "sigmoid", "identity"])))
+from strategies import BOUND, architectures, seeds
 
 
 def data_for(model, B, rng):
