@@ -124,7 +124,10 @@ def standard_normal_log_density(z):
 
 
 def standard_normal_log_density_backward(dlog_p, cache):
-    """Given dL/dlog_p (L, B), return dL/dz (L, B, D) = -z dL/dlog_p."""
+    """Given dL/dlog_p (L, B), return dL/dz (L, B, D) = -z dL/dlog_p.
+
+    Derivation: docs/derivations.md, "Gaussian log-density" (mean 0, logvar 0).
+    """
     # BEGIN SOLUTION gaussian_log_density
     z = cache
     dz = dlog_p[..., None] * (-z)

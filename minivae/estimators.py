@@ -74,7 +74,8 @@ def encoder_backward_per_draw(dh, encoder_cache, activation, n_draws):
     sum over the B rows of each draw instead of over all rows.
 
     Returns a dict of (N, *param.shape); summed over the N draws it equals
-    ``mlp_backward``'s gradients.
+    ``mlp_backward``'s gradients.  Derivation: docs/derivations.md, "MLP" and
+    "The score-function estimator".
     """
     _, act_backward = nn.ACTIVATIONS[activation]
     n_layers = len(encoder_cache)

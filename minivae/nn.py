@@ -138,7 +138,7 @@ def identity_forward(a):
 
 
 def identity_backward(dh, cache):
-    """dL/da = dL/dh."""
+    """dL/da = dL/dh.  Derivation: docs/derivations.md, "Activations"."""
     da = dh
     return da
 
@@ -230,6 +230,7 @@ def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True):
     ``input_grad=False`` skips dL/dx (returned as None), e.g. when x is the
     data: for the encoder of the standard model that is a fifth of the
     matrix-product work of a training step.
+    Derivation: docs/derivations.md, "MLP".
     """
     _, act_backward = ACTIVATIONS[activation]
     n_layers = len(cache)
