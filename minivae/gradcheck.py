@@ -74,7 +74,9 @@ def compare(analytic, numeric, n_worst=3):
         worst = np.argsort(diff)[::-1][:n_worst]
         report[name] = {
             "rel_error": rel_error(a, n),
-            "worst": [(np.unravel_index(i, n.shape), a.flat[i], n.flat[i]) for i in worst],
+            # plain ints and floats, so a printed report reads (3, 2) rather than np.int64(3), ...
+            "worst": [(tuple(int(j) for j in np.unravel_index(i, n.shape)), float(a.flat[i]),
+                       float(n.flat[i])) for i in worst],
         }
     return report
 
