@@ -47,13 +47,7 @@ def encoder_names(model):
 
 def _check(model, x, eps, name="eps"):
     x = model.check_data(x)
-    eps = np.asarray(eps)
-    if eps.ndim != 3 or eps.shape[1:] != (x.shape[0], model.z_dim):
-        raise ValueError(f"{name} must have shape (N, B, z_dim) = (N, {x.shape[0]}, {model.z_dim}), "
-                         f"got {eps.shape}")
-    if not np.isfinite(eps).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return x, eps.astype(model.dtype, copy=False)
+    return x, model.check_noise(eps, x.shape[0], name)
 
 
 def _fold(x, eps):

@@ -51,13 +51,7 @@ def log_weights(model, x, eps):
     log_w : float64 array (L, B)
     """
     x = model.check_data(x)
-    eps = np.asarray(eps)
-    if eps.ndim != 3 or eps.shape[1:] != (x.shape[0], model.z_dim):
-        raise ValueError(f"eps must have shape (L, B, z_dim) = (L, {x.shape[0]}, {model.z_dim}), "
-                         f"got {eps.shape}")
-    if not np.isfinite(eps).all():
-        raise ValueError("eps contains NaN or inf")
-    return _log_weights(model, x, eps.astype(model.dtype, copy=False))
+    return _log_weights(model, x, model.check_noise(eps, x.shape[0]))
 
 
 def _log_weights(model, x, eps):

@@ -387,15 +387,25 @@ class VAE:
             rng = _check_rng(self.rng if rng is None else rng)
             eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
         else:
-            eps = np.asarray(eps)
-            L = eps.shape[0] if eps.ndim == 3 else n_samples or 1
-            if eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
-                raise ValueError(f"eps must have shape (n_samples, B, z_dim) = "
-                                 f"({n_samples or L}, {B}, {self.z_dim}), got {eps.shape}")
-            if not np.isfinite(eps).all():
-                raise ValueError("eps contains NaN or inf")
-            eps = eps.astype(self.dtype, copy=False)
+            eps = self.check_noise(eps, B, n_samples=n_samples)
         return x, eps, beta
+
+    def check_noise(self, eps, B, name="eps", n_samples=None):
+        """Return eps as an (L, B, D) array of the model dtype, or raise a ValueError saying why not.
+
+        ``n_samples``, if given, is the L the caller asked for; ``name`` is the
+        argument the messages speak of.
+        """
+        eps = np.asarray(eps)
+        if eps.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, got dtype {eps.dtype}")
+        L = eps.shape[0] if eps.ndim == 3 else n_samples or 1
+        if eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
+            raise ValueError(f"{name} must have shape (n_samples, B, z_dim) = "
+                             f"({n_samples or L}, {B}, {self.z_dim}), got {eps.shape}")
+        if not np.isfinite(eps).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        return eps.astype(self.dtype, copy=False)
 
 
 def _check_count(name, value, low):

@@ -161,5 +161,5 @@ def test_bad_data_and_noise_are_clear_value_errors():
         evaluate.iwae_bound(model, np.zeros((2, 5)), 3)
     with pytest.raises(ValueError, match="divide by 255"):
         evaluate.log_likelihood(model, np.full((2, 4), 255.0), 3)
-    with pytest.raises(ValueError, match=r"eps must have shape \(L, B, z_dim\)"):
+    with pytest.raises(ValueError, match=r"eps must have shape \(n_samples, B, z_dim\)"):
         evaluate.log_weights(model, np.zeros((2, 4)), np.zeros((3, 2, 5)))
