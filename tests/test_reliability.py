@@ -134,8 +134,9 @@ def defined_tests(path):
 
 def test_every_test_named_in_docs_reliability_exists():
     text = open(os.path.join(ROOT, "docs", "reliability.md"), encoding="utf-8").read()
-    rows = [line for line in text.splitlines()
-            if line.startswith("|") and not set(line) <= set("|-: ")][1:]    # minus the header
+    rows = [line for line in text.splitlines()       # table rows, minus rules and headers
+            if line.startswith("|") and not set(line) <= set("|-: ")
+            and not line.rstrip().endswith("| test |")]
     assert len(rows) >= 20, "the table lost its rows"
     for row in rows:
         assert named_tests(row), f"a row names no test: {row}"
