@@ -39,7 +39,6 @@ Adam, float32.  What is measured (all in :func:`run`):
 docs/performance.md has the numbers of the machine this was developed on.
 """
 import ctypes
-import math
 import os
 import platform
 import re
@@ -51,6 +50,7 @@ import tracemalloc
 import numpy as np
 
 from minivae import optim
+from minivae.checks import check_count
 from minivae.datasets import bernoulli_binarize
 from minivae.vae import VAE
 
@@ -188,12 +188,6 @@ def machine_info():
 # 3. The benchmark
 # ---------------------------------------------------------------------------
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
         batch_size=STANDARD["batch_size"], n_samples=STANDARD["n_samples"],
         dtype=STANDARD["dtype"], steps=50, repeats=5, warmup=20, seed=0, data="", progress=None):
@@ -227,12 +221,11 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
         ``fraction_of_gemm_bound``, ``elementwise_share``, ``phases``,
         ``memory`` and ``machine``.
     """
-    batch_size = _check_positive("batch_size", batch_size)
-    n_samples = _check_positive("n_samples", n_samples)
-    steps = _check_positive("steps", steps)
-    repeats = _check_positive("repeats", repeats)
-    if isinstance(warmup, bool) or int(warmup) != warmup or warmup < 0:
-        raise ValueError(f"warmup must be an integer >= 0, got {warmup!r}")
+    batch_size = check_count("batch_size", batch_size)
+    n_samples = check_count("n_samples", n_samples)
+    steps = check_count("steps", steps)
+    repeats = check_count("repeats", repeats)
+    warmup = check_count("warmup", warmup, 0)
     try:
         name = np.dtype(dtype).name
     except TypeError:

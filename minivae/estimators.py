@@ -37,6 +37,7 @@ encoder's parameter names and arrays of shape (N, *param.shape).
 import numpy as np
 
 from minivae import distributions as dist
+from minivae.checks import check_count
 from minivae import nn
 
 
@@ -200,9 +201,7 @@ def estimator_variances(model, x, n_draws=1000, *, rng=None, chunk=500):
         ``"n_draws"``: int.
     """
     x = model.check_data(x)
-    for name, value, low in (("n_draws", n_draws, 2), ("chunk", chunk, 1)):
-        if isinstance(value, bool) or int(value) != value or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    n_draws, chunk = check_count("n_draws", n_draws, 2), check_count("chunk", chunk)
     rng = np.random.default_rng(0) if rng is None else rng
     stats = {"score": _RunningMoments(), "reparameterised": _RunningMoments(),
              "difference": _RunningMoments()}

@@ -28,6 +28,8 @@ import time
 import numpy as np
 from scipy.special import logsumexp
 
+from minivae.checks import check_count
+
 # default chunking: at most this many numbers in one (samples x examples x width) array
 CHUNK_ELEMENTS = 2 ** 22
 # progress lines are written at most this often (seconds); tests may set it to 0
@@ -105,12 +107,12 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         Only with ``return_se=True``.
     """
     x = model.check_data(x)
-    k = _positive_int("k", k)
-    batch_size = _positive_int("batch_size", batch_size)
+    k = check_count("k", k)
+    batch_size = check_count("batch_size", batch_size)
     if chunk is None:
         width = max((model.x_dim, *model.hidden))
         chunk = max(1, min(k, CHUNK_ELEMENTS // (min(batch_size, len(x)) * width)))
-    chunk = _positive_int("chunk", chunk)
+    chunk = check_count("chunk", chunk)
     rng = np.random.default_rng(0) if rng is None else rng
 
     N = len(x)
@@ -160,12 +162,6 @@ def log_likelihood(model, x, k=5000, *, rng=None, batch_size=100, chunk=None, pr
     """
     return iwae_bound(model, x, k, rng=rng, batch_size=batch_size, chunk=chunk,
                       progress=progress, return_se=return_se)
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 class _Progress:

@@ -23,7 +23,6 @@ What can go wrong, and what happens (docs/reliability.md lists the tests):
   finite loss and the likely causes.
 """
 import math
-import numbers
 import os
 import signal
 import sys
@@ -33,6 +32,7 @@ import time
 import numpy as np
 
 from minivae import checkpoint
+from minivae.checks import check_count
 from minivae.datasets import bernoulli_binarize
 from minivae import optim
 from minivae.vae import KL_ESTIMATORS, VAE
@@ -99,16 +99,6 @@ class Progress:
         if self.enabled:
             self.stream.write(("\r" if self.live else "") + line + " " * 8 + "\n")
             self.stream.flush()
-
-
-def _check_count(name, value, low):
-    """Return ``value`` as an int, or raise unless it is a whole number >= low."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r} "
-                        f"({type(value).__name__})")
-    if not (float(value).is_integer() and value >= low):      # NaN and inf fail is_integer
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_float_data(x, name):
@@ -236,11 +226,11 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     # every argument is checked before anything is trained or written
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a minivae.VAE, got {type(model).__name__}")
-    epochs = _check_count("epochs", epochs, 1)
-    batch_size = _check_count("batch_size", batch_size, 1)
-    n_samples = _check_count("n_samples", n_samples, 1)
-    warmup_epochs = _check_count("warmup_epochs", warmup_epochs, 0)
-    seed = _check_count("seed", seed, 0)
+    epochs = check_count("epochs", epochs, 1)
+    batch_size = check_count("batch_size", batch_size, 1)
+    n_samples = check_count("n_samples", n_samples, 1)
+    warmup_epochs = check_count("warmup_epochs", warmup_epochs, 0)
+    seed = check_count("seed", seed, 0)
     if kl not in KL_ESTIMATORS:
         raise ValueError(f"unknown kl estimator {kl!r}; expected one of {KL_ESTIMATORS}")
     opt = optim.make_optimizer(optimizer, model.params, lr=lr)      # checks optimizer and lr

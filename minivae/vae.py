@@ -21,11 +21,10 @@ intermediate, named), ``backward`` (the same names in reverse), then the
 convenience methods built on them.  Shapes: B examples, P = x_dim, D = z_dim,
 L = n_samples.
 """
-import numbers
-
 import numpy as np
 
 from minivae import distributions as dist
+from minivae.checks import check_count
 from minivae import nn
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -71,10 +70,10 @@ class VAE:
         hidden = tuple(hidden)
         for name, value in (("x_dim", x_dim), ("z_dim", z_dim)) + tuple(
                 (f"hidden[{i}]", h) for i, h in enumerate(hidden)):
-            _check_count(name, value, low=1)
+            check_count(name, value, low=1)
         hidden = tuple(int(h) for h in hidden)
         if seed is not None:
-            _check_count("seed", seed, low=0)
+            check_count("seed", seed, low=0)
         if likelihood not in LIKELIHOODS:
             raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
         nn.check_activation(activation)
@@ -185,7 +184,7 @@ class VAE:
         with the keys of ``self.params``.  Derivation: docs/derivations.md,
         "Gradient of the ELBO estimators".
         """
-        x, eps, beta = cache["x"], cache["eps"], cache["beta"]
+        eps, beta = cache["eps"], cache["beta"]
         L, B, D = eps.shape
 
         # loss = -1/B sum_b elbo_b
@@ -320,7 +319,7 @@ class VAE:
 
     def sample(self, n, rng=None):
         """n draws z ~ p(z) = N(0, I), decoded to the mean of p_theta(x|z): (n, P)."""
-        _check_count("n", n, low=0)
+        check_count("n", n, low=0)
         rng = _check_rng(self.rng if rng is None else rng)
         z = rng.standard_normal((int(n), self.z_dim), dtype=self.dtype)
         return self.decode(z)
@@ -383,7 +382,7 @@ class VAE:
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples
-            _check_count("n_samples", n_samples, low=1)
+            check_count("n_samples", n_samples, low=1)
             rng = _check_rng(self.rng if rng is None else rng)
             eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
         else:
@@ -407,12 +406,6 @@ class VAE:
             raise ValueError(f"{name} contains NaN or inf")
         return eps.astype(self.dtype, copy=False)
 
-
-def _check_count(name, value, low):
-    """Raise unless ``value`` is a whole number (int or NumPy integer, not bool) >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        expected = "a positive integer" if low == 1 else f"an integer >= {low}"
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
 
 
 def _check_rng(rng):

@@ -201,12 +201,12 @@ def test_bad_training_data_is_a_clear_error(grey, make_x, error, match):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(n_samples=0), ValueError, r"n_samples must be an integer >= 1, got 0"),
+    (dict(n_samples=0), ValueError, r"n_samples must be a positive integer, got 0"),
     (dict(warmup_epochs=-1), ValueError, r"warmup_epochs must be an integer >= 0, got -1"),
     (dict(seed=-1), ValueError, r"seed must be an integer >= 0, got -1"),
-    (dict(epochs=2.5), ValueError, r"epochs must be an integer >= 1, got 2.5"),
-    (dict(epochs="3"), TypeError, r"epochs must be an integer >= 1, got '3' \(str\)"),
-    (dict(batch_size=float("nan")), ValueError, r"batch_size must be an integer >= 1, got nan"),
+    (dict(epochs=2.5), ValueError, r"epochs must be a positive integer, got 2.5"),
+    (dict(epochs="3"), TypeError, r"epochs must be a positive integer, got '3' \(str\)"),
+    (dict(batch_size=float("nan")), ValueError, r"batch_size must be a positive integer, got nan"),
     (dict(lr=0.0), ValueError, r"learning rate must be a finite number > 0, got 0.0"),
     (dict(lr=float("inf")), ValueError, r"learning rate must be a finite number > 0, got inf"),
     (dict(kl="exact"), ValueError, r"unknown kl estimator 'exact'"),
