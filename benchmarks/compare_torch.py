@@ -182,8 +182,8 @@ def main(argv=None):
         print(f"round {r + 1}: minivae {row['minivae']:8.0f} ex/s (BLAS threads "
               f"{row['minivae_blas_threads']}, {100 * row['minivae_fraction_of_gemm_bound']:.0f}% of "
               f"its GEMM bound) | PyTorch " + ", ".join(f"{k} {v:.0f}" for k, v in row["torch"].items())
-              + f" ex/s | ratio {row['ratio']:.2f}x vs {best}, {row['ratio_to_default']:.2f}x vs "
-              "default", flush=True)
+              + f" ex/s | ratio {row['ratio']:.2f}x vs {best}"
+              + ("" if best == "default" else f", {row['ratio_to_default']:.2f}x vs default"), flush=True)
 
     for key, label in (("ratio", "fastest PyTorch variant"), ("ratio_to_default", "default PyTorch Adam")):
         ratios = [row[key] for row in rounds]
