@@ -64,7 +64,7 @@ def test_gradcheck_table_covers_every_component_within_its_bound():
     names = " ".join(r["component"] for r in rows)
     for part in ["relu", "tanh", "softplus", "sigmoid", "identity", "affine", "MLP", "KL",
                  "Bernoulli likelihood", "Gaussian likelihood", "estimator A", "estimator B",
-                 "L = 5", "beta = 0.5"]:
+                 "L = 5", "beta = 0.5", "score d log q", "reparameterised gradient, per draw"]:
         assert part in names, f"no gradcheck row for {part}"
     bad = [r for r in rows if not r["ok"]]
     assert not bad, gradcheck.format_rows(bad)
