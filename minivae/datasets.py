@@ -589,19 +589,20 @@ def to_unit_interval(x_uint8):
     return x_uint8.astype(np.float32) / np.float32(255)
 
 
-def _check_unit_interval(x):
+def _check_unit_interval(x, values=True):
+    """x as an array; ValueError unless it is a float array (and, with values=True, in [0, 1])."""
     x = np.asarray(x)
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"x: expected grey levels in [0, 1] as a float array, got dtype {x.dtype} "
                          "(for uint8 pixels use to_unit_interval first)")
     # written so that NaN fails too: every comparison with NaN is False
-    if x.size and not (x.min() >= 0 and x.max() <= 1):
+    if values and x.size and not (x.min() >= 0 and x.max() <= 1):
         raise ValueError(f"x: expected grey levels in [0, 1], got values from {x.min()} to "
                          f"{x.max()} (for uint8 pixels use to_unit_interval first)")
     return x
 
 
-def bernoulli_binarize(x, rng, out=None):
+def bernoulli_binarize(x, rng, out=None, check=True):
     """Binary images drawn pixel by pixel: x_bin_j ~ Bernoulli(x_j), so P(x_bin_j = 1) = x_j.
 
     One call is one draw.  Dynamic binarisation calls it afresh for every
@@ -617,13 +618,17 @@ def bernoulli_binarize(x, rng, out=None):
         The source of randomness; the same state gives the same draw.
     out : float32 ndarray of x's shape, C-contiguous, optional
         Written in place and returned, to reuse one buffer every epoch.
+    check : bool
+        Scan x's values (in [0, 1], no NaN).  A training loop that validated
+        its whole data set once passes False to skip the scan on every batch
+        (two passes over the batch); x's dtype is checked either way.
 
     Returns
     -------
     ndarray, float32, shape of x
         0.0 and 1.0 only.
     """
-    x = _check_unit_interval(x)
+    x = _check_unit_interval(x, values=check)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator (np.random.default_rng(seed)), "
                         f"got {type(rng).__name__}")

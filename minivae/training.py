@@ -330,7 +330,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                     rng_state = rng.bit_generator.state   # before this step's draws
                 xb = x_train[order[batch * batch_size:(batch + 1) * batch_size]]
                 if binarize_data:
-                    xb = bernoulli_binarize(xb, rng)   # float32 0/1, exact in any dtype
+                    # float32 0/1, exact in any dtype; x_train was validated as a whole above
+                    xb = bernoulli_binarize(xb, rng, check=False)
                 # NumPy's overflow warnings would only repeat, without the step, what the
                 # finiteness check below reports
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):

@@ -508,6 +508,17 @@ def test_bernoulli_binarize_is_reproducible_and_writes_into_out():
     assert np.array_equal(first, second)
 
 
+def test_bernoulli_binarize_without_the_value_scan_draws_the_same_and_still_checks_the_dtype():
+    x = np.random.default_rng(1).uniform(size=(5, 7)).astype(np.float32)
+    checked = datasets.bernoulli_binarize(x, np.random.default_rng(2))
+    unchecked = datasets.bernoulli_binarize(x, np.random.default_rng(2), check=False)
+    assert np.array_equal(checked, unchecked)
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        datasets.bernoulli_binarize(x * 255, np.random.default_rng(2))
+    with pytest.raises(ValueError, match="float array, got dtype uint8"):
+        datasets.bernoulli_binarize((x * 255).astype(np.uint8), np.random.default_rng(2), check=False)
+
+
 def test_bernoulli_binarize_rejects_an_unusable_out_buffer():
     x = np.full((4, 6), 0.5)
     with pytest.raises(ValueError, match="out"):

@@ -286,6 +286,30 @@ def test_step_rejects_grads_with_missing_or_unexpected_keys(name, settings):
         opt.step({"W": np.zeros(2), "b": np.zeros(1), "c": np.zeros(1)})
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_step_accepts_huge_finite_gradients_whose_sum_of_squares_overflows(dtype):
+    # finite is finite, however large: a test built on g.g (which overflows here) would refuse them
+    huge = np.finfo(dtype).max / 4
+    params = {"W": np.zeros((3, 4), dtype), "b": np.zeros(4, dtype)}
+    grads = {"W": np.full((3, 4), huge, dtype), "b": np.array([-huge, 0, 1, huge], dtype)}
+    opt = optim.SGD(params, lr=1e-30)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.dot(grads["W"].ravel(), grads["W"].ravel()))
+    opt.step(grads)
+    assert np.all(params["W"] < 0) and params["b"][0] > 0 and params["b"][3] < 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_step_finds_one_non_finite_entry_among_huge_ones(bad):
+    params = {"W": np.zeros((50, 40), np.float32)}
+    g = np.full((50, 40), 1e30, np.float32)
+    g[17, 23] = bad
+    opt = optim.Adam(params)
+    with pytest.raises(optim.NonFiniteGradient, match=r"grads\['W'\] contains NaN or inf"):
+        opt.step({"W": g})
+    assert not params["W"].any() and opt.t == 0
+
+
 @pytest.mark.parametrize("name, settings", CONFIGS, ids=CONFIG_IDS)
 def test_step_rejects_a_wrong_shape_before_changing_anything(name, settings):
     params = {"W": np.ones((2, 3)), "b": np.ones(3)}
