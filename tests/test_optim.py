@@ -185,6 +185,65 @@ def test_step_allocates_no_parameter_sized_arrays(name, settings):
         "Write every update into the preallocated scratch buffer with out=.")
 
 
+# ---------------------------------------------------------------- subnormal buffer entries
+
+def _subnormal(a):
+    return (a != 0) & (np.abs(a) < np.finfo(a.dtype).tiny)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, settings", [c for c in CONFIGS if c[0] != "sgd"],
+                         ids=[i for i in CONFIG_IDS if i != "sgd"])
+def test_subnormal_buffer_entries_are_set_to_zero_every_flush_interval(name, settings, dtype):
+    # entry 0 gets a gradient so small that its buffer is subnormal long before step 50
+    # (Adagrad's h = g^2 from the first step, the others' m or v once they have decayed);
+    # entry 1 a normal gradient every step; entry 2 a gradient once, then zeros
+    tiny = np.finfo(dtype).tiny
+    params = {"w": np.ones(3, dtype)}
+    opt = optim.make_optimizer(name, params, lr=1e-3, **settings)
+    small = np.sqrt(tiny) / 8 if name == "adagrad" else tiny * 64
+    first = {"w": np.array([small, 0.5, 0.5], dtype)}
+    later = {"w": np.array([0, 0.5, 0], dtype)}
+    opt.step(first)
+    while opt.t < optim.FLUSH_EVERY - 1:
+        opt.step(later)
+    buffers = [opt.state[b]["w"] for b in opt.buffers]
+    assert any(_subnormal(buf)[0] for buf in buffers), "the test needs a subnormal before the flush"
+    before = [buf.copy() for buf in buffers]
+    opt.step(later)                                   # step FLUSH_EVERY: update, then flush
+    for buf, old in zip(buffers, before):
+        assert not _subnormal(buf).any()
+        assert buf[1] != 0 and (buf[2] != 0 or old[2] == 0)   # normal entries are kept
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, settings", CONFIGS, ids=CONFIG_IDS)
+def test_flushing_subnormals_leaves_the_parameters_bit_for_bit_unchanged(name, settings, dtype,
+                                                                        monkeypatch):
+    # three flush intervals of gradients that drive some buffer entries into the subnormal
+    # range (entries 0, 2 and 3), while entry 1 sees normal gradients throughout
+    tiny = np.finfo(dtype).tiny
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal(4).astype(dtype)
+    grads = [{"w": np.array([tiny * 64, 0.5, 0.5, np.sqrt(tiny) / 8], dtype)}]
+    grads += [{"w": np.array([0, g, 0, 0], dtype)} for g in rng.standard_normal(3 * optim.FLUSH_EVERY)]
+
+    def train():
+        params = {"w": start.copy()}
+        opt = optim.make_optimizer(name, params, lr=1e-3, **settings)
+        return run(opt, params, grads)["w"], opt
+
+    flushed, opt = train()
+    monkeypatch.setattr(optim, "FLUSH_EVERY", 10 ** 9)          # the same run, never flushed
+    plain, opt_plain = train()
+    assert np.array_equal(flushed, plain)
+    for b in opt.buffers:
+        ours, theirs = opt.state[b]["w"], opt_plain.state[b]["w"]
+        assert not _subnormal(ours).any()
+        kept = ~_subnormal(theirs)
+        assert np.array_equal(ours[kept], theirs[kept])
+
+
 # ---------------------------------------------------------------- state_dict
 
 def test_state_dict_is_flat_arrays_with_documented_keys():
