@@ -11,6 +11,8 @@ Errors in what the user typed or gave (a bad option, a missing file) are
 printed as one line, without a traceback, and the exit status is 2.  A
 training run that diverges (NaN loss) says so in one line and exits with
 status 1; one stopped by Ctrl-C or SIGTERM saves a checkpoint and exits with 130.
+In a student edition, reaching an exercise that is still a stub prints its hint
+and the line to write, and exits with status 1.
 """
 import argparse
 import json
@@ -18,6 +20,7 @@ import math
 import os
 import sys
 import time
+import traceback
 
 
 def _names(text):
@@ -157,7 +160,7 @@ def cmd_train(args):
                     likelihood=args.likelihood, activation=args.activation,
                     dtype=np.dtype(args.dtype), seed=args.seed)
     print(f"model: {model}")
-    print(f"training {args.epochs} epochs, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+    print(f"training {args.epochs} epoch{"s" if args.epochs != 1 else ""}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
           f"estimator {'B (analytic KL)' if args.kl == 'analytic' else 'A (Monte Carlo)'}, "
           f"L = {args.samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
@@ -370,3 +373,10 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as error:   # OSError: missing files, failed downloads
         print(f"minivae {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except NotImplementedError as error:
+        # a student edition (`minivae assignment make`) reached an exercise's stub: its hint,
+        # and where to write the missing lines, instead of a page of traceback
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"minivae {args.command}: {error}\n  to do in {where.filename}, line {where.lineno}, "
+              f"in {where.name}", file=sys.stderr)
+        return 1

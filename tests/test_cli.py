@@ -133,3 +133,22 @@ def test_resume_takes_the_runs_own_settings_for_options_not_typed(tmp_path, caps
     assert resumed["train_state"]["settings"]["batch_size"] == 300
     for name, value in straight["model"].params.items():
         assert np.array_equal(resumed["model"].params[name], value), name
+
+
+def test_an_exercise_stub_prints_its_hint_and_where_to_write_it_and_exits_1(tmp_path, capsys,
+                                                                            monkeypatch):
+    # what a student edition's `minivae train` meets before Adam's lines are written
+    from minivae import optim
+
+    def stub(self, p, g, tmp, m, v):
+        raise NotImplementedError("Exercise adam_update: update m and v in place (see docs)")
+
+    monkeypatch.setattr(optim.Adam, "_update", stub)
+    code = main(["train", "--epochs", "1", "--hidden", "8", "--z-dim", "2", "--out",
+                 str(tmp_path / "run"), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    first, second = err.strip().splitlines()
+    assert first == "minivae train: Exercise adam_update: update m and v in place (see docs)"
+    assert second.startswith(f"  to do in {__file__}, line ") and second.endswith("in stub")
