@@ -160,7 +160,8 @@ def cmd_train(args):
                     likelihood=args.likelihood, activation=args.activation,
                     dtype=np.dtype(args.dtype), seed=args.seed)
     print(f"model: {model}")
-    print(f"training {args.epochs} epoch{"s" if args.epochs != 1 else ""}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
           f"estimator {'B (analytic KL)' if args.kl == 'analytic' else 'A (Monte Carlo)'}, "
           f"L = {args.samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
