@@ -153,7 +153,9 @@ def load_mnist(root=None, *, download=False, mirrors=None, test_size=1000, seed=
         Embedded subset only: the number of test images, 0 < test_size < 10000.
     seed : int
         Embedded subset only: seeds the shuffle, so a seed always gives the
-        same split.
+        same split.  (IDX files come with their official split: with
+        ``root``, another ``test_size`` or ``seed`` is a ValueError rather
+        than silently ignored.)
 
     Returns
     -------
@@ -166,6 +168,10 @@ def load_mnist(root=None, *, download=False, mirrors=None, test_size=1000, seed=
             raise ValueError("download=True needs a directory to download into: "
                              "load_mnist(root=DIR, download=True)")
         return _load_embedded(test_size, seed)
+    if (test_size, seed) != (1000, 0):
+        raise ValueError(f"test_size and seed choose the split of the embedded subset; the IDX files "
+                         f"in {root} come with the official 60,000 / 10,000 split (got "
+                         f"test_size={test_size!r}, seed={seed!r})")
     return _load_idx_directory(root, "mnist", download, MNIST_FILES,
                                MNIST_MIRRORS if mirrors is None else mirrors)
 

@@ -234,6 +234,14 @@ def test_load_mnist_reads_the_official_split_from_idx_files(tmp_path):
     np.testing.assert_array_equal(data.test.y, arrays["t10k-labels-idx1-ubyte"])
 
 
+@pytest.mark.parametrize("options", [dict(test_size=500), dict(seed=3), dict(test_size=2000, seed=1)])
+def test_a_split_option_with_idx_files_is_refused_not_ignored(tmp_path, options):
+    write_fake_mnist(tmp_path, fake_mnist(n_train=30, n_test=10), gz=True)
+    with pytest.raises(ValueError, match="official 60,000 / 10,000 split"):
+        datasets.load_mnist(tmp_path, **options)
+    assert len(datasets.load_mnist(tmp_path, test_size=1000, seed=0).test.x) == 10   # the defaults
+
+
 def test_plain_and_gzipped_idx_files_give_the_same_data(tmp_path):
     arrays = fake_mnist()
     (tmp_path / "gz").mkdir()
