@@ -7,9 +7,9 @@ its docstring::
     def kl_standard_normal(mu, logvar):
         '''KL(N(mu, diag(exp(logvar))) || N(0, I)) ...'''
         # BEGIN SOLUTION analytic_kl
-        var = np.exp(logvar)
-        kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)
-        cache = (mu, var)
+        var_minus_1 = np.expm1(logvar)                # exp(logvar) - 1
+        kl = 0.5 * (mu * mu + (var_minus_1 - logvar)).sum(axis=-1)
+        cache = (mu, var_minus_1)
         # END SOLUTION
         return kl, cache
 
@@ -133,7 +133,8 @@ EXERCISES = {
         "title": "KL(q(z|x) || N(0, I)) in closed form, and its gradient",
         "functions": ["minivae/distributions.py::kl_standard_normal",
                       "minivae/distributions.py::kl_standard_normal_backward"],
-        "hint": "one KL per example: sum the D terms of the closed form over the last axis; "
+        "hint": "one KL per example: sum the D terms of the closed form over the last axis, "
+                "with exp(logvar) - 1 as np.expm1(logvar) (exact near logvar = 0); "
                 "differentiate it term by term for the backward",
         "see": "docs/derivations.md#analytic-kl",
         "points": 8,
@@ -142,6 +143,7 @@ EXERCISES = {
             "tests/test_distributions.py::test_kl_by_hand",
             "tests/test_distributions.py::test_kl_is_nonnegative_and_zero_only_at_the_prior",
             "tests/test_distributions.py::test_kl_matches_monte_carlo_estimate",
+            "tests/test_distributions.py::test_kl_is_accurate_and_never_negative_where_q_is_near_the_prior",
             "tests/test_distributions.py::test_gaussian_functions_keep_dtype_and_are_finite_for_extreme_logvar",
         ],
     },

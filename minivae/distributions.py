@@ -141,11 +141,17 @@ def kl_standard_normal(mu, logvar):
     KL = 1/2 sum_j (mu_j^2 + exp(logvar_j) - 1 - logvar_j)  >= 0.
 
     mu, logvar: (B, D)  ->  kl: (B,).
+
+    Numerics: exp(logvar) - 1 is computed as np.expm1(logvar).  In a dimension the
+    model leaves unused, q equals the prior (mu = 0, logvar = 0, KL = 0), and there
+    exp(logvar) - 1 - logvar cancels to rounding noise, which can even be < 0 (float32,
+    logvar = 1.2e-38: KL = -5.9e-39); expm1(logvar) - logvar keeps the small value
+    accurate and is never < 0.
     """
     # BEGIN SOLUTION analytic_kl
-    var = np.exp(logvar)
-    kl = 0.5 * (mu * mu + var - 1 - logvar).sum(axis=-1)
-    cache = (mu, var)
+    var_minus_1 = np.expm1(logvar)                # exp(logvar) - 1
+    kl = 0.5 * (mu * mu + (var_minus_1 - logvar)).sum(axis=-1)
+    cache = (mu, var_minus_1)
     # END SOLUTION
     return kl, cache
 
@@ -156,10 +162,10 @@ def kl_standard_normal_backward(dkl, cache):
     Derivation: docs/derivations.md, "Analytic KL".
     """
     # BEGIN SOLUTION analytic_kl
-    mu, var = cache
+    mu, var_minus_1 = cache
     dkl = dkl[:, None]                            # broadcast over the D dimensions
     dmu = dkl * mu
-    dlogvar = dkl * 0.5 * (var - 1)
+    dlogvar = dkl * 0.5 * var_minus_1
     # END SOLUTION
     return dmu, dlogvar
 

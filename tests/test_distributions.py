@@ -1,4 +1,6 @@
 """Tests of minivae.distributions: gradients, closed forms against references, Monte Carlo checks."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -108,6 +110,24 @@ def test_kl_is_nonnegative_and_zero_only_at_the_prior(B, D, seed):
     assert (kl > 0).all()
     kl0, _ = dist.kl_standard_normal(np.zeros((B, D)), np.zeros((B, D)))
     assert (kl0 == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kl_is_accurate_and_never_negative_where_q_is_near_the_prior(dtype):
+    # mu = 0 and logvar ~ 0: an unused latent dimension.  The exact KL there is
+    # 1/2 (e^v - 1 - v) = 1/2 sum_{n >= 2} v^n / n! (> 0 for v != 0); twelve terms, summed
+    # in float64 with math.fsum, are exact to float64 rounding for |v| <= 1e-2.  The bound is
+    # a few rounding errors of the inputs' size, eps max(KL, |v|), as expm1(v) - v gives;
+    # exp(v) - 1 - v is off by eps * 1 (rounding e^v near 1), e.g. 6e-8 for v = 1e-4 in
+    # float32, where the KL is 2.5e-9, and comes out < 0 for the tiniest v
+    v = np.array([np.finfo(dtype).tiny, 1e-30, 1e-10, 1e-6, 1e-4, -1e-4, 1e-2, -1e-2])
+    logvar = v.astype(dtype)[:, None]
+    kl, _ = dist.kl_standard_normal(np.zeros_like(logvar), logvar)
+    x = logvar[:, 0].astype(np.float64)
+    exact = np.array([0.5 * math.fsum(v ** n / math.factorial(n) for n in range(2, 14)) for v in x])
+    assert kl.dtype == dtype and (kl >= 0).all()
+    error = np.abs(kl - exact)
+    assert (error <= 4 * np.finfo(dtype).eps * np.maximum(exact, np.abs(x))).all(), error
 
 
 def test_kl_matches_monte_carlo_estimate():
