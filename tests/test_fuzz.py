@@ -62,11 +62,21 @@ def attempt(call):
         return None
 
 
-def assert_finite(array, shape, dtype):
+def assert_finite(array, shape, dtype, finite=True):
     assert isinstance(array, np.ndarray), type(array)
     assert array.shape == shape, f"shape {array.shape}, expected {shape}"
     assert array.dtype == dtype, f"dtype {array.dtype}, expected {dtype}"
-    assert np.isfinite(array).all(), f"non-finite values: {array}"
+    if finite:
+        assert np.isfinite(array).all(), f"non-finite values: {array}"
+
+
+def largest_magnitude(x):
+    """max |x| over the real numbers in x (0 for other dtypes: the data checks reject those)."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf" or x.size == 0:
+        return 0.0
+    with np.errstate(all="ignore"):
+        return float(np.nanmax(np.abs(x.astype(np.float64))))
 
 
 def cast(x, dtype):
@@ -119,20 +129,24 @@ def test_vae_methods_on_random_arrays_raise_clear_errors_or_return_finite_result
     event("clear error" if result is None else "finite result")    # --hypothesis-show-statistics
     if result is None:
         return
+    # a Gaussian model's results are promised finite for data within +-10 (module docstring);
+    # NaN or inf cast to int64 gives -9.2e18, whose square overflows: then only the shapes
+    # and dtypes are checked (test_train_on_random_settings_... covers what training does)
+    finite = model.likelihood == "bernoulli" or largest_magnitude(x) <= 10
     B, D, P = len(x), model.z_dim, model.x_dim
     if method == "loss_and_grads":
         loss, grads = result
-        assert isinstance(loss, float) and np.isfinite(loss)
+        assert isinstance(loss, float) and (np.isfinite(loss) or not finite)
         assert grads.keys() == model.params.keys()
         for k, g in grads.items():
-            assert_finite(g, model.params[k].shape, model.dtype)
+            assert_finite(g, model.params[k].shape, model.dtype, finite)
     elif method == "elbo":
-        assert_finite(result, (B,), model.dtype)
+        assert_finite(result, (B,), model.dtype, finite)
     elif method == "encode":
         for part in result:
-            assert_finite(part, (B, D), model.dtype)
+            assert_finite(part, (B, D), model.dtype, finite)
     else:
-        assert_finite(result, (B, P), model.dtype)
+        assert_finite(result, (B, P), model.dtype, finite)
 
 
 @given(P=st.integers(1, 5), D=st.integers(1, 3), dtype=st.sampled_from(FLOATS),
