@@ -38,7 +38,7 @@ import numpy as np
 # An optimiser buffer falls into that range wherever the gradient stays 0: Adam's m <- b1 m
 # shrinks by 0.9 per step and is subnormal from about 800 to 950 steps after its last non-zero
 # gradient.  On MNIST that happens to every first-layer weight of a pixel that is rarely on:
-# after the 2,700 steps of `minivae train`, 8% of that layer's m (28,000 numbers) were
+# after the 2,700 steps of `minivae train`, 8% of that layer's m (25,700 numbers) were
 # subnormal and the Adam step took 3.8 ms instead of 2.0 (docs/performance.md).  So every
 # FLUSH_EVERY steps, step() sets the subnormal entries of every buffer to 0, as the CPU's
 # flush-to-zero mode would.  The parameters do not notice: an m below 1.2e-38 moves a
