@@ -226,7 +226,9 @@ def test_flushing_subnormals_leaves_the_parameters_bit_for_bit_unchanged(name, s
     rng = np.random.default_rng(0)
     start = rng.standard_normal(4).astype(dtype)
     grads = [{"w": np.array([tiny * 64, 0.5, 0.5, np.sqrt(tiny) / 8], dtype)}]
-    grads += [{"w": np.array([0, g, 0, 0], dtype)} for g in rng.standard_normal(3 * optim.FLUSH_EVERY)]
+    # 1 + (3 FLUSH_EVERY - 1) steps: the run ends with a flush
+    grads += [{"w": np.array([0, g, 0, 0], dtype)}
+              for g in rng.standard_normal(3 * optim.FLUSH_EVERY - 1)]
 
     def train():
         params = {"w": start.copy()}
@@ -347,7 +349,7 @@ def test_step_rejects_grads_with_missing_or_unexpected_keys(name, settings):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_step_accepts_huge_finite_gradients_whose_sum_of_squares_overflows(dtype):
-    # finite is finite, however large: a test built on g.g (which overflows here) would refuse them
+    # finite is finite, however large, even where the sum of squares g.g overflows
     huge = np.finfo(dtype).max / 4
     params = {"W": np.zeros((3, 4), dtype), "b": np.zeros(4, dtype)}
     grads = {"W": np.full((3, 4), huge, dtype), "b": np.array([-huge, 0, 1, huge], dtype)}
