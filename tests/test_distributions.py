@@ -124,7 +124,7 @@ def test_kl_is_accurate_and_never_negative_where_q_is_near_the_prior(dtype):
     logvar = v.astype(dtype)[:, None]
     kl, _ = dist.kl_standard_normal(np.zeros_like(logvar), logvar)
     x = logvar[:, 0].astype(np.float64)
-    exact = np.array([0.5 * math.fsum(v ** n / math.factorial(n) for n in range(2, 14)) for v in x])
+    exact = np.array([0.5 * math.fsum(u ** n / math.factorial(n) for n in range(2, 14)) for u in x])
     assert kl.dtype == dtype and (kl >= 0).all()
     error = np.abs(kl - exact)
     assert (error <= 4 * np.finfo(dtype).eps * np.maximum(exact, np.abs(x))).all(), error
