@@ -1,15 +1,15 @@
 """Tests of minivae.nn: every backward against central finite differences, initialisation, dtypes."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from minivae import nn
 from minivae.gradcheck import check_gradients, check_operation
 
-BOUND = 1e-6   # relative error of a float64 analytic gradient vs central differences
+from strategies import BOUND, KINK_MARGIN, distance_to_relu_kink, seeds
+
 dims = st.integers(1, 6)
-seeds = st.integers(0, 2**32 - 1)
 
 
 def worst(report):
@@ -48,6 +48,8 @@ def test_mlp_backward_matches_finite_differences(B, sizes, activation, seed):
     x = rng.standard_normal((B, sizes[0]))
     dout = rng.standard_normal((B, sizes[-1]))
     n_layers = len(sizes) - 1
+    if activation == "relu":        # the biases make a kink rare, not impossible
+        assume(distance_to_relu_kink(params, "net", n_layers, x) > KINK_MARGIN)
 
     def f(p):
         out, _ = nn.mlp_forward(p, "net", n_layers, p["x"], activation)
