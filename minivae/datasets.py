@@ -47,6 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minivae.checks import check_count
+
 IMAGE_SHAPE = (28, 28)
 N_PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1]     # 784
 
@@ -195,24 +197,13 @@ def load_fashion_mnist(root, *, download=False, mirrors=None):
                                FASHION_MNIST_MIRRORS if mirrors is None else mirrors)
 
 
-def _check_test_size(test_size):
-    if (not isinstance(test_size, (int, np.integer)) or isinstance(test_size, bool)
-            or not 0 < test_size < EMBEDDED_SIZE):
-        raise ValueError(f"test_size: expected an integer with 0 < test_size < {EMBEDDED_SIZE} "
-                         f"(the embedded subset has {EMBEDDED_SIZE} images), got {test_size!r}")
-    return int(test_size)
-
-
-def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an integer >= 0, got {seed!r}")
-    return int(seed)
-
-
 def _load_embedded(test_size, seed):
     """The embedded subset, shuffled by ``seed`` and split into train and test."""
-    test_size = _check_test_size(test_size)
-    seed = _check_seed(seed)
+    test_size = check_count("test_size", test_size)
+    if test_size >= EMBEDDED_SIZE:
+        raise ValueError(f"test_size must be smaller than {EMBEDDED_SIZE} (the embedded subset has "
+                         f"{EMBEDDED_SIZE} images and the training split needs some), got {test_size}")
+    seed = check_count("seed", seed, low=0)
     with np.load(EMBEDDED_PATH, allow_pickle=False) as archive:     # no pickle: loading runs no code
         images, labels = archive["x"], archive["y"]
     if images.shape != (EMBEDDED_SIZE, N_PIXELS) or labels.shape != (EMBEDDED_SIZE,):

@@ -20,6 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
 
+from minivae.checks import check_count
+
 IMAGE_SHAPE = (28, 28)   # MNIST
 N_CLASSES = 10           # digits 0-9 (and the ten Fashion-MNIST classes)
 
@@ -33,12 +35,6 @@ def _check_image_shape(image_shape):
             or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in image_shape)):
         raise ValueError(f"image_shape: expected two positive integers (H, W), got {image_shape!r}")
     return int(image_shape[0]), int(image_shape[1])
-
-
-def _check_positive_int(name, value, minimum=1):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _as_images(name, images, image_shape):
@@ -103,9 +99,9 @@ def image_grid(images, n_rows, n_cols, image_shape=IMAGE_SHAPE, pad=1, pad_value
         The images' dtype if it is floating, float64 otherwise.
     """
     H, W = _check_image_shape(image_shape)
-    n_rows = _check_positive_int("n_rows", n_rows)
-    n_cols = _check_positive_int("n_cols", n_cols)
-    pad = _check_positive_int("pad", pad, minimum=0)
+    n_rows = check_count("n_rows", n_rows)
+    n_cols = check_count("n_cols", n_cols)
+    pad = check_count("pad", pad, low=0)
     images = _as_images("images", images, image_shape)
     N = len(images)
     if N > n_rows * n_cols:
@@ -149,7 +145,7 @@ def plot_reconstructions(x, x_rec, path=None, n=10, image_shape=IMAGE_SHAPE):
     x_rec = _as_images("x_rec", x_rec, image_shape)
     if x.shape != x_rec.shape:
         raise ValueError(f"x_rec: expected the shape of x, {x.shape}, got {x_rec.shape}")
-    n = min(_check_positive_int("n", n), len(x))
+    n = min(check_count("n", n), len(x))
     if n == 0:
         raise ValueError("x: expected at least one image, got 0")
 
@@ -282,7 +278,7 @@ def latent_grid(n=20, quantile_lo=0.05, quantile_hi=0.95):
     -------
     z : array (n * n, 2), float64
     """
-    n = _check_positive_int("n", n, minimum=2)     # linspace(lo, hi, 1) would be just [lo]
+    n = check_count("n", n, low=2)     # linspace(lo, hi, 1) would be just [lo]
     if not 0 < quantile_lo < quantile_hi < 1:
         raise ValueError("expected 0 < quantile_lo < quantile_hi < 1, got "
                          f"quantile_lo={quantile_lo!r}, quantile_hi={quantile_hi!r}")

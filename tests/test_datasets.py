@@ -124,10 +124,18 @@ def test_test_size_sets_the_sizes_of_the_embedded_splits(test_size):
     assert len(data.train.x) == len(data.train.y) == 10000 - test_size
 
 
-@pytest.mark.parametrize("test_size", [0, 10000, -5, 2.5, True, "1000"])
-def test_test_size_outside_1_to_9999_is_rejected(test_size):
-    with pytest.raises(ValueError, match="test_size"):
+@pytest.mark.parametrize("test_size, error", [(0, ValueError), (10000, ValueError), (-5, ValueError),
+                                              (2.5, ValueError), (True, TypeError), ("1000", TypeError)])
+def test_test_size_outside_1_to_9999_is_rejected(test_size, error):
+    with pytest.raises(error, match="test_size must be"):
         datasets.load_mnist(test_size=test_size)
+
+
+@pytest.mark.parametrize("seed, error", [(-1, ValueError), (1.5, ValueError), (True, TypeError),
+                                         ("0", TypeError)])
+def test_seed_of_the_embedded_split_must_be_an_integer_at_least_0(seed, error):
+    with pytest.raises(error, match="seed must be an integer >= 0"):
+        datasets.load_mnist(seed=seed)
 
 
 def test_embedded_file_matches_the_sha256_given_in_its_readme():

@@ -89,8 +89,8 @@ def test_image_grid_rejects_more_images_than_cells(n_rows, n_cols, extra):
 @pytest.mark.parametrize("images, kwargs, message", [
     (np.zeros((2, P + 1)), {}, r"expected shape \(N, 12\) or \(N, 4, 3\)"),
     (np.zeros(P), {}, r"expected shape \(N, 12\)"),
-    (np.zeros((2, P)), {"n_rows": 0}, "n_rows: expected an integer >= 1"),
-    (np.zeros((2, P)), {"pad": -1}, "pad: expected an integer >= 0"),
+    (np.zeros((2, P)), {"n_rows": 0}, "n_rows must be a positive integer, got 0"),
+    (np.zeros((2, P)), {"pad": -1}, "pad must be an integer >= 0, got -1"),
     (np.zeros((2, P)), {"image_shape": (12,)}, "image_shape: expected two positive integers"),
 ])
 def test_image_grid_rejects_bad_arguments_with_what_was_expected(images, kwargs, message):
@@ -131,7 +131,7 @@ def test_latent_grid_rejects_quantiles_outside_the_open_unit_interval(lo, hi):
 
 
 def test_latent_grid_needs_at_least_two_points_per_axis():
-    with pytest.raises(ValueError, match="n: expected an integer >= 2, got 1"):
+    with pytest.raises(ValueError, match="n must be an integer >= 2, got 1"):
         plots.latent_grid(1)
 
 
