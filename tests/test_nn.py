@@ -25,7 +25,7 @@ def test_activation_backward_matches_finite_differences(name, B, n, seed):
     # can be checked: at a = 8.2, tanh' = 2.7e-7 came out with a relative error of 1.3e-6
     # (found with 100 examples per test).  Extreme inputs: test_activations_..._at_extremes
     a = rng.uniform(-5, 5, size=(B, n))
-    a[np.abs(a) < 1e-3] = 0.5      # relu has no derivative at 0: stay off the kink
+    a[np.abs(a) < KINK_MARGIN] = 0.5      # relu has no derivative at 0: stay off the kink
     forward, backward = nn.ACTIVATIONS[name]
     report = check_operation(forward, backward, {"a": a}, ["a"], rng)
     assert worst(report) <= BOUND, f"{name}_backward disagrees with finite differences: {report}"
