@@ -9,14 +9,29 @@ The names a reader needs first are importable from the package itself::
     log_px = minivae.log_likelihood(model, data.test.x[:100] > 0.5, k=5000)   # nats, per image
 
 Each lives in its own module (``minivae.vae``, ``minivae.training``,
-``minivae.datasets``, ``minivae.evaluate``); the modules are the place to read the code.
+``minivae.datasets``, ``minivae.evaluate``); the modules are the place to read
+the code.  ``import minivae`` itself loads none of them: each name is imported
+from its module the first time it is used (a module-level ``__getattr__``,
+PEP 562), so ``import minivae.vae``, the student's path, stays light.
 """
-from minivae.datasets import load_fashion_mnist, load_mnist
-from minivae.evaluate import iwae_bound, log_likelihood
-from minivae.training import train
-from minivae.vae import VAE
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["VAE", "train", "load_mnist", "load_fashion_mnist", "log_likelihood", "iwae_bound",
-           "__version__"]
+# name -> the module that defines it
+EXPORTS = {
+    "VAE": "minivae.vae",
+    "train": "minivae.training",
+    "load_mnist": "minivae.datasets",
+    "load_fashion_mnist": "minivae.datasets",
+    "log_likelihood": "minivae.evaluate",
+    "iwae_bound": "minivae.evaluate",
+}
+
+__all__ = [*EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    if name in EXPORTS:
+        return getattr(importlib.import_module(EXPORTS[name]), name)
+    raise AttributeError(f"module 'minivae' has no attribute {name!r}")

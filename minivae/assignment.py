@@ -164,7 +164,7 @@ EXERCISES = {
     },
     "estimator_b": {
         "title": "Estimator B of the ELBO (analytic KL) and its gradient",
-        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward"],
+        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
         "hint": "elbo = mean over samples of log p(x|z) - beta KL(q || p); in the backward, "
                 "the KL's gradient goes through kl_standard_normal_backward",
         "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
@@ -186,7 +186,7 @@ EXERCISES = {
     },
     "estimator_a": {
         "title": "Estimator A of the ELBO (all Monte Carlo) and its gradient",
-        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward"],
+        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
         "hint": "elbo = mean over samples of log p(x|z) + beta (log p(z) - log q(z|x)); in the "
                 "backward, z gets gradient from both log-densities as well as from the decoder",
         "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
@@ -207,7 +207,7 @@ EXERCISES = {
     },
     "vae_backward": {
         "title": "Backpropagation through the likelihood, the decoder, the reparameterisation and the encoder",
-        "functions": ["minivae/vae.py::VAE.backward"],
+        "functions": ["minivae/vae.py::VAE.backward_to_encoder_output", "minivae/vae.py::VAE.backward"],
         "hint": "walk VAE.forward in reverse: likelihood backward, decoder mlp_backward on the "
                 "(L B) stack, reparameterisation backward, then the encoder with dh = [dmu, dlogvar]",
         "see": "docs/derivations.md#gradient-of-the-elbo-estimators",
@@ -221,7 +221,7 @@ EXERCISES = {
     },
     "importance_sampled_log_likelihood": {
         "title": "The importance-sampled log-likelihood (IWAE bound), streamed over chunks of samples",
-        "functions": ["minivae/evaluate.py::_log_weights", "minivae/evaluate.py::iwae_bound"],
+        "functions": ["minivae/evaluate.py::log_weights_and_cache", "minivae/evaluate.py::iwae_bound"],
         "hint": "log w = log p(x|z) + log p(z) - log q(z|x) from the forward's cache; accumulate "
                 "log sum_i w_i over the chunks with logsumexp and logaddexp, never exp(log w)",
         "see": "docs/evaluation.md#importance-sampled-log-likelihood",

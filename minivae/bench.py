@@ -1,13 +1,13 @@
 """`minivae bench`: how fast one training step is, and what limits it.
 
-One timed step is the inner loop of :func:`minivae.train`, nothing more:
+One timed step is the inner loop of :func:`minivae.train`, nothing more: it
+calls the same :func:`minivae.training.train_step`,
 
-    xb = x_train[batch indices]                     gather a minibatch of M examples
-    xb = bernoulli_binarize(xb, rng, check=False)   dynamic binarisation (fresh draws)
-    loss, grads = model.loss_and_grads(xb, check=False)   forward and backward, L samples
-    optimizer.step(grads)                           Adam, in place
+    xb = x_train[batch indices]                     gather a minibatch of B examples
+    train_step(model, opt, xb, rng)                 binarise (fresh draws), loss_and_grads
+                                                    (L samples), Adam step, in place
 
-(x_train is validated once, as in minivae.train, so neither call scans the batch.)
+(x_train is validated once, as in minivae.train, so the step does not scan the batch.)
 
 The standard configuration is the model of ``minivae train``: 784-400-20-400-784,
 ReLU, Bernoulli likelihood, estimator B (analytic KL), L = 1, minibatch 128,
@@ -52,8 +52,9 @@ import tracemalloc
 import numpy as np
 
 from minivae import optim
-from minivae.checks import check_count
-from minivae.datasets import bernoulli_binarize
+from minivae.checks import check_count, check_float_dtype
+from minivae.progress import Progress
+from minivae.training import train_step
 from minivae.vae import VAE
 
 STANDARD = {"hidden": (400,), "z_dim": 20, "batch_size": 128, "n_samples": 1, "dtype": "float32"}
@@ -228,13 +229,7 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     steps = check_count("steps", steps)
     repeats = check_count("repeats", repeats)
     warmup = check_count("warmup", warmup, 0)
-    try:
-        name = np.dtype(dtype).name
-    except TypeError:
-        name = None
-    if name not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    dtype = np.dtype(name)
+    dtype = check_float_dtype(dtype)
 
     model = VAE(np.shape(x_train)[-1], z_dim, hidden=hidden, likelihood="bernoulli",
                 activation="relu", dtype=dtype, seed=seed)
@@ -246,9 +241,7 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     products = matmul_products(model.x_dim, model.hidden, model.z_dim, batch_size, n_samples)
     operands = [_product_operands(p, dtype, rng) for p in products]
 
-    def say(line):
-        if progress is not None:
-            print(line, file=progress, flush=True)
+    say = Progress(progress).say
 
     n_batches = len(x_train) // batch_size
     order = rng.permutation(len(x_train))
@@ -263,15 +256,9 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
             order, position = rng.permutation(len(x_train)), 0
         t0 = time.perf_counter()
         xb = x_train[order[position * batch_size:(position + 1) * batch_size]]
-        xb = bernoulli_binarize(xb, rng, check=False)
-        t1 = time.perf_counter()
-        loss, grads = model.loss_and_grads(xb, n_samples=n_samples, rng=rng, check=False)
-        t2 = time.perf_counter()
-        opt.step(grads)
-        t3 = time.perf_counter()
-        phases[:] += (t1 - t0, t2 - t1, t3 - t2)
+        phases[0] += time.perf_counter() - t0        # the gather counts as data, as in train()
+        losses.append(train_step(model, opt, xb, rng, n_samples=n_samples, phase_seconds=phases))
         position += 1
-        losses.append(loss)
 
     say(f"bench: {model!r}, batch {batch_size}, L = {n_samples}, Adam; "
         f"{warmup} warm-up steps, {repeats} x {steps} timed steps")

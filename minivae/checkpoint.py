@@ -28,6 +28,8 @@ import tempfile
 
 import numpy as np
 
+from minivae.vae import VAE
+
 FORMAT_VERSION = 1
 
 
@@ -51,6 +53,8 @@ def save(path, model, optimizer_state=None, train_state=None, train_arrays=None)
     train_arrays : dict of arrays, optional
         Arrays of the training position.
     """
+    if not isinstance(model, VAE):
+        raise TypeError(f"model must be a minivae VAE, got {type(model).__name__}")
     bad = [name for name, value in model.params.items() if not np.isfinite(value).all()]
     if bad:
         raise ValueError(f"refusing to save {os.fspath(path)}: parameters {bad} contain NaN or "
@@ -143,8 +147,6 @@ def load(path):
     train_state is a dict or None.  Raises FileNotFoundError for a missing
     file and CheckpointError (a ValueError) for anything unreadable.
     """
-    from minivae.vae import VAE
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
@@ -195,3 +197,8 @@ def load(path):
         "train_state": train_state,
         "train_arrays": {k[len("train/"):]: v for k, v in entries.items() if k.startswith("train/")},
     }
+
+
+def load_model(path):
+    """Read only the model of a checkpoint (one written by :func:`save` or by training)."""
+    return load(path)["model"]

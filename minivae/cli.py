@@ -13,14 +13,30 @@ training run that diverges (NaN loss) says so in one line and exits with
 status 1; one stopped by Ctrl-C or SIGTERM saves a checkpoint and exits with 130.
 In a student edition, reaching an exercise that is still a stub prints its hint
 and the line to write, and exits with status 1.
+
+Each command imports the modules it needs when it runs (so ``minivae --help``
+and ``minivae gradcheck`` never load matplotlib or the download code); the
+option choices come from the package's own registries.
 """
 import argparse
 import json
-import math
 import os
 import sys
 import time
 import traceback
+
+from minivae.checks import FLOAT_DTYPES, check_count, check_number
+from minivae.nn import ACTIVATIONS
+from minivae.optim import OPTIMIZERS
+from minivae.vae import KL_ESTIMATORS, LIKELIHOODS
+
+
+def _check_counts(args, lows):
+    """Every count option, checked by the package's one rule and named as typed (``--batch-size``)."""
+    for name, low in lows.items():
+        value = getattr(args, name)
+        if value is not None:
+            check_count(f"--{name.replace('_', '-')}", value, low)
 
 
 def _names(text):
@@ -55,9 +71,11 @@ def cmd_assignment_grade(args):
 
 
 def cmd_gradcheck(args):
-    from minivae import gradcheck
-    rows = gradcheck.gradcheck_rows(seed=args.seed)
-    print(gradcheck.format_rows(rows))
+    from minivae import gradcheck_table
+
+    _check_counts(args, {"seed": 0})
+    rows = gradcheck_table.gradcheck_rows(seed=args.seed)
+    print(gradcheck_table.format_rows(rows))
     failed = [r["component"] for r in rows if not r["ok"]]
     if failed:
         print(f"\n{len(failed)} component(s) above their bound: {', '.join(failed)}")
@@ -134,16 +152,15 @@ def cmd_train(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.training import TrainingDiverged, evaluate_elbo, fixed_binarization, train
+    from minivae.datasets import fixed_binarization
+    from minivae.evaluate import evaluate_elbo
+    from minivae.training import TrainingDiverged, train
     from minivae.vae import VAE
 
     # checked before anything is read or written
-    for name, low in (("epochs", 1), ("batch_size", 1), ("samples", 1), ("z_dim", 1),
-                      ("warmup", 0), ("seed", 0)):
-        if getattr(args, name) < low:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(args, name)}")
-    if not (math.isfinite(args.lr) and args.lr > 0):
-        raise ValueError(f"--lr must be a finite number > 0, got {args.lr}")
+    _check_counts(args, {"epochs": 1, "batch_size": 1, "samples": 1, "z_dim": 1, "warmup": 0,
+                         "seed": 0})
+    check_number("--lr", args.lr, low=0, low_inclusive=False)
     data = datasets.load_mnist(args.data, download=args.download)
     print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
     resume = checkpoint.load(args.resume) if args.resume else None
@@ -203,12 +220,10 @@ def cmd_train(args):
 def cmd_sample(args):
     import numpy as np
 
-    from minivae import plots
-    from minivae.vae import VAE
+    from minivae import checkpoint, plots
 
-    if args.n < 1 or args.seed < 0:
-        raise ValueError(f"--n must be >= 1 and --seed >= 0, got --n {args.n} --seed {args.seed}")
-    model = VAE.load(args.model)
+    _check_counts(args, {"n": 1, "seed": 0})
+    model = checkpoint.load_model(args.model)
     images = model.sample(args.n, rng=np.random.default_rng(args.seed))
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.model)), "samples.png")
     cols = int(np.ceil(np.sqrt(args.n)))
@@ -221,12 +236,10 @@ def cmd_evaluate(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.evaluate import log_likelihood
-    from minivae.training import evaluate_elbo, fixed_binarization
+    from minivae.datasets import fixed_binarization
+    from minivae.evaluate import evaluate_elbo, log_likelihood
 
-    if args.k < 1 or args.batch_size < 1 or (args.seed is not None and args.seed < 0):
-        raise ValueError(f"--k and --batch-size must be >= 1 and --seed >= 0, got --k {args.k} "
-                         f"--batch-size {args.batch_size} --seed {args.seed}")
+    _check_counts(args, {"k": 1, "batch_size": 1, "seed": 0})
     loaded = checkpoint.load(args.checkpoint)
     model = loaded["model"]
     # by default the seed the run was trained with: the same test binarisation and noise as
@@ -257,6 +270,7 @@ def cmd_evaluate(args):
 def cmd_bench(args):
     from minivae import bench, datasets
 
+    _check_counts(args, {"threads": 1})
     if args.threads is not None:
         bench.set_blas_threads(args.threads)
     data = datasets.load_mnist(args.data)
@@ -284,16 +298,15 @@ def build_parser():
     p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"])
     p.add_argument("--hidden", type=_sizes, default=DEFAULTS["hidden"],
                    help="hidden widths, comma-separated ('none' for affine maps)")
-    p.add_argument("--activation", default="relu",
-                   choices=["relu", "tanh", "softplus", "sigmoid", "identity"])
-    p.add_argument("--likelihood", default="bernoulli", choices=["bernoulli", "gaussian"])
-    p.add_argument("--kl", default="analytic", choices=["analytic", "mc"],
+    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
+    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
+    p.add_argument("--kl", default="analytic", choices=list(KL_ESTIMATORS),
                    help="ELBO estimator: B (analytic KL) or A (Monte Carlo)")
     p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
-    p.add_argument("--optimizer", default="adam", choices=["sgd", "momentum", "adagrad", "adam"])
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs (0: none)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", default=None, help="continue from a run's model.npz")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
@@ -332,7 +345,7 @@ def build_parser():
     p.add_argument("--z-dim", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
     p.add_argument("--steps", type=int, default=50, help="timed steps per repeat")
     p.add_argument("--repeats", type=int, default=5, help="timed blocks; the median is reported")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps first")

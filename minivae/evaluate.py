@@ -1,4 +1,4 @@
-"""Evaluation: the importance-sampled log-likelihood log p(x) and the IWAE bound L_k.
+"""Evaluation: the ELBO on a data set, the importance-sampled log-likelihood log p(x), the IWAE bound L_k.
 
 The ELBO is a lower bound; the number papers report for a trained VAE is an
 estimate of log p(x) itself.  Writing p(x) as an expectation under the encoder's
@@ -23,17 +23,32 @@ samples ``chunk`` at a time, and the log-mean-exp is accumulated across chunks
 batch_size x chunk, never on k or on the number of examples.
 """
 import math
-import time
 
 import numpy as np
 from scipy.special import logsumexp
 
-from minivae.checks import check_count
+from minivae.checks import check_count, check_rng
+from minivae.progress import Progress
 
 # default chunking: at most this many numbers in one (samples x examples x width) array
 CHUNK_ELEMENTS = 2 ** 22
 # progress lines are written at most this often (seconds); tests may set it to 0
 PROGRESS_SECONDS = 2.0
+
+
+def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=None):
+    """Mean ELBO (nats per example) of ``model`` on x, in batches so memory stays bounded.
+
+    x: (N, P) -> float.  ``rng`` draws eps (default ``np.random.default_rng(0)``,
+    so the same model and data give the same number).
+    """
+    batch_size = check_count("batch_size", batch_size)
+    rng = np.random.default_rng(0) if rng is None else check_rng(rng)
+    total = 0.0
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        total += float(model.elbo(xb, n_samples=n_samples, kl=kl, rng=rng).sum())
+    return total / len(x)
 
 
 def log_weights(model, x, eps):
@@ -53,17 +68,23 @@ def log_weights(model, x, eps):
     log_w : float64 array (L, B)
     """
     x = model.check_data(x)
-    return _log_weights(model, x, model.check_noise(eps, x.shape[0]))
+    log_w, _ = log_weights_and_cache(model, x, model.check_noise(eps, x.shape[0]))
+    return log_w
 
 
-def _log_weights(model, x, eps):
+def log_weights_and_cache(model, x, eps):
+    """:func:`log_weights` on validated x and eps, with the forward pass's cache (no checks).
+
+    The one place the log-weight is summed; the score-function gradient
+    estimator (minivae.gradient_estimators) reuses it with the cache.
+    """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
     # BEGIN SOLUTION importance_sampled_log_likelihood
     _, cache = model.forward(x, eps, kl="mc")
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
     log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
     # END SOLUTION
-    return log_w
+    return log_w, cache
 
 
 def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=None,
@@ -113,12 +134,12 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         width = max((model.x_dim, *model.hidden))
         chunk = max(1, min(k, CHUNK_ELEMENTS // (min(batch_size, len(x)) * width)))
     chunk = check_count("chunk", chunk)
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = np.random.default_rng(0) if rng is None else check_rng(rng)
 
     N = len(x)
     estimate = np.empty(N)
     se = np.empty(N)
-    report = _Progress(progress, N, k)
+    report = Progress(progress, f"log-likelihood (k = {k}):", unit="examples", every=PROGRESS_SECONDS)
     for start in range(0, N, batch_size):
         xb = x[start:start + batch_size]
         # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
@@ -126,7 +147,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         log_sum_w2 = np.full(len(xb), -np.inf)
         for done in range(0, k, chunk):
             eps = rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim), dtype=model.dtype)
-            log_w = _log_weights(model, xb, eps)                              # (chunk, B)
+            log_w, _ = log_weights_and_cache(model, xb, eps)                  # (chunk, B)
             # BEGIN SOLUTION importance_sampled_log_likelihood
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
             log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))
@@ -137,8 +158,8 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         # delta method: Var(log mean w) ~ Var(w) / (k E[w]^2) = (sum w^2 / (sum w)^2 - 1/k)
         ratio = np.exp(log_sum_w2 - 2 * log_sum_w)                            # in [1/k, 1]
         se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))
-        report.update(start + len(xb))
-    report.finish()
+        report.update(start + len(xb), N)
+    report.finish(f"log-likelihood (k = {k}): {N} examples in {report.elapsed():.0f} s")
     if return_se:
         return estimate, se
     return estimate
@@ -163,40 +184,3 @@ def log_likelihood(model, x, k=5000, *, rng=None, batch_size=100, chunk=None, pr
     return iwae_bound(model, x, k, rng=rng, batch_size=batch_size, chunk=chunk,
                       progress=progress, return_se=return_se)
 
-
-class _Progress:
-    """'log-likelihood: 300/1000 examples (30%), 12 s, about 28 s left' on a stream, throttled.
-
-    On a terminal the line is rewritten in place; elsewhere a new line is
-    written at most every PROGRESS_SECONDS.  Nothing is written for runs
-    shorter than that, nor when ``stream`` is None.
-    """
-
-    def __init__(self, stream, total, k):
-        self.stream, self.total, self.k = stream, total, k
-        self.start = self.last = time.perf_counter()
-        self.written = False
-
-    def update(self, done):
-        if self.stream is None:
-            return
-        now = time.perf_counter()
-        if now - self.last < PROGRESS_SECONDS:
-            return
-        self.last = now
-        elapsed = now - self.start
-        left = elapsed * (self.total - done) / done
-        live = getattr(self.stream, "isatty", lambda: False)()
-        self.stream.write(("\r" if live else "") + f"log-likelihood (k = {self.k}): {done}/{self.total} "
-                          f"examples ({100 * done / self.total:.0f}%), {elapsed:.0f} s, about {left:.0f} s left"
-                          + ("" if live else "\n"))
-        self.stream.flush()
-        self.written = True
-
-    def finish(self):
-        if self.stream is not None and self.written:
-            elapsed = time.perf_counter() - self.start
-            live = getattr(self.stream, "isatty", lambda: False)()
-            self.stream.write(("\r" if live else "") + f"log-likelihood (k = {self.k}): "
-                              f"{self.total} examples in {elapsed:.0f} s" + " " * 20 + "\n")
-            self.stream.flush()

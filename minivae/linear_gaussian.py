@@ -31,9 +31,10 @@ import math
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
+from minivae.checks import check_count, check_finite, check_number, check_numeric_array, check_rng
+from minivae.distributions import LOG_2PI
 from minivae.vae import VAE
 
-LOG_2PI = math.log(2 * math.pi)
 
 
 # ---------------------------------------------------------------------------
@@ -42,27 +43,23 @@ LOG_2PI = math.log(2 * math.pi)
 
 def check_model(W, b, sigma2):
     """Return W (P, D), b (P,), sigma2 (float) as float64, or raise a ValueError saying why not."""
-    W = np.asarray(W, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    W = check_numeric_array(W, "W").astype(np.float64)
+    b = check_numeric_array(b, "b").astype(np.float64)
     if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
         raise ValueError(f"W must be a (P, D) matrix with P, D >= 1, got shape {W.shape}")
     if b.shape != (W.shape[0],):
         raise ValueError(f"b must have shape (P,) = ({W.shape[0]},) to match W {W.shape}, got {b.shape}")
-    sigma2 = float(sigma2)
-    if not (math.isfinite(sigma2) and sigma2 > 0):
-        raise ValueError(f"sigma2 (the noise variance) must be a finite number > 0, got {sigma2!r}")
-    if not (np.isfinite(W).all() and np.isfinite(b).all()):
-        raise ValueError("W and b must be finite (they contain NaN or inf)")
+    sigma2 = check_number("sigma2 (the noise variance)", sigma2, low=0, low_inclusive=False)
+    check_finite(W, "W")
+    check_finite(b, "b")
     return W, b, sigma2
 
 
 def _check_x(x, P):
-    x = np.asarray(x, dtype=np.float64)
+    x = check_numeric_array(x, "x").astype(np.float64)
     if x.ndim != 2 or x.shape[1] != P:
         raise ValueError(f"x must have shape (B, {P}) (one example per row), got {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or inf")
-    return x
+    return check_finite(x, "x")
 
 
 def _check_q(q_mean, q_cov, B, D):
@@ -101,8 +98,10 @@ def sample(n, W, b, sigma2, rng):
     Rows are examples, so in code the mean is z @ W.T + b.
     """
     W, b, sigma2 = check_model(W, b, sigma2)
-    z = rng.standard_normal((int(n), W.shape[1]))
-    noise = rng.standard_normal((int(n), W.shape[0]))
+    n = check_count("n", n, low=0)
+    rng = check_rng(rng)
+    z = rng.standard_normal((n, W.shape[1]))
+    noise = rng.standard_normal((n, W.shape[0]))
     x = z @ W.T + b + math.sqrt(sigma2) * noise
     return x, z
 
@@ -268,15 +267,14 @@ def max_likelihood(x, z_dim):
     -------
     W : array (P, D); b : array (P,); sigma2 : float
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = check_numeric_array(x, "x").astype(np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise ValueError(f"x must have shape (N, P) with N >= 2 examples, got {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("x contains NaN or inf")
+    check_finite(x, "x")
     N, P = x.shape
-    if int(z_dim) != z_dim or not 1 <= z_dim < P:
+    D = check_count("z_dim", z_dim, low=1)
+    if D >= P:
         raise ValueError(f"z_dim must be an integer with 1 <= z_dim < P = {P}, got {z_dim!r}")
-    D = int(z_dim)
     b = x.mean(axis=0)
     centred = x - b
     S = centred.T @ centred / N

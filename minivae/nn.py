@@ -17,6 +17,8 @@ Shapes: B is the batch (any number of rows), n_in / n_out are layer widths.
 import numpy as np
 from scipy.special import expit
 
+from minivae.checks import check_choice
+
 
 # ---------------------------------------------------------------------------
 # 1. Affine layer
@@ -48,6 +50,23 @@ def affine_backward(dy, cache, input_grad=True):
     dW = x.T @ dy            # dy_bj/dW_ij = x_bi, summed over the batch b
     db = dy.sum(axis=0)      # dy_bj/db_j = 1, summed over the batch b
     # END SOLUTION
+    return dx, dW, db
+
+
+def affine_backward_per_group(dy, cache, n_groups, input_grad=True):
+    """:func:`affine_backward` with dL/dW and dL/db kept per group of rows instead of summed.
+
+    The B rows are ``n_groups`` consecutive groups of equal size (e.g. N draws
+    of one batch, stacked): dW[n] = x_n^T dy_n and db[n] = sum of dy_n's rows,
+    shapes (n_groups, n_in, n_out) and (n_groups, n_out).  Summed over the
+    groups they are affine_backward's dW and db; dx is the same as there.
+    """
+    x, W = cache
+    dx = dy @ W.T if input_grad else None
+    x_g = x.reshape(n_groups, -1, x.shape[1])        # (G, B / G, n_in)
+    dy_g = dy.reshape(n_groups, -1, dy.shape[1])     # (G, B / G, n_out)
+    dW = np.swapaxes(x_g, 1, 2) @ dy_g               # per group: x^T dy
+    db = dy_g.sum(axis=1)                            # per group: summed over its rows
     return dx, dW, db
 
 
@@ -152,14 +171,6 @@ ACTIVATIONS = {
 }
 
 
-def check_activation(name):
-    """Raise ValueError unless ``name`` is one of ACTIVATIONS."""
-    if name not in ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}"
-        )
-
-
 # ---------------------------------------------------------------------------
 # 3. Multi-layer perceptron
 # ---------------------------------------------------------------------------
@@ -184,7 +195,7 @@ def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu"):
 
     Returns a dict of arrays of dtype ``dtype``.
     """
-    check_activation(activation)
+    check_choice("activation", activation, ACTIVATIONS)
     n_layers = len(sizes) - 1
     params = {}
     for k in range(n_layers):
@@ -222,7 +233,7 @@ def mlp_forward(params, prefix, n_layers, x, activation="relu"):
     return out, cache
 
 
-def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True):
+def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True, n_groups=None):
     """Backward pass of :func:`mlp_forward`.
 
     Given dL/dout (B, n_K), return dL/dx (B, n_0) and a dict of gradients
@@ -230,6 +241,9 @@ def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True):
     ``input_grad=False`` skips dL/dx (returned as None), e.g. when x is the
     data: for the encoder of the standard model that is a fifth of the
     matrix-product work of a training step.
+    ``n_groups=N`` keeps every parameter gradient per group of rows (shape
+    (N, *param.shape), see :func:`affine_backward_per_group`): one gradient per
+    Monte Carlo draw, as minivae.gradient_estimators needs.
     Derivation: docs/derivations.md, "MLP".
     """
     _, act_backward = ACTIVATIONS[activation]
@@ -242,7 +256,11 @@ def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True):
             da = act_backward(dh, act_cache)
         else:
             da = dh
-        dh, grads[f"{prefix}.{k}.W"], grads[f"{prefix}.{k}.b"] = affine_backward(
-            da, affine_cache, input_grad=input_grad or k > 0)
+        if n_groups is None:
+            dh, dW, db = affine_backward(da, affine_cache, input_grad=input_grad or k > 0)
+        else:
+            dh, dW, db = affine_backward_per_group(da, affine_cache, n_groups,
+                                                   input_grad=input_grad or k > 0)
+        grads[f"{prefix}.{k}.W"], grads[f"{prefix}.{k}.b"] = dW, db
     dx = dh
     return dx, grads

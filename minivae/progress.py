@@ -4,9 +4,9 @@ Everything that takes seconds (training, evaluation, downloads, benchmarks,
 grading) reports through :class:`Progress`:
 
 * ``say(line)``: one line, always written (when the reporter is enabled);
-* ``update(done, total, detail)``: a bar ``label [#####-----] done/total (50%),
+* ``update(done, total, detail)``: a bar ``label [#####-----] done/total unit (50%),
   12 s, about 12 s left  detail``.  On a terminal the line is rewritten in
-  place as often as ``every`` seconds; elsewhere (a log file, a notebook, CI)
+  place (at most every LIVE_SECONDS); elsewhere (a log file, a notebook, CI)
   a new line is written at most every ``every`` seconds, so logs stay short;
 * ``finish(line)``: ends a bar with a summary line.
 
@@ -17,6 +17,7 @@ import sys
 import time
 
 BAR_WIDTH = 24
+LIVE_SECONDS = 0.25      # a bar rewritten in place on a terminal: at most 4 times a second
 
 
 class Progress:
@@ -28,13 +29,16 @@ class Progress:
         Where lines go; None writes nothing.
     label : str
         The first word(s) of every bar line, e.g. ``"epoch 3/20"``.
+    unit : str
+        What is counted ("examples", "bytes"), written after ``done/total``.
     every : float
-        Seconds between two bar lines (the first bar line waits that long too,
-        so calls shorter than ``every`` print no bar at all).
+        Seconds between two bar lines when the stream is not a terminal (the
+        first bar line waits that long too, so calls shorter than ``every``
+        print no bar at all).
     """
 
-    def __init__(self, stream=sys.stderr, label="", every=2.0):
-        self.stream, self.label, self.every = stream, label, every
+    def __init__(self, stream=sys.stderr, label="", unit="", every=2.0):
+        self.stream, self.label, self.unit, self.every = stream, label, unit, every
         self.live = stream is not None and getattr(stream, "isatty", lambda: False)()
         self.start = self.last = time.perf_counter()
         self.bar_shown = False       # a live bar is on the current line
@@ -60,14 +64,15 @@ class Progress:
         if self.stream is None or done <= 0:
             return
         now = time.perf_counter()
-        if now - self.last < self.every:
+        if now - self.last < (LIVE_SECONDS if self.live else self.every):
             return
         self.last = now
         elapsed = now - self.start
         left = elapsed * (total - done) / done
         filled = int(BAR_WIDTH * min(done, total) / max(total, 1))
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
-        line = (f"{self.label} [{bar}] {done}/{total} ({100 * done / max(total, 1):.0f}%), "
+        unit = f" {self.unit}" if self.unit else ""
+        line = (f"{self.label} [{bar}] {done}/{total}{unit} ({100 * done / max(total, 1):.0f}%), "
                 f"{elapsed:.0f} s, about {left:.0f} s left" + (f"  {detail}" if detail else ""))
         self.stream.write(("\r" if self.live else "") + line + ("" if self.live else "\n"))
         self.stream.flush()

@@ -2,11 +2,13 @@
 
     for each epoch:
         shuffle the training set (seeded Generator)
-        for each minibatch x of M examples:
+        for each minibatch x of B examples:                 # train_step:
             binarise x (dynamic binarisation: fresh Bernoulli draws each time)
             loss, grads = model.loss_and_grads(x, ...)      # loss = -ELBO estimate
             optimizer.step(grads)                           # descent on -ELBO = ascent on ELBO
         validation ELBO on the test set; record history; save a checkpoint
+
+(The paper's minibatch size M is B here, as everywhere in minivae.)
 
 Everything random comes from one Generator seeded by ``seed``, and its state
 is saved in every checkpoint, so a run interrupted and resumed ends with
@@ -31,10 +33,11 @@ import time
 
 import numpy as np
 
-from minivae import checkpoint
-from minivae.checks import check_count
-from minivae.datasets import bernoulli_binarize
-from minivae import optim
+from minivae import checkpoint, optim
+from minivae.checks import check_choice, check_count
+from minivae.datasets import bernoulli_binarize, fixed_binarization
+from minivae.evaluate import evaluate_elbo
+from minivae.progress import Progress
 from minivae.vae import KL_ESTIMATORS, VAE
 
 
@@ -63,42 +66,48 @@ def beta_schedule(epoch, warmup_epochs):
     return min(1.0, (epoch + 1) / warmup_epochs)
 
 
-def fixed_binarization(x_test, seed):
-    """The one static binarisation of the test set that a run with ``seed`` reports ELBOs on."""
-    return bernoulli_binarize(x_test, np.random.default_rng(seed + 1)).astype(x_test.dtype)
+class StepRejected(Exception):
+    """A training step whose loss or gradient was not finite; it was not applied.
+
+    ``what`` says which (for the divergence message), ``loss`` is the loss of the step.
+    """
+
+    def __init__(self, what, loss):
+        super().__init__(what)
+        self.what, self.loss = what, loss
 
 
-def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=None):
-    """Mean ELBO (nats per example) of ``model`` on x, in batches so memory stays bounded."""
-    rng = np.random.default_rng(0) if rng is None else rng
-    total = 0.0
-    for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        total += float(model.elbo(xb, n_samples=n_samples, kl=kl, rng=rng).sum())
-    return total / len(x)
+def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, binarize=True,
+               phase_seconds=None):
+    """One step of Algorithm 1 on the minibatch xb (B, P): binarise, loss and gradients, update.
 
-
-class Progress:
-    """One status line, rewritten in place on a terminal; one line per epoch otherwise (if verbose)."""
-
-    def __init__(self, enabled, stream=None):
-        self.stream = sys.stderr if stream is None else stream
-        self.live = enabled and self.stream.isatty()
-        self.enabled = enabled
-
-    def batch(self, epoch, epochs, done, total, elbo, rate):
-        if self.live:
-            width = 24
-            filled = int(width * done / total)
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\repoch {epoch}/{epochs} [{bar}] {done}/{total}  "
-                              f"ELBO {elbo:8.2f}  {rate:7.0f} ex/s")
-            self.stream.flush()
-
-    def epoch(self, line):
-        if self.enabled:
-            self.stream.write(("\r" if self.live else "") + line + " " * 8 + "\n")
-            self.stream.flush()
+    The minibatch is one already validated as part of the whole training set,
+    so neither the binarisation nor ``loss_and_grads`` scans its values again.
+    Returns the loss (-ELBO estimate, nats per example).  Raises
+    :class:`StepRejected` (and changes nothing) when the loss or a gradient is
+    not finite.  ``phase_seconds``, an array of 3, gets the seconds of the
+    three parts (data, loss_and_grads, optimiser) added to it (minivae bench).
+    """
+    t0 = time.perf_counter()
+    if binarize:
+        # float32 0/1, exact in any dtype; fresh Bernoulli draws every step
+        xb = bernoulli_binarize(xb, rng, check=False)
+    t1 = time.perf_counter()
+    # NumPy's overflow warnings would only repeat, without the step, what the finiteness
+    # checks below report
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta, rng=rng,
+                                           check=False)
+    t2 = time.perf_counter()
+    if not math.isfinite(loss):
+        raise StepRejected(f"the loss became non-finite ({loss})", loss)
+    try:
+        opt.step(grads)          # refuses NaN/inf gradients before changing anything
+    except optim.NonFiniteGradient as error:
+        raise StepRejected(str(error), loss) from None
+    if phase_seconds is not None:
+        phase_seconds += (t1 - t0, t2 - t1, time.perf_counter() - t2)
+    return loss
 
 
 def _check_float_data(x, name):
@@ -182,7 +191,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     x_test : array (N_test, P), optional
         Validation data: its ELBO is computed after every epoch.
     epochs, batch_size : int
-        Passes over the data and minibatch size M.
+        Passes over the data and minibatch size B (the paper's M).
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float
     n_samples : int
         L, Monte Carlo samples per example.
@@ -231,8 +240,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     n_samples = check_count("n_samples", n_samples, 1)
     warmup_epochs = check_count("warmup_epochs", warmup_epochs, 0)
     seed = check_count("seed", seed, 0)
-    if kl not in KL_ESTIMATORS:
-        raise ValueError(f"unknown kl estimator {kl!r}; expected one of {KL_ESTIMATORS}")
+    check_choice("kl estimator", kl, KL_ESTIMATORS)
     opt = optim.make_optimizer(optimizer, model.params, lr=lr)      # checks optimizer and lr
     lr = opt.lr                                                     # a Python float
     # validated once as a whole, in the model dtype
@@ -267,7 +275,9 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         start_epoch, start_batch, total = state["epoch"], state["batch"], state["total"]
         order = resume["train_arrays"].get("order")
 
-    progress = Progress(sys.stderr.isatty() if verbose is None else verbose, stream)
+    stream = sys.stderr if stream is None else stream
+    enabled = stream.isatty() if verbose is None else verbose
+    progress = Progress(stream if enabled else None)
 
     def save_checkpoint(epoch, batch, rng_state=None):
         """Save the position "next: step ``batch`` of ``epoch``" and the Generator state for it."""
@@ -324,40 +334,29 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
             if start_batch == 0:
                 rng_state = rng.bit_generator.state       # a resume at batch 0 reshuffles from here
                 order, total = rng.permutation(N), 0.0
+            progress.restart(f"epoch {epoch + 1}/{epochs}")
             for batch in range(start_batch, n_batches):
                 step = epoch * n_batches + batch
                 if batch > 0:
                     rng_state = rng.bit_generator.state   # before this step's draws
                 xb = x_train[order[batch * batch_size:(batch + 1) * batch_size]]
-                if binarize_data:
-                    # float32 0/1, exact in any dtype; x_train was validated as a whole above
-                    xb = bernoulli_binarize(xb, rng, check=False)
-                # NumPy's overflow warnings would only repeat, without the step, what the
-                # finiteness check below reports
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    # check=False: x_train was validated as a whole above; a minibatch of it
-                    # (and its binarisation) needs no second scan of every value
-                    loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta,
-                                                       rng=rng, check=False)
-                if not math.isfinite(loss):
-                    raise diverged(epoch, batch, rng_state, loss, f"the loss became non-finite ({loss})")
                 try:
-                    opt.step(grads)      # refuses NaN/inf gradients before changing anything
-                except optim.NonFiniteGradient as error:
-                    raise diverged(epoch, batch, rng_state, loss, str(error)) from None
+                    loss = train_step(model, opt, xb, rng, n_samples=n_samples, kl=kl, beta=beta,
+                                      binarize=binarize_data)
+                except StepRejected as error:
+                    raise diverged(epoch, batch, rng_state, error.loss, error.what) from None
                 last_loss = loss
                 total += loss * len(xb)
                 done = min((batch + 1) * batch_size, N)
-                if batch % 10 == 0 or batch == n_batches - 1:
-                    progress.batch(epoch + 1, epochs, done, N, -total / done,
-                                   done / max(time.perf_counter() - tic, 1e-9))
+                progress.update(done, N, f"ELBO {-total / done:8.2f}  "
+                                         f"{done / max(progress.elapsed(), 1e-9):7.0f} ex/s")
                 if stop.requested:
                     # checked between steps, so the saved state is always a whole step
                     if not _all_finite(model.params):
                         raise diverged(epoch, batch, None, loss, "the update made parameters non-finite")
                     save_checkpoint(epoch, batch + 1)
                     history["interrupted"] = True
-                    progress.epoch(f"stopped by {stop.requested} at epoch {epoch + 1}, step {step + 1}"
+                    progress.say(f"stopped by {stop.requested} at epoch {epoch + 1}, step {step + 1}"
                                    + (f"; resume from {checkpoint_path}" if checkpoint_path else ""))
                     return history
             start_batch = 0
@@ -372,7 +371,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
             history["valid_elbo"].append(valid)
             history["seconds"].append(seconds)
             history["examples_per_second"].append(N / seconds)
-            progress.epoch(f"epoch {epoch + 1}/{epochs}  train ELBO {-total / N:8.2f}"
+            progress.say(f"epoch {epoch + 1}/{epochs}  train ELBO {-total / N:8.2f}"
                            + ("" if valid is None else f"  test ELBO {valid:8.2f}")
                            + f"  {N / seconds:7.0f} ex/s  beta {beta:.2f}")
             save_checkpoint(epoch + 1, 0)

@@ -17,15 +17,32 @@ estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7):
 the KL warm-up used early in training).
 
 Reading order: ``VAE.__init__`` (the parameters), ``forward`` (every
-intermediate, named), ``backward`` (the same names in reverse), then the
-convenience methods built on them.  Shapes: B examples, P = x_dim, D = z_dim,
-L = n_samples.
+intermediate, named), ``backward`` and ``backward_to_encoder_output`` (the
+same names in reverse), then the convenience methods built on them.
+
+The paper's symbols and the code's (Kingma & Welling 2013, Sec. 2-3 and App. C):
+
+    paper              code                    meaning
+    x^(i), N           x[b], len(data)         a data point, the number of them
+    M                  B                       minibatch size (rows of x)
+    L                  L = n_samples           Monte Carlo samples per data point
+    J                  D = z_dim               latent dimension
+    D (App. C)         P = x_dim               data dimension (784 for MNIST)
+    phi, theta         params["encoder.*"],    the encoder's and the decoder's parameters
+                       params["decoder.*"]
+    mu^(i), sigma^(i)  mu, exp(logvar / 2)     q_phi(z|x^(i)), each (B, D)
+    eps^(l)            eps[l]                  noise, (L, B, D)
+    z^(i,l)            z[l, b]                 z = mu + sigma * eps, (L, B, D)
+    L~(theta, phi; x)  elbo[b]                 the per-example ELBO estimate
+
+Shapes everywhere: B examples, P = x_dim, D = z_dim, L = n_samples.
 """
 import numpy as np
 
 from minivae import distributions as dist
-from minivae.checks import check_count
 from minivae import nn
+from minivae.checks import (check_choice, check_count, check_finite, check_float_dtype,
+                            check_number, check_numeric_array, check_rng)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 KL_ESTIMATORS = ("analytic", "mc")
@@ -74,15 +91,11 @@ class VAE:
         hidden = tuple(int(h) for h in hidden)
         if seed is not None:
             check_count("seed", seed, low=0)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {LIKELIHOODS}")
-        nn.check_activation(activation)
-        dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        check_choice("likelihood", likelihood, LIKELIHOODS)
+        check_choice("activation", activation, nn.ACTIVATIONS)
+        dtype = check_float_dtype(dtype)
         if likelihood == "gaussian" and obs_logvar != "learned":
-            if not np.isfinite(float(obs_logvar)):
-                raise ValueError(f"obs_logvar must be 'learned' or a finite number, got {obs_logvar!r}")
+            obs_logvar = check_number("obs_logvar ('learned' or a number)", obs_logvar)
 
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
         self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
@@ -105,17 +118,6 @@ class VAE:
                 "likelihood": self.likelihood, "activation": self.activation,
                 "dtype": self.dtype.name, "seed": self.seed, "obs_logvar": self.obs_logvar}
 
-    def save(self, path):
-        """Write the model to ``path`` (.npz, no pickle, written atomically); see minivae.checkpoint."""
-        from minivae import checkpoint
-        checkpoint.save(path, self)
-
-    @classmethod
-    def load(cls, path):
-        """Read a model written by :meth:`save` (or a training checkpoint)."""
-        from minivae import checkpoint
-        return checkpoint.load(path)["model"]
-
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"VAE({args})"
@@ -130,7 +132,8 @@ class VAE:
         x: (B, P) data (already validated, model dtype); eps: (L, B, D).
         Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder
         output), mu, logvar, eps, z, out (the decoder output: logits or mean),
-        log_px_z, the KL terms and the sub-caches the backward needs.
+        log_px_z, the KL terms (kl_qp for estimator B; log_pz and log_qz for A),
+        the sub-caches the backward needs, and ``settings`` = {"kl", "beta"}.
         """
         params, D = self.params, self.z_dim
         L, B = eps.shape[0], x.shape[0]
@@ -153,8 +156,9 @@ class VAE:
         else:
             log_px_z, likelihood_cache = dist.gaussian_log_density(x, out, self._obs_logvar())
 
+        # values under their names; the two settings of this pass apart, under "settings"
         cache = {"x": x, "h": h, "mu": mu, "logvar": logvar, "eps": eps, "z": z, "out": out,
-                 "log_px_z": log_px_z, "kl": kl, "beta": beta,
+                 "log_px_z": log_px_z, "settings": {"kl": kl, "beta": beta},
                  "encoder_cache": encoder_cache, "sample_cache": sample_cache,
                  "decoder_cache": decoder_cache, "likelihood_cache": likelihood_cache}
 
@@ -180,28 +184,49 @@ class VAE:
     def backward(self, cache):
         """Gradients of loss = -mean_b elbo_b with respect to every parameter.
 
-        Walks :meth:`forward` in reverse with the same names.  Returns a dict
-        with the keys of ``self.params``.  Derivation: docs/derivations.md,
-        "Gradient of the ELBO estimators".
+        Walks :meth:`forward` in reverse with the same names, in two parts:
+        :meth:`backward_to_encoder_output` (estimator terms, likelihood,
+        decoder, reparameterisation: up to dloss/dh at the encoder's output),
+        then the encoder.  Returns a dict with the keys of ``self.params``.
+        Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
         """
-        eps, beta = cache["eps"], cache["beta"]
+        B = cache["x"].shape[0]
+        # delbo[b] = dloss/delbo_b: loss = -(1/B) sum_b elbo_b, so every example gets -1/B
+        delbo = np.full(B, -1.0 / B, dtype=self.dtype)
+        dh, grads = self.backward_to_encoder_output(cache, delbo)
+
+        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
+        # BEGIN SOLUTION vae_backward
+        _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
+                                           input_grad=False)
+        grads.update(encoder_grads)
+        # END SOLUTION
+        return grads
+
+    def backward_to_encoder_output(self, cache, delbo):
+        """Given delbo (B,) = d(objective)/d elbo_b, return dh (B, 2D) and the decoder's gradients.
+
+        dh = d(objective)/dh at the encoder's output h = [mu, logvar]; the
+        decoder's parameter gradients (and ``decoder.logvar``'s, if learned)
+        come in a dict.  :meth:`backward` passes delbo = -1/B (the loss);
+        ``minivae.gradient_estimators`` passes +1/B per row to get the
+        reparameterised gradient of the ELBO itself, one draw per row.
+        """
+        eps, beta = cache["eps"], cache["settings"]["beta"]
         L, B, D = eps.shape
 
-        # loss = -1/B sum_b elbo_b
-        delbo = np.full(B, -1.0 / B, dtype=self.dtype)
-
-        if cache["kl"] == "analytic":
+        if cache["settings"]["kl"] == "analytic":
             # elbo = mean_l log_px_z - beta * kl_qp
             # BEGIN SOLUTION estimator_b
-            dlog_px_z = np.broadcast_to(delbo / L, (L, B))
+            dlog_px_z = np.broadcast_to(delbo / L, (L, B))   # the mean over L samples gives 1/L
             dkl_qp = -beta * delbo
             dmu, dlogvar = dist.kl_standard_normal_backward(dkl_qp, cache["kl_cache"])
-            dz = 0
+            dz = 0        # z appears only in log_px_z here; the decoder's (L, B, D) gradient is added below
             # END SOLUTION
         else:
             # elbo = mean_l [log_px_z + beta * (log_pz - log_qz)]
             # BEGIN SOLUTION estimator_a
-            dlog_px_z = np.broadcast_to(delbo / L, (L, B))
+            dlog_px_z = np.broadcast_to(delbo / L, (L, B))   # the mean over L samples gives 1/L
             dlog_pz = beta * dlog_px_z
             dlog_qz = -beta * dlog_px_z
             dz = dist.standard_normal_log_density_backward(dlog_pz, cache["prior_cache"])
@@ -231,13 +256,10 @@ class VAE:
         dmu = dmu + dmu_z
         dlogvar = dlogvar + dlogvar_z
 
-        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
+        # h = [mu, logvar]: the encoder's output gradient, its two halves side by side
         dh = np.concatenate([dmu, dlogvar], axis=1)
-        _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
-                                           input_grad=False)
-        grads.update(encoder_grads)
         # END SOLUTION
-        return grads
+        return dh, grads
 
     # ------------------------------------------------------------------
     # Public API
@@ -304,14 +326,10 @@ class VAE:
 
         z: (N, D) -> (N, P).
         """
-        z = np.asarray(z)
-        if z.dtype.kind not in "biuf":
-            raise TypeError(f"z must hold real numbers, got dtype {z.dtype}")
-        z = z.astype(self.dtype, copy=False)
+        z = check_numeric_array(z, "z").astype(self.dtype, copy=False)
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape (N, {self.z_dim}), got {z.shape}")
-        if not np.isfinite(z).all():
-            raise ValueError("z contains NaN or inf")
+        check_finite(z, "z")
         out, _ = nn.mlp_forward(self.params, "decoder", self.n_layers, z, self.activation)
         if self.likelihood == "bernoulli":
             return dist.bernoulli_mean(out)
@@ -320,7 +338,7 @@ class VAE:
     def sample(self, n, rng=None):
         """n draws z ~ p(z) = N(0, I), decoded to the mean of p_theta(x|z): (n, P)."""
         check_count("n", n, low=0)
-        rng = _check_rng(self.rng if rng is None else rng)
+        rng = check_rng(self.rng if rng is None else rng)
         z = rng.standard_normal((int(n), self.z_dim), dtype=self.dtype)
         return self.decode(z)
 
@@ -345,9 +363,7 @@ class VAE:
         ``name`` is the argument the messages speak of.  ``values=False`` checks
         only the type and shape (O(1)) and skips the scans over every value.
         """
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
+        x = check_numeric_array(x, name)
         if x.ndim != 2 or x.shape[1] != self.x_dim:
             raise ValueError(f"{name} must have shape (B, {self.x_dim}) (one example per row), "
                              f"got shape {x.shape}")
@@ -356,8 +372,7 @@ class VAE:
         x = x.astype(self.dtype, copy=False)
         if not values:
             return x
-        if not np.isfinite(x).all():
-            raise ValueError(f"{name} contains NaN or inf")
+        check_finite(x, name)
         if self.likelihood == "bernoulli":
             lo, hi = x.min(), x.max()
             if lo < 0 or hi > 1:
@@ -372,18 +387,13 @@ class VAE:
         Returns x and eps in the model dtype, and beta as a Python float.
         """
         x = self.check_data(x, values=check)
-        if kl not in KL_ESTIMATORS:
-            raise ValueError(f"unknown kl estimator {kl!r}; expected one of {KL_ESTIMATORS}")
-        if not (np.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        # a Python float never changes an array's dtype; a NumPy float64 scalar would turn
-        # float32 arrays into float64 ones (NEP 50)
-        beta = float(beta)
+        check_choice("kl estimator", kl, KL_ESTIMATORS)
+        beta = check_number("beta", beta, low=0)          # a Python float: keeps float32 float32
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples
             check_count("n_samples", n_samples, low=1)
-            rng = _check_rng(self.rng if rng is None else rng)
+            rng = check_rng(self.rng if rng is None else rng)
             eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
         else:
             eps = self.check_noise(eps, B, n_samples=n_samples)
@@ -395,21 +405,11 @@ class VAE:
         ``n_samples``, if given, is the L the caller asked for; ``name`` is the
         argument the messages speak of.
         """
-        eps = np.asarray(eps)
-        if eps.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must hold real numbers, got dtype {eps.dtype}")
+        eps = check_numeric_array(eps, name)
         L = eps.shape[0] if eps.ndim == 3 else n_samples or 1
         if eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
             raise ValueError(f"{name} must have shape (n_samples, B, z_dim) = "
                              f"({n_samples or L}, {B}, {self.z_dim}), got {eps.shape}")
-        if not np.isfinite(eps).all():
-            raise ValueError(f"{name} contains NaN or inf")
+        check_finite(eps, name)
         return eps.astype(self.dtype, copy=False)
 
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
-    return rng

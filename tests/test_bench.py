@@ -137,7 +137,7 @@ def test_cli_bench_prints_json_and_progress_goes_to_stderr(capsys):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(steps=0), "steps must be a positive integer"),
     (dict(batch_size=100), "larger than the data"),
-    (dict(dtype="float16"), "float32' or 'float64"),
+    (dict(dtype="float16"), "dtype must be float32 or float64"),
     (dict(warmup=-1), "warmup must be an integer >= 0"),
 ])
 def test_bad_arguments_are_clear_value_errors(kwargs, match):

@@ -11,8 +11,8 @@ from minivae.vae import VAE
 def test_save_and_load_restore_identical_parameters_and_config(tmp_path):
     model = VAE(6, 2, hidden=(5, 4), likelihood="gaussian", activation="tanh", dtype=np.float32, seed=3)
     model.params["decoder.logvar"][:] = np.linspace(-1, 1, 6)
-    model.save(tmp_path / "m.npz")
-    loaded = VAE.load(tmp_path / "m.npz")
+    checkpoint.save(tmp_path / "m.npz", model)
+    loaded = checkpoint.load_model(tmp_path / "m.npz")
     assert loaded.config() == model.config()
     assert sorted(loaded.params) == sorted(model.params)
     for k in model.params:
@@ -34,7 +34,7 @@ def test_optimizer_and_training_state_round_trip(tmp_path):
 
 def test_a_truncated_checkpoint_is_a_clear_error_at_every_offset(tmp_path):
     model = VAE(20, 2, hidden=(10,))
-    model.save(tmp_path / "m.npz")
+    checkpoint.save(tmp_path / "m.npz", model)
     data = (tmp_path / "m.npz").read_bytes()
     for cut in [0, 1, 10, 100, len(data) // 3, len(data) // 2, len(data) - 30, len(data) - 1]:
         (tmp_path / "cut.npz").write_bytes(data[:cut])
@@ -60,11 +60,11 @@ def test_wrong_version_and_wrong_architecture_are_clear_errors(tmp_path):
 
 def test_saving_replaces_the_file_atomically_and_leaves_no_temporary(tmp_path):
     model = VAE(4, 2, hidden=(3,))
-    model.save(tmp_path / "m.npz")
+    checkpoint.save(tmp_path / "m.npz", model)
     model.params["encoder.0.b"][:] = 1.0
-    model.save(tmp_path / "m.npz")
+    checkpoint.save(tmp_path / "m.npz", model)
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
-    assert (VAE.load(tmp_path / "m.npz").params["encoder.0.b"] == 1.0).all()
+    assert (checkpoint.load_model(tmp_path / "m.npz").params["encoder.0.b"] == 1.0).all()
 
 
 # --- damaged and foreign files: always a CheckpointError naming the file -----------------
@@ -212,11 +212,11 @@ def test_malformed_entries_are_checkpoint_errors_that_say_which(tmp_path, change
 
 def test_saving_non_finite_parameters_is_refused_and_keeps_the_previous_file(tmp_path):
     model = VAE(4, 2, hidden=(3,))
-    model.save(tmp_path / "m.npz")
+    checkpoint.save(tmp_path / "m.npz", model)
     before = (tmp_path / "m.npz").read_bytes()
     model.params["encoder.0.W"][0, 0] = np.nan
     with pytest.raises(ValueError, match=r"encoder\.0\.W.*NaN or inf"):
-        model.save(tmp_path / "m.npz")
+        checkpoint.save(tmp_path / "m.npz", model)
     assert (tmp_path / "m.npz").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
 
@@ -224,7 +224,7 @@ def test_saving_non_finite_parameters_is_refused_and_keeps_the_previous_file(tmp
 def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_and_no_temporary(tmp_path,
                                                                                   monkeypatch):
     model = VAE(4, 2, hidden=(3,))
-    model.save(tmp_path / "m.npz")
+    checkpoint.save(tmp_path / "m.npz", model)
     before = (tmp_path / "m.npz").read_bytes()
 
     def savez_then_ctrl_c(f, **arrays):        # half an archive written, then Ctrl-C
@@ -234,6 +234,6 @@ def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_and_no_tempora
     monkeypatch.setattr(checkpoint.np, "savez", savez_then_ctrl_c)
     model.params["encoder.0.b"][:] = 5.0
     with pytest.raises(KeyboardInterrupt):
-        model.save(tmp_path / "m.npz")
+        checkpoint.save(tmp_path / "m.npz", model)
     assert (tmp_path / "m.npz").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]

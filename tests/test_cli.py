@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 
+from minivae import checkpoint
 from minivae.cli import main
 
 
@@ -80,19 +81,22 @@ def test_bad_numbers_exit_2_with_one_line_before_anything_is_written(tmp_path, c
     out = tmp_path / "run"
     for flags, expected in [(["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
                             (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-                            (["--warmup", "-1"], "--warmup must be >= 0, got -1"),
-                            (["--seed", "-3"], "--seed must be >= 0, got -3")]:
+                            (["--warmup", "-1"], "--warmup must be an integer >= 0, got -1"),
+                            (["--seed", "-3"], "--seed must be an integer >= 0, got -3"),
+                            (["--batch-size", "0"], "--batch-size must be a positive integer, got 0")]:
         assert main(["train", "--out", str(out), "--quiet", *flags]) == 2
         assert expected in one_line(capsys.readouterr().err)
         assert not out.exists()
     assert main(["sample", str(tmp_path / "m.npz"), "--n", "0"]) == 2
-    assert "--n must be >= 1" in one_line(capsys.readouterr().err)
+    assert "--n must be a positive integer, got 0" in one_line(capsys.readouterr().err)
+    assert main(["gradcheck", "--seed", "-1"]) == 2
+    assert "--seed must be an integer >= 0, got -1" in one_line(capsys.readouterr().err)
 
 
 def test_a_damaged_checkpoint_exits_2_with_one_line(tmp_path, capsys):
     from minivae.vae import VAE
 
-    VAE(784, 2, hidden=(8,)).save(tmp_path / "good.npz")
+    checkpoint.save(tmp_path / "good.npz", VAE(784, 2, hidden=(8,)))
     (tmp_path / "cut.npz").write_bytes((tmp_path / "good.npz").read_bytes()[:500])
     assert main(["sample", str(tmp_path / "cut.npz")]) == 2
     assert "cut.npz is not a readable minivae checkpoint" in one_line(capsys.readouterr().err)

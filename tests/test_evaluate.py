@@ -137,7 +137,7 @@ def test_progress_goes_to_the_given_stream_and_is_silent_by_default(monkeypatch,
     stream = io.StringIO()
     evaluate.log_likelihood(model, x, 5, batch_size=4, progress=stream)
     lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("log-likelihood (k = 5): 4/9 examples")
+    assert lines[0].startswith("log-likelihood (k = 5): [") and "] 4/9 examples (44%)" in lines[0]
     assert lines[-1].startswith("log-likelihood (k = 5): 9 examples in")
     evaluate.log_likelihood(model, x, 5, batch_size=4)
     assert capsys.readouterr() == ("", "")

@@ -393,7 +393,7 @@ def test_load_mnist_rejects_bad_test_sizes_and_seeds_before_loading(test_size, s
 def good_checkpoint(tmp_path_factory):
     model = VAE(3, 2, hidden=(2,), seed=1)
     path = tmp_path_factory.mktemp("fuzz_ckpt") / "good.npz"
-    model.save(path)
+    checkpoint.save(path, model)
     return model, path.read_bytes()
 
 

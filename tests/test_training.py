@@ -241,7 +241,7 @@ def test_resume_refuses_what_would_not_continue_the_run_exactly(grey, tmp_path):
         train(saved["model"], grey[:50], resume=saved, **settings)
     with pytest.raises(ValueError, match=r"not the checkpoint's.*model=resume\['model'\]"):
         train(tiny_model(), grey, resume=saved, **settings)
-    tiny_model().save(tmp_path / "plain.npz")               # a model without training state
+    checkpoint.save(tmp_path / "plain.npz", tiny_model())               # a model without training state
     plain = checkpoint.load(tmp_path / "plain.npz")
     with pytest.raises(ValueError, match="no training state"):
         train(plain["model"], grey, resume=plain, **settings)

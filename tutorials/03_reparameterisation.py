@@ -26,7 +26,7 @@
 #    \epsilon$ with $\epsilon \sim \mathcal{N}(0, I)$ and differentiates *through* $z$.
 #
 # This tutorial derives both, checks them on a one-dimensional example where every moment is
-# known, and then measures their variance on a VAE for MNIST with `minivae.estimators`. The
+# known, and then measures their variance on a VAE for MNIST with `minivae.gradient_estimators`. The
 # derivations in full are in `docs/evaluation.md` ("Score function versus reparameterisation").
 #
 # Run `python tutorials/03_reparameterisation.py`; `MINIVAE_FAST=1` draws fewer samples and
@@ -41,8 +41,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minivae
-from minivae import estimators as es
-from minivae.training import fixed_binarization
+from minivae import gradient_estimators as es
+from minivae.datasets import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")   # fewer samples, for the tests
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -214,7 +214,7 @@ fig
 #
 # In the VAE, $f(z) = \log p_\theta(x \mid z) + \log p(z) - \log q_\phi(z \mid x)$ is close to
 # $\log p_\theta(x)$: about $-100$ to $-500$ nats for an MNIST image. That is the offset $c$ of the
-# example above, in hundreds of dimensions at once. `minivae.estimators` computes both estimators
+# example above, in hundreds of dimensions at once. `minivae.gradient_estimators` computes both estimators
 # of the **encoder** gradient $\nabla_\phi$ for one draw $\epsilon$ of shape $(B, D)$ at a time
 # (one estimate of the gradient of the minibatch mean $\frac1B\sum_b \mathcal{L}_b$, as training
 # uses it):

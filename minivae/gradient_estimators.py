@@ -1,7 +1,8 @@
-"""Two unbiased estimators of the encoder gradient, side by side: score function vs reparameterisation.
+"""Gradient estimators: two unbiased estimators of the encoder gradient, score function vs reparameterisation.
 
-The encoder parameters phi enter the ELBO through the distribution the
-expectation is taken over (seed, step 6):
+(Not to be confused with the two estimators A and B of the ELBO's *value*,
+which live in :mod:`minivae.vae`.)  The encoder parameters phi enter the ELBO
+through the distribution the expectation is taken over (docs/seed.md):
 
     grad_phi L = grad_phi E_{q_phi(z|x)} [ f_phi(z) ],   f_phi(z) = log p(x, z) - log q_phi(z|x).
 
@@ -18,7 +19,9 @@ estimator from one draw z = mu + sigma * eps, eps ~ N(0, I):
 
       g_RP = grad_phi f_phi(mu_phi(x) + sigma_phi(x) * eps)     (the chain rule through z)
 
-  which is what :meth:`minivae.vae.VAE.backward` computes for estimator A.
+  which is what :meth:`minivae.vae.VAE.backward` computes for estimator A;
+  :func:`reparameterised_gradients` calls its first half,
+  ``VAE.backward_to_encoder_output``, and keeps the encoder's gradient per draw.
 
 Both have expectation grad_phi L; they differ in variance, and the
 reparameterised one is usually far smaller because it uses the derivative of
@@ -31,14 +34,16 @@ To keep one gradient per draw, the N draws are folded into the rows: the
 model runs on the N B rows of x repeated N times, each with one sample
 (L = 1), so every forward and backward function sees its usual 2-D shapes,
 and only the last step, the sum over rows into the encoder's parameter
-gradients, is taken per draw.  Per-draw gradients are dicts with the
-encoder's parameter names and arrays of shape (N, *param.shape).
+gradients, is taken per draw (``nn.mlp_backward(..., n_groups=N)``).
+Per-draw gradients are dicts with the encoder's parameter names and arrays
+of shape (N, *param.shape).
 """
 import numpy as np
 
 from minivae import distributions as dist
-from minivae.checks import check_count
 from minivae import nn
+from minivae.checks import check_count, check_rng
+from minivae.evaluate import log_weights_and_cache
 
 
 def encoder_names(model):
@@ -60,32 +65,15 @@ def _fold(x, eps):
     return np.tile(x, (N, 1)), eps.reshape(1, N * B, D)
 
 
-def encoder_backward_per_draw(dh, encoder_cache, activation, n_draws):
-    """:func:`minivae.nn.mlp_backward` for the encoder, with the parameter gradients kept per draw.
+def encoder_backward_per_draw(model, dh, encoder_cache, n_draws):
+    """The encoder's backward with one parameter gradient per draw: dh (N B, 2D) -> dict of (N, *shape).
 
-    dh: (N B, 2D), the gradient at the encoder's output for the N B rows of
-    :func:`_fold`; encoder_cache: from ``nn.mlp_forward`` on those rows.
-    Every line is that of ``mlp_backward``, except that W's and b's gradients
-    sum over the B rows of each draw instead of over all rows.
-
-    Returns a dict of (N, *param.shape); summed over the N draws it equals
-    ``mlp_backward``'s gradients.  Derivation: docs/derivations.md, "MLP" and
-    "The score-function estimator".
+    ``nn.mlp_backward`` with ``n_groups=n_draws``, its keys in ``model.params`` order.
+    Summed over the N draws it equals the encoder gradients of ``nn.mlp_backward``.
     """
-    _, act_backward = nn.ACTIVATIONS[activation]
-    n_layers = len(encoder_cache)
-    grads = {}
-    dout = dh
-    for k in reversed(range(n_layers)):
-        (h_in, W), act_cache = encoder_cache[k]                  # h_in: (N B, n_in)
-        da = act_backward(dout, act_cache) if k < n_layers - 1 else dout
-        h_in_n = h_in.reshape(n_draws, -1, h_in.shape[1])         # (N, B, n_in)
-        da_n = da.reshape(n_draws, -1, da.shape[1])               # (N, B, n_out)
-        grads[f"encoder.{k}.W"] = np.swapaxes(h_in_n, 1, 2) @ da_n   # per draw: x^T dy, (N, n_in, n_out)
-        grads[f"encoder.{k}.b"] = da_n.sum(axis=1)                # per draw: sum over its B rows
-        if k > 0:
-            dout = da @ W.T                                       # (N B, n_in)
-    return {name: grads[name] for name in sorted(grads)}
+    _, grads = nn.mlp_backward(dh, encoder_cache, "encoder", model.activation, input_grad=False,
+                               n_groups=n_draws)
+    return {name: grads[name] for name in encoder_names(model)}
 
 
 def log_q(model, x, z):
@@ -115,7 +103,7 @@ def encoder_score(model, x, z):
     dlog_q = np.full((1, N * B), 1.0 / B, dtype=model.dtype)          # d/dlog_q of (1/B) sum_b log_q
     _, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_q, q_cache)   # z is a constant here
     dh = np.concatenate([dmu, dlogvar], axis=1)
-    return encoder_backward_per_draw(dh, encoder_cache, model.activation, N)
+    return encoder_backward_per_draw(model, dh, encoder_cache, N)
 
 
 def score_function_gradients(model, x, eps):
@@ -128,12 +116,13 @@ def score_function_gradients(model, x, eps):
     """
     x, eps = _check(model, x, eps)
     N, B, D = eps.shape
-    _, cache = model.forward(*_fold(x, eps), kl="mc")
-    f = cache["log_px_z"] + cache["log_pz"] - cache["log_qz"]             # (1, N B): a constant weight
+    # f = log p(x|z) + log p(z) - log q(z|x), the importance log-weight: a constant weight (1, N B)
+    f, cache = log_weights_and_cache(model, *_fold(x, eps))
+    f = f.astype(model.dtype)
     # the score of log q at the sampled z, each row weighted by f / B; no derivative through z
     _, dmu, dlogvar = dist.gaussian_log_density_backward(f / B, cache["posterior_cache"])
     dh = np.concatenate([dmu, dlogvar], axis=1)
-    return encoder_backward_per_draw(dh, cache["encoder_cache"], model.activation, N)
+    return encoder_backward_per_draw(model, dh, cache["encoder_cache"], N)
 
 
 def reparameterised_gradients(model, x, eps):
@@ -150,24 +139,10 @@ def reparameterised_gradients(model, x, eps):
     x, eps = _check(model, x, eps)
     N, B, D = eps.shape
     _, cache = model.forward(*_fold(x, eps), kl="mc")
-    dlog_w = np.full((1, N * B), 1.0 / B, dtype=model.dtype)   # d/dlog_w of (1/B) sum_b log_w
-
-    # f = log p(x|z) + log p(z) - log q(z|x): each term's gradient with respect to z (and mu, logvar)
-    if model.likelihood == "bernoulli":
-        dout = dist.bernoulli_log_likelihood_backward(dlog_w, cache["likelihood_cache"])
-    else:
-        _, dout, _ = dist.gaussian_log_density_backward(dlog_w, cache["likelihood_cache"])
-    dz_flat, _ = nn.mlp_backward(dout.reshape(N * B, model.x_dim), cache["decoder_cache"],
-                                 "decoder", model.activation)
-    dz = dz_flat.reshape(1, N * B, D)
-    dz = dz + dist.standard_normal_log_density_backward(dlog_w, cache["prior_cache"])
-    dz_q, dmu, dlogvar = dist.gaussian_log_density_backward(-dlog_w, cache["posterior_cache"])
-    dz = dz + dz_q
-
-    # z = mu + sigma * eps
-    dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
-    dh = np.concatenate([dmu + dmu_z, dlogvar + dlogvar_z], axis=1)        # (N B, 2D)
-    return encoder_backward_per_draw(dh, cache["encoder_cache"], model.activation, N)
+    # d/delbo of (1/B) sum_b elbo_b for each draw's B rows: the ELBO itself, not the loss
+    delbo = np.full(N * B, 1.0 / B, dtype=model.dtype)
+    dh, _ = model.backward_to_encoder_output(cache, delbo)          # (N B, 2D)
+    return encoder_backward_per_draw(model, dh, cache["encoder_cache"], N)
 
 
 def estimator_variances(model, x, n_draws=1000, *, rng=None, chunk=500):
@@ -202,7 +177,7 @@ def estimator_variances(model, x, n_draws=1000, *, rng=None, chunk=500):
     """
     x = model.check_data(x)
     n_draws, chunk = check_count("n_draws", n_draws, 2), check_count("chunk", chunk)
-    rng = np.random.default_rng(0) if rng is None else rng
+    rng = np.random.default_rng(0) if rng is None else check_rng(rng)
     stats = {"score": _RunningMoments(), "reparameterised": _RunningMoments(),
              "difference": _RunningMoments()}
     for done in range(0, int(n_draws), int(chunk)):
