@@ -19,7 +19,6 @@ the gradient ``dvalue`` with respect to its output.
 import math
 
 import numpy as np
-from scipy.special import expit
 
 from minivae import nn
 
@@ -212,7 +211,8 @@ def bernoulli_log_likelihood_backward(dlog_p, cache):
 
 def bernoulli_mean(logits):
     """E[x | z] = sigmoid(logits)."""
-    return expit(logits)
+    h, _ = nn.sigmoid_forward(logits)
+    return h
 
 
 # ---------------------------------------------------------------------------

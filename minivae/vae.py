@@ -203,7 +203,7 @@ class VAE:
         # END SOLUTION
         return grads
 
-    def backward_to_encoder_output(self, cache, delbo):
+    def backward_to_encoder_output(self, cache, delbo, record=None):
         """Given delbo (B,) = d(objective)/d elbo_b, return dh (B, 2D) and the decoder's gradients.
 
         dh = d(objective)/dh at the encoder's output h = [mu, logvar]; the
@@ -211,6 +211,9 @@ class VAE:
         come in a dict.  :meth:`backward` passes delbo = -1/B (the loss);
         ``minivae.gradient_estimators`` passes +1/B per row to get the
         reparameterised gradient of the ELBO itself, one draw per row.
+        ``record``, a dict, receives the gradients of the named intermediates
+        (dlog_px_z (L, B), dz (L, B, D), dmu and dlogvar (B, D), dh), for a
+        learner to inspect or check against finite differences (tutorial 08).
         """
         eps, beta = cache["eps"], cache["settings"]["beta"]
         L, B, D = eps.shape
@@ -259,6 +262,8 @@ class VAE:
         # h = [mu, logvar]: the encoder's output gradient, its two halves side by side
         dh = np.concatenate([dmu, dlogvar], axis=1)
         # END SOLUTION
+        if record is not None:
+            record.update(dlog_px_z=dlog_px_z, dz=dz, dmu=dmu, dlogvar=dlogvar, dh=dh)
         return dh, grads
 
     # ------------------------------------------------------------------

@@ -91,14 +91,18 @@ assert np.allclose(cache["elbo"], cache["log_px_z"].mean(axis=0) - cache["kl_qp"
 # ## 2. Where to put the breakpoint
 #
 # `VAE.backward(cache)` is the place: it walks `forward` in reverse with the same names, one
-# stage per block. Here is its source with the line numbers of *your* copy of
-# `minivae/vae.py` (the package is installed in editable mode, so this is the file that runs).
+# stage per block, in two parts: `backward_to_encoder_output` (stages 2-5 below, up to the
+# gradient at the encoder's output) and then the encoder. Here is their source with the line
+# numbers of *your* copy of `minivae/vae.py` (the package is installed in editable mode, so
+# this is the file that runs).
 
 # %%
 vae_file = inspect.getsourcefile(minivae.VAE)
-source, first_line = inspect.getsourcelines(minivae.VAE.backward)
-for offset, text in enumerate(source):
-    print(f"{first_line + offset:4d}  {text}", end="")
+for method in (minivae.VAE.backward, minivae.VAE.backward_to_encoder_output):
+    source, first_line = inspect.getsourcelines(method)
+    for offset, text in enumerate(source):
+        print(f"{first_line + offset:4d}  {text}", end="")
+    print()
 
 # %% [markdown]
 # Reading it from the top, with the quantity each line computes ($\bar{y}$ means
@@ -116,7 +120,7 @@ for offset, text in enumerate(source):
 # 5. **the reparameterisation backward**, `gaussian_sample_backward(dz, ...)`:
 #    $\bar\mu \mathrel{+}= \sum_l \bar z^{(l)}$ and
 #    $\overline{\log\sigma^2} \mathrel{+}= \tfrac12 \sigma \odot \sum_l \bar z^{(l)} \odot \epsilon^{(l)}$;
-# 6. the encoder backward with $\bar h = [\bar\mu, \overline{\log\sigma^2}]$.
+# 6. back in `backward`: the encoder backward with $\bar h = [\bar\mu, \overline{\log\sigma^2}]$.
 #
 # (In `forward`, a breakpoint on the line `cache = {"x": x, "h": h, ...` shows every
 # intermediate of section 1 as a local variable, just computed.)
@@ -157,6 +161,7 @@ for offset, text in enumerate(source):
 # continue to the end.
 
 # %%
+source, first_line = inspect.getsourcelines(minivae.VAE.backward_to_encoder_output)
 sample_line = first_line + next(i for i, text in enumerate(source)
                                 if "gaussian_sample_backward(" in text)
 commands = "\n".join([
@@ -197,31 +202,25 @@ grads = model.backward(cache)
 assert all(np.array_equal(grads[k], grads_under_pdb[k]) for k in grads)
 
 # %% [markdown]
-# ## 4. The backward pass by hand, and checking each intermediate
+# ## 4. Every intermediate gradient, by name
 #
-# The same computation written out cell by cell with the package's backward functions, so that
-# every intermediate gradient has a name here too. At the end it must agree with `backward`
-# exactly (same operations, same order).
+# `backward_to_encoder_output` takes a dict `record` and fills it with the gradient of each
+# named intermediate, so that no step of the chain has to be copied out here to be looked at:
+# `dlog_px_z` $(L, B)$, `dz` $(L, B, D)$, `dmu` and `dlogvar` $(B, D)$ and `dh` $(B, 2D)$.
+# With `delbo` $= -1/B$ (the loss) its `dh`, sent through the encoder's backward, gives
+# exactly the gradients of `backward`.
 
 # %%
 delbo = np.full(B, -1.0 / B)                                   # dJ/d elbo_b, (B,)
-dlog_px_z = np.broadcast_to(delbo / L, (L, B))                 # elbo = mean_l log_px_z - kl
-dkl = -delbo
-dmu_kl, dlogvar_kl = dist.kl_standard_normal_backward(dkl, cache["kl_cache"])
-dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, cache["likelihood_cache"])   # (L, B, P)
-dz_flat, decoder_grads = nn.mlp_backward(dout.reshape(L * B, -1), cache["decoder_cache"],
-                                         "decoder", model.activation)
-dz = dz_flat.reshape(L, B, D)                                  # (L, B, D)
-dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
-dmu, dlogvar = dmu_kl + dmu_z, dlogvar_kl + dlogvar_z         # (B, D) each
-dh = np.concatenate([dmu, dlogvar], axis=1)                    # (B, 2D)
+record = {}
+dh, decoder_grads = model.backward_to_encoder_output(cache, delbo, record=record)
 _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", model.activation)
-
 by_hand = {**decoder_grads, **encoder_grads}
-for name in ("dlog_px_z", "dout", "dz", "dmu", "dlogvar", "dh"):
-    print(f"{name:>9} {globals()[name].shape}")
+for name, value in record.items():
+    print(f"{name:>9} {value.shape}")
 for k in grads:
-    assert np.allclose(by_hand[k], grads[k], rtol=1e-12, atol=1e-15), k
+    assert np.array_equal(by_hand[k], grads[k]), k
+dz, dmu, dlogvar = record["dz"], record["dmu"], record["dlogvar"]
 
 # %% [markdown]
 # **Checking an intermediate gradient.** If `minivae gradcheck` ever reported a wrong encoder
@@ -307,23 +306,25 @@ assert report[name]["rel_error"] < 1e-6
 # ## 6. A planted bug
 #
 # Suppose the reparameterisation backward forgot the factor $\tfrac12$ of
-# $\partial\sigma/\partial\log\sigma^2 = \sigma/2$. We swap a buggy copy into
-# `minivae.distributions` for the duration of one check (and always put the original back).
-# `gradcheck.check_vae` compares every parameter of the model:
+# $\partial\sigma/\partial\log\sigma^2 = \sigma/2$. We wrap the real function so that its
+# `dlogvar` comes out twice too large, and swap the wrapper into `minivae.distributions` for
+# the duration of one check (and always put the original back). `gradcheck.check_vae`
+# compares every parameter of the model:
 
 # %%
-def gaussian_sample_backward_buggy(dz, cache):
-    sigma, eps = cache
-    dmu = dz.sum(axis=0)
-    dsigma = (dz * eps).sum(axis=0)
-    dlogvar = dsigma * sigma             # BUG: should be dsigma * 0.5 * sigma
-    return dmu, dlogvar
-
-
 original = dist.gaussian_sample_backward
+
+
+def gaussian_sample_backward_buggy(dz, cache):
+    dmu, dlogvar = original(dz, cache)
+    return dmu, 2 * dlogvar              # BUG: as if the 1/2 of d sigma / d logvar were lost
+
+
 dist.gaussian_sample_backward = gaussian_sample_backward_buggy
 try:
     report = gradcheck.check_vae(model, x, n_samples=L, kl="analytic")
+    record_bug = {}
+    model.backward_to_encoder_output(cache, delbo, record=record_bug)
 finally:
     dist.gaussian_sample_backward = original
 for k, r in report.items():
@@ -340,12 +341,12 @@ assert all(report[k]["rel_error"] > 1e-3 for k in report if k.startswith("encode
 # signatures.
 
 # %%
-dmu_bug, dlogvar_bug = gaussian_sample_backward_buggy(dz, cache["sample_cache"])
-for name, analytic, numeric in (("dmu", dmu_kl + dmu_bug, numeric_enc["mu"]),
-                                ("dlogvar", dlogvar_kl + dlogvar_bug, numeric_enc["logvar"])):
-    print(f"with the bug, {name:>8}: relative error {gradcheck.rel_error(analytic, numeric):.1e}")
-assert gradcheck.rel_error(dmu_kl + dmu_bug, numeric_enc["mu"]) < 1e-6
-assert gradcheck.rel_error(dlogvar_kl + dlogvar_bug, numeric_enc["logvar"]) > 1e-3
+for name in ("dz", "dmu", "dlogvar"):
+    numeric = {"dz": numeric_z["z"], "dmu": numeric_enc["mu"], "dlogvar": numeric_enc["logvar"]}[name]
+    print(f"with the bug, {name:>8}: relative error {gradcheck.rel_error(record_bug[name], numeric):.1e}")
+assert gradcheck.rel_error(record_bug["dz"], numeric_z["z"]) < 1e-6
+assert gradcheck.rel_error(record_bug["dmu"], numeric_enc["mu"]) < 1e-6
+assert gradcheck.rel_error(record_bug["dlogvar"], numeric_enc["logvar"]) > 1e-3
 
 # %% [markdown]
 # ## 7. Your turn, interactively
