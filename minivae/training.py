@@ -26,9 +26,7 @@ What can go wrong, and what happens (docs/reliability.md lists the tests):
 """
 import math
 import os
-import signal
 import sys
-import threading
 import time
 
 import numpy as np
@@ -38,22 +36,9 @@ from minivae.checks import check_choice, check_count
 from minivae.datasets import bernoulli_binarize, fixed_binarization
 from minivae.evaluate import evaluate_elbo
 from minivae.progress import Progress
+from minivae.run_control import (StopRequest, TrainingDiverged, all_finite, check_checkpoint_path,
+                                 check_resume)
 from minivae.vae import KL_ESTIMATORS, VAE
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or its gradient became NaN or inf; the message names the step and likely causes.
-
-    Attributes: ``epoch`` and ``step`` (both counted from 1), ``loss`` (the
-    non-finite value), ``last_loss`` (the last finite one, None if the first
-    step failed) and ``checkpoint_path`` (the file holding the last good
-    state, None if there is none).
-    """
-
-    def __init__(self, message, *, epoch, step, loss, last_loss, checkpoint_path):
-        super().__init__(message)
-        self.epoch, self.step, self.loss = epoch, step, loss
-        self.last_loss, self.checkpoint_path = last_loss, checkpoint_path
 
 
 def beta_schedule(epoch, warmup_epochs):
@@ -124,58 +109,6 @@ def _check_float_data(x, name):
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}"
                         + hints.get(x.dtype.kind, ""))
     return x
-
-
-def _check_checkpoint_path(path):
-    """Fail before training, not after the first epoch, if ``path`` cannot be written."""
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"checkpoint_path must be a file path, got the directory {path!r} "
-                         f"(did you mean {os.path.join(path, 'model.npz')!r}?)")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise PermissionError(f"checkpoint_path: cannot write into the folder {folder!r}")
-    return path
-
-
-def _check_resume(resume, model, N, settings):
-    """Raise a ValueError unless ``resume`` can continue *this* run exactly."""
-    if not isinstance(resume, dict) or "train_state" not in resume or "model" not in resume:
-        raise TypeError("resume must be the dict returned by minivae.checkpoint.load(path), "
-                        f"got {type(resume).__name__}")
-    state = resume["train_state"]
-    if state is None:
-        raise ValueError("resume: this checkpoint holds a model but no training state (it was "
-                         "written by VAE.save, not by train); to train that model further, pass "
-                         "resume['model'] as the model and leave out resume=")
-    missing = [k for k in ("epoch", "batch", "total", "rng", "history") if k not in state]
-    if missing:
-        raise ValueError(f"resume: the checkpoint's training state lacks {missing}; "
-                         "it was not written by minivae.train")
-    saved = state.get("settings", {})
-    # epochs may change (to train longer); anything else would silently change the run
-    changed = [k for k, v in settings.items() if k != "epochs" and k in saved and saved[k] != v]
-    if changed:
-        raise ValueError(
-            "resume: the checkpoint was written by a run with "
-            + ", ".join(f"{k}={saved[k]!r}" for k in changed) + "; this call has "
-            + ", ".join(f"{k}={settings[k]!r}" for k in changed)
-            + ". An exact continuation needs the same settings: pass those, or train "
-              "resume['model'] as a new run (without resume=)")
-    if "n_train" in state and state["n_train"] != N:
-        raise ValueError(f"resume: the checkpoint was written while training on "
-                         f"{state['n_train']} examples; x_train has {N}")
-    saved_model = resume["model"]
-    if saved_model is not model and (
-            saved_model.config() != model.config()
-            or any(not np.array_equal(saved_model.params[k], model.params[k]) for k in model.params)):
-        raise ValueError("resume: the model given is not the checkpoint's (different "
-                         "architecture or parameters); pass model=resume['model']")
-    order = resume["train_arrays"].get("order")
-    if state["batch"] > 0 and (order is None or len(order) != N):
-        raise ValueError(f"resume: the checkpoint stopped mid-epoch but holds no shuffle order "
-                         f"for {N} examples; it was not written by this run")
 
 
 def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="adam", lr=1e-3,
@@ -254,7 +187,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         if binarize_data:
             x_test = fixed_binarization(x_test, seed)
     if checkpoint_path is not None:
-        checkpoint_path = _check_checkpoint_path(checkpoint_path)
+        checkpoint_path = check_checkpoint_path(checkpoint_path)
 
     N = len(x_train)
     n_batches = math.ceil(N / batch_size)
@@ -262,7 +195,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 "n_samples": n_samples, "kl": kl, "warmup_epochs": warmup_epochs, "seed": seed,
                 "binarize_data": binarize_data}
     if resume is not None:
-        _check_resume(resume, model, N, settings)
+        check_resume(resume, model, N, settings)
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "beta": [], "train_elbo": [], "valid_elbo": [], "seconds": [],
                "examples_per_second": []}
@@ -293,40 +226,20 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         # The failing step is never applied, so the model normally still holds the state
         # before it, saved as "about to take this step" with the Generator as it was before
         # the step's draws: resuming from it repeats the step exactly.  Only an update that
-        # overflowed the parameters themselves (lr * gradient beyond the float range) leaves
-        # the model unusable; then the file on disk is not overwritten: it holds the last
-        # state that was saved.
-        intact = _all_finite(model.params)
+        # overflowed the parameters themselves leaves the model unusable; then the file on
+        # disk is not overwritten: it holds the last state that was saved.
+        intact = all_finite(model.params)
         if intact and checkpoint_path is not None:
             save_checkpoint(epoch, batch, rng_state)
         saved = checkpoint_path if checkpoint_path and os.path.exists(checkpoint_path) else None
-        if intact:
-            state = ("The parameters were not updated with it"
-                     + (f"; {saved} holds this last good state" if saved else ""))
-        else:
-            state = ("An update had overflowed some parameters to inf or NaN, so the model in "
-                     "memory is unusable; " + (f"{saved} was not overwritten and holds the last "
-                                               "state saved" if saved else "no checkpoint was saved"))
-        if last_loss is None and resume is None:
-            # no update came before: the learning rate cannot have caused it
-            causes = ("It is the first step of this run, so no update caused it: the likely cause "
-                      "is data far from unit scale, which overflows exp(logvar) (for a Gaussian "
-                      "likelihood standardise it, (x - x.mean(0)) / x.std(0); pixels 0-255 are "
-                      "far too large)")
-        else:
-            causes = (f"Likely causes: the learning rate ({lr}) is too large for {optimizer!r} "
-                      "(try a 10 times smaller one), or data far from what the likelihood "
-                      "expects (unnormalised values; pixels that are constant drive a learned "
-                      "Gaussian variance to 0)")
-        step = epoch * n_batches + batch + 1                   # counted from 1
-        return TrainingDiverged(
-            f"{what} at step {step} (epoch {epoch + 1}, batch {batch + 1} of {n_batches}); "
-            f"last finite loss: {last_loss}. {state}. {causes}.",
-            epoch=epoch + 1, step=step, loss=loss, last_loss=last_loss, checkpoint_path=saved)
+        return TrainingDiverged.at(what, epoch=epoch, batch=batch, n_batches=n_batches, loss=loss,
+                                   last_loss=last_loss, intact=intact, saved=saved,
+                                   first_step=last_loss is None and resume is None,
+                                   lr=lr, optimizer=optimizer)
 
     last_loss = None
     history["interrupted"] = False
-    stop = _StopRequest()
+    stop = StopRequest()
     with stop:
         for epoch in range(start_epoch, epochs):
             beta = beta_schedule(epoch, warmup_epochs)
@@ -352,7 +265,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                                          f"{done / max(progress.elapsed(), 1e-9):7.0f} ex/s")
                 if stop.requested:
                     # checked between steps, so the saved state is always a whole step
-                    if not _all_finite(model.params):
+                    if not all_finite(model.params):
                         raise diverged(epoch, batch, None, loss, "the update made parameters non-finite")
                     save_checkpoint(epoch, batch + 1)
                     history["interrupted"] = True
@@ -360,7 +273,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                                    + (f"; resume from {checkpoint_path}" if checkpoint_path else ""))
                     return history
             start_batch = 0
-            if not _all_finite(model.params):      # once per epoch, before it is saved
+            if not all_finite(model.params):      # once per epoch, before it is saved
                 raise diverged(epoch, n_batches - 1, None, last_loss,
                                "the update made parameters non-finite")
             seconds = time.perf_counter() - tic
@@ -376,37 +289,3 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                            + f"  {N / seconds:7.0f} ex/s  beta {beta:.2f}")
             save_checkpoint(epoch + 1, 0)
     return history
-
-
-def _all_finite(arrays):
-    """True if every array of the dict holds only finite numbers."""
-    return all(np.isfinite(a).all() for a in arrays.values())
-
-
-class _StopRequest:
-    """While active, SIGINT (Ctrl-C) and SIGTERM set ``requested`` instead of killing the run.
-
-    The loop checks it between steps and saves a checkpoint, so an interrupted
-    run can be resumed exactly.  A second Ctrl-C stops at once.  Outside the
-    main thread (where Python cannot install handlers) it does nothing.
-    """
-
-    def __init__(self):
-        self.requested = None
-        self.previous = {}
-
-    def _handler(self, signum, frame):
-        if self.requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                self.previous[signum] = signal.signal(signum, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-        return False
