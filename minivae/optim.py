@@ -27,9 +27,10 @@ Contract shared by every optimiser:
   (see ``FLUSH_EVERY`` below: a speed measure that leaves the parameters as they are).
 """
 import math
-import numbers
 
 import numpy as np
+
+from minivae.checks import check_choice, check_number
 
 
 # Subnormal ("denormal") numbers are the floats between 0 and the smallest normal one,
@@ -52,23 +53,17 @@ class NonFiniteGradient(ValueError):
 
 
 def _check_lr(lr):
-    """Return lr as a float, or raise ValueError unless it is a finite number > 0."""
-    if not isinstance(lr, numbers.Real) or isinstance(lr, bool) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
-    return float(lr)
+    """The learning rate as a Python float: a finite number > 0."""
+    return check_number("learning rate lr", lr, low=0, low_inclusive=False)
 
 
 def _check_fraction(name, value):
-    """Return value as a float, or raise ValueError unless 0 <= value < 1 (momentum, betas)."""
-    if not isinstance(value, numbers.Real) or not 0 <= value < 1:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
-    return float(value)
+    """Momentum and Adam's betas: a number in [0, 1)."""
+    return check_number(name, value, low=0, high=1, high_inclusive=False)
 
 
 def _check_eps(eps):
-    if not isinstance(eps, numbers.Real) or not (math.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return float(eps)
+    return check_number("eps", eps, low=0)
 
 
 class Optimizer:
@@ -332,8 +327,7 @@ def make_optimizer(name, params, lr=None, **kwargs):
         sgd and momentum have no default and need it.
     **kwargs : the optimiser's other settings (momentum, nesterov, beta1, beta2, eps)
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    check_choice("optimizer", name, OPTIMIZERS)
     if lr is None:
         if name in ("sgd", "momentum"):
             raise ValueError(f"optimizer {name!r} has no default learning rate; pass lr=...")

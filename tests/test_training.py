@@ -207,8 +207,8 @@ def test_bad_training_data_is_a_clear_error(grey, make_x, error, match):
     (dict(epochs=2.5), ValueError, r"epochs must be a positive integer, got 2.5"),
     (dict(epochs="3"), TypeError, r"epochs must be a positive integer, got '3' \(str\)"),
     (dict(batch_size=float("nan")), ValueError, r"batch_size must be a positive integer, got nan"),
-    (dict(lr=0.0), ValueError, r"learning rate must be a finite number > 0, got 0.0"),
-    (dict(lr=float("inf")), ValueError, r"learning rate must be a finite number > 0, got inf"),
+    (dict(lr=0.0), ValueError, r"lr must be a finite number > 0, got 0.0"),
+    (dict(lr=float("inf")), ValueError, r"lr must be a finite number > 0, got inf"),
     (dict(kl="exact"), ValueError, r"unknown kl estimator 'exact'"),
     (dict(x_test=np.zeros((5, 7))), ValueError, r"x_test must have shape \(B, 8\)"),
 ])
