@@ -38,20 +38,19 @@ One idea a module, each importing only the ones before it:
     exercises.py   the exercise table and the helpers that read it
     regions.py     finding and checking the marked regions, rendering them replaced
     edition.py     the student edition (make_assignment), its manifest, the solution checkout
-    grader.py      grading: composing, running pytest, scoring, the report
+    grader.py      grading: composing, running pytest (plugin: _grading_plugin.py), scoring
 
 ``minivae assignment make|grade`` (minivae.cli) are the commands;
 docs/assignments.md is the instructors' guide.
 """
-from minivae.assignment.exercises import (EXERCISES, PACKAGE, AssignmentError, exercise_table,
-                                         select, stub_message)
+from minivae.assignment.exercises import EXERCISES, PACKAGE, AssignmentError, select, stub_message
 from minivae.assignment.regions import check_coverage, find_regions, render, scan
 from minivae.assignment.edition import (MANIFEST, copy_tree, find_source_root, make_assignment,
                                         read_manifest, reference_solution)
 from minivae.assignment.grader import (check_tree, compose, composed_sources, format_report, grade,
                                        run_tests)
 
-__all__ = ["EXERCISES", "PACKAGE", "AssignmentError", "exercise_table", "select", "stub_message",
+__all__ = ["EXERCISES", "PACKAGE", "AssignmentError", "select", "stub_message",
            "find_regions", "scan", "check_coverage", "render",
            "MANIFEST", "copy_tree", "find_source_root", "make_assignment", "read_manifest",
            "reference_solution",

@@ -16,8 +16,8 @@ class AssignmentError(ValueError):
 # name -> title, functions ("file::qualified.name", each must hold a region of the
 # exercise), hint (one line, shown in the stub), see (where the math is), points, and
 # tests (pytest node ids; an id without [...] stands for all its parametrisations).
-# Grading isolates each exercise (see the docstring of minivae.assignment), so a test may grade an
-# exercise although it also runs other exercises' code.
+# Grading isolates each exercise (see the docstring of minivae.assignment), so a test may
+# grade an exercise although it also runs other exercises' code.
 
 EXERCISES = {
     "affine_backward": {
