@@ -199,7 +199,7 @@ def test_student_edition_imports_keeps_signatures_and_docstrings_and_the_rest_wo
             "try:\n    ops.double(1)\nexcept NotImplementedError as e:\n    out['raised'] = str(e)\n"
             "print(json.dumps(out))\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=student, capture_output=True, text=True,
-                            env=assignment._environment(student))
+                            env=assignment.edition._environment(student))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["file"] == str(student / "minivae" / "ops.py")
@@ -371,8 +371,9 @@ def test_a_test_run_that_does_not_finish_is_stopped_and_reported(source, tmp_pat
 # ---------------------------------------------------------------- the command
 
 def test_assignment_commands_make_and_grade_with_json_and_exit_status(source, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(assignment, "EXERCISES", TABLE)
-    monkeypatch.setattr(assignment, "find_source_root", lambda package="minivae": source)
+    monkeypatch.setattr(assignment.exercises, "EXERCISES", TABLE)
+    monkeypatch.setattr(assignment, "find_source_root", lambda package="minivae": source)         # make's
+    monkeypatch.setattr(assignment.edition, "find_source_root", lambda package="minivae": source)  # grade's
     out = tmp_path / "student"
     assert main(["assignment", "make", "--out", str(out), "--exercises", "double, square"]) == 0
     assert "grade it with: minivae assignment grade" in capsys.readouterr().out
@@ -417,7 +418,7 @@ def test_every_exercise_has_a_usable_entry_and_maps_to_tests_that_exist():
         message = assignment.stub_message(name, assignment.EXERCISES)
         assert "\n" not in message and '"' not in message and "\\" not in message, name
         for test in entry["tests"]:
-            assert any(assignment._matches(c, test) for c in collected), f"{name}: no test {test}"
+            assert any(assignment.grader._matches(c, test) for c in collected), f"{name}: no test {test}"
         for function in entry["functions"]:
             assert (ROOT / function.split("::")[0]).is_file(), function
         if entry["see"].startswith("docs/"):
@@ -439,7 +440,7 @@ def github_anchor(heading):
 # with every exercise stubbed, the solution itself, and one edition with five exercises restored.
 
 # in a student edition (made with its tests) there is no solution to grade or make editions of
-solution_only = pytest.mark.skipif(assignment._is_student_edition(ROOT),
+solution_only = pytest.mark.skipif(assignment.edition._is_student_edition(ROOT),
                                    reason="this is a student edition; these tests need the solution")
 
 

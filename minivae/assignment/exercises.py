@@ -1,0 +1,240 @@
+"""The exercise table of the course assignments, and the helpers that read it.
+
+:data:`EXERCISES` is plain data: per exercise, the functions whose marked regions
+it covers, the hint its stubs raise, where the math is, its points and the tests
+that grade it.  Everything else of minivae.assignment reads this table (or a
+table of the same shape, for a toy package).
+"""
+
+PACKAGE = "minivae"               # the package whose source the table describes
+
+
+class AssignmentError(ValueError):
+    """A problem with the markers, the exercise table, a tree or a request; the message says which."""
+
+
+# name -> title, functions ("file::qualified.name", each must hold a region of the
+# exercise), hint (one line, shown in the stub), see (where the math is), points, and
+# tests (pytest node ids; an id without [...] stands for all its parametrisations).
+# Grading isolates each exercise (see the docstring of minivae.assignment), so a test may
+# grade an exercise although it also runs other exercises' code.
+
+EXERCISES = {
+    "affine_backward": {
+        "title": "Backward pass of the affine layer y = x W + b",
+        "functions": ["minivae/nn.py::affine_backward"],
+        "hint": "apply the chain rule to y = x W + b; each gradient has the shape of its input, "
+                "and db sums over the batch",
+        "see": "docs/derivations.md#affine-layer",
+        "points": 8,
+        "tests": [
+            "tests/test_nn.py::test_affine_backward_matches_finite_differences",
+            "tests/test_nn.py::test_mlp_backward_matches_finite_differences",
+        ],
+    },
+    "activation_backward": {
+        "title": "Backward passes of relu, tanh, sigmoid and softplus",
+        "functions": ["minivae/nn.py::relu_backward", "minivae/nn.py::tanh_backward",
+                      "minivae/nn.py::sigmoid_backward", "minivae/nn.py::softplus_backward"],
+        "hint": "da = dh * f'(a), with f'(a) written in terms of what the forward put in the cache",
+        "see": "docs/derivations.md#activations",
+        "points": 8,
+        "tests": [
+            "tests/test_nn.py::test_activation_backward_matches_finite_differences[relu]",
+            "tests/test_nn.py::test_activation_backward_matches_finite_differences[sigmoid]",
+            "tests/test_nn.py::test_activation_backward_matches_finite_differences[softplus]",
+            "tests/test_nn.py::test_activation_backward_matches_finite_differences[tanh]",
+            "tests/test_nn.py::test_activations_keep_float32_and_stay_finite_at_extremes[relu]",
+            "tests/test_nn.py::test_activations_keep_float32_and_stay_finite_at_extremes[sigmoid]",
+            "tests/test_nn.py::test_activations_keep_float32_and_stay_finite_at_extremes[softplus]",
+            "tests/test_nn.py::test_activations_keep_float32_and_stay_finite_at_extremes[tanh]",
+            "tests/test_nn.py::test_mlp_backward_matches_finite_differences",
+        ],
+    },
+    "bernoulli_likelihood": {
+        "title": "Bernoulli log-likelihood from logits, and its gradient",
+        "functions": ["minivae/distributions.py::bernoulli_log_likelihood",
+                      "minivae/distributions.py::bernoulli_log_likelihood_backward"],
+        "hint": "sum x l - softplus(l) over the pixels without overflow for large |l|; "
+                "the gradient uses softplus'(l) = sigmoid(l)",
+        "see": "docs/derivations.md#bernoulli-likelihood",
+        "points": 8,
+        "tests": [
+            "tests/test_distributions.py::test_bernoulli_backward_matches_finite_differences",
+            "tests/test_distributions.py::test_bernoulli_log_likelihood_matches_the_direct_formula",
+            "tests/test_distributions.py::test_bernoulli_is_finite_for_logits_up_to_1e4",
+        ],
+    },
+    "gaussian_log_density": {
+        "title": "Diagonal Gaussian and standard normal log-densities, and their gradients",
+        "functions": ["minivae/distributions.py::gaussian_log_density",
+                      "minivae/distributions.py::gaussian_log_density_backward",
+                      "minivae/distributions.py::standard_normal_log_density",
+                      "minivae/distributions.py::standard_normal_log_density_backward"],
+        "hint": "sum the per-dimension log-density over the last axis; in the backward, sum each "
+                "gradient over the axes its input was broadcast along (sum_to_shape)",
+        "see": "docs/derivations.md#gaussian-log-density",
+        "points": 9,
+        "tests": [
+            "tests/test_distributions.py::test_gaussian_log_density_backward_matches_finite_differences",
+            "tests/test_distributions.py::test_gaussian_log_density_matches_scipy",
+            "tests/test_distributions.py::test_standard_normal_log_density_backward_matches_finite_differences",
+            "tests/test_distributions.py::test_standard_normal_log_density_matches_scipy",
+            "tests/test_distributions.py::test_kl_matches_monte_carlo_estimate",
+            "tests/test_distributions.py::test_gaussian_functions_keep_dtype_and_are_finite_for_extreme_logvar",
+        ],
+    },
+    "analytic_kl": {
+        "title": "KL(q(z|x) || N(0, I)) in closed form, and its gradient",
+        "functions": ["minivae/distributions.py::kl_standard_normal",
+                      "minivae/distributions.py::kl_standard_normal_backward"],
+        "hint": "one KL per example: sum the D terms of the closed form over the last axis, "
+                "with exp(logvar) - 1 as np.expm1(logvar) (exact near logvar = 0); "
+                "differentiate it term by term for the backward",
+        "see": "docs/derivations.md#analytic-kl",
+        "points": 8,
+        "tests": [
+            "tests/test_distributions.py::test_kl_backward_matches_finite_differences",
+            "tests/test_distributions.py::test_kl_by_hand",
+            "tests/test_distributions.py::test_kl_is_nonnegative_and_zero_only_at_the_prior",
+            "tests/test_distributions.py::test_kl_matches_monte_carlo_estimate",
+            "tests/test_distributions.py::test_kl_is_accurate_and_never_negative_where_q_is_near_the_prior",
+            "tests/test_distributions.py::test_gaussian_functions_keep_dtype_and_are_finite_for_extreme_logvar",
+        ],
+    },
+    "reparameterised_sample": {
+        "title": "The reparameterised sample z = mu + sigma * eps, and its gradient",
+        "functions": ["minivae/distributions.py::gaussian_sample",
+                      "minivae/distributions.py::gaussian_sample_backward"],
+        "hint": "broadcast mu and sigma = exp(logvar / 2) over the L samples of eps; the backward "
+                "sums over the samples and uses dsigma/dlogvar = sigma / 2",
+        "see": "docs/derivations.md#reparameterised-sample",
+        "points": 9,
+        "tests": [
+            "tests/test_distributions.py::test_gaussian_sample_backward_matches_finite_differences",
+            "tests/test_distributions.py::test_reparameterised_samples_have_mean_mu_and_variance_exp_logvar",
+            "tests/test_distributions.py::test_gaussian_functions_keep_dtype_and_are_finite_for_extreme_logvar",
+            "tests/test_vae.py::test_return_cache_exposes_the_named_intermediates",
+        ],
+    },
+    "estimator_b": {
+        "title": "Estimator B of the ELBO (analytic KL) and its gradient",
+        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
+        "hint": "elbo = mean over samples of log p(x|z) - beta KL(q || p); in the backward, "
+                "the KL's gradient goes through kl_standard_normal_backward",
+        "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
+        "points": 11,
+        "tests": [
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[1-analytic-bernoulli]",
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[1-analytic-gaussian]",
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[5-analytic-bernoulli]",
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[5-analytic-gaussian]",
+            "tests/test_vae.py::test_beta_scales_only_the_kl_term",
+            "tests/test_vae.py::test_kl_is_nonnegative_and_estimator_b_is_nonpositive_for_binary_data",
+            "tests/test_vae.py::test_estimators_a_and_b_agree_in_expectation",
+            "tests/test_vae.py::test_l_samples_at_once_equal_the_mean_of_one_sample_runs",
+            "tests/test_vae.py::test_every_intermediate_and_gradient_keeps_the_model_dtype[analytic-bernoulli-float32]",
+            "tests/test_vae.py::test_every_intermediate_and_gradient_keeps_the_model_dtype[analytic-gaussian-float32]",
+            "tests/test_vae.py::test_extreme_logits_and_logvar_give_finite_loss_and_gradients[analytic-float32]",
+            "tests/test_vae.py::test_extreme_logits_and_logvar_give_finite_loss_and_gradients[analytic-float64]",
+        ],
+    },
+    "estimator_a": {
+        "title": "Estimator A of the ELBO (all Monte Carlo) and its gradient",
+        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
+        "hint": "elbo = mean over samples of log p(x|z) + beta (log p(z) - log q(z|x)); in the "
+                "backward, z gets gradient from both log-densities as well as from the decoder",
+        "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
+        "points": 11,
+        "tests": [
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[1-mc-bernoulli]",
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[1-mc-gaussian]",
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[5-mc-bernoulli]",
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences[5-mc-gaussian]",
+            "tests/test_vae.py::test_gradcheck_helper_agrees_with_the_test_above_on_the_standard_shapes",
+            "tests/test_vae.py::test_estimators_a_and_b_agree_in_expectation",
+            "tests/test_vae.py::test_l_samples_at_once_equal_the_mean_of_one_sample_runs",
+            "tests/test_vae.py::test_every_intermediate_and_gradient_keeps_the_model_dtype[mc-bernoulli-float32]",
+            "tests/test_vae.py::test_every_intermediate_and_gradient_keeps_the_model_dtype[mc-gaussian-float32]",
+            "tests/test_vae.py::test_extreme_logits_and_logvar_give_finite_loss_and_gradients[mc-float32]",
+            "tests/test_vae.py::test_extreme_logits_and_logvar_give_finite_loss_and_gradients[mc-float64]",
+        ],
+    },
+    "vae_backward": {
+        "title": "Backpropagation through the likelihood, the decoder, the reparameterisation and the encoder",
+        "functions": ["minivae/vae.py::VAE.backward_to_encoder_output", "minivae/vae.py::VAE.backward"],
+        "hint": "walk VAE.forward in reverse: likelihood backward, decoder mlp_backward on the "
+                "(L B) stack, reparameterisation backward, then the encoder with dh = [dmu, dlogvar]",
+        "see": "docs/derivations.md#gradient-of-the-elbo-estimators",
+        "points": 12,
+        "tests": [
+            "tests/test_vae.py::test_loss_and_grads_match_finite_differences",
+            "tests/test_vae.py::test_gradcheck_helper_agrees_with_the_test_above_on_the_standard_shapes",
+            "tests/test_vae.py::test_every_intermediate_and_gradient_keeps_the_model_dtype",
+            "tests/test_vae.py::test_extreme_logits_and_logvar_give_finite_loss_and_gradients",
+        ],
+    },
+    "importance_sampled_log_likelihood": {
+        "title": "The importance-sampled log-likelihood (IWAE bound), streamed over chunks of samples",
+        "functions": ["minivae/evaluate.py::log_weights_and_cache", "minivae/evaluate.py::iwae_bound"],
+        "hint": "log w = log p(x|z) + log p(z) - log q(z|x) from the forward's cache; accumulate "
+                "log sum_i w_i over the chunks with logsumexp and logaddexp, never exp(log w)",
+        "see": "docs/evaluation.md#importance-sampled-log-likelihood",
+        "points": 8,
+        "tests": [
+            "tests/test_evaluate.py::test_k_equal_1_is_the_vae_estimator_a_of_the_elbo",
+            "tests/test_evaluate.py::test_chunked_streaming_equals_one_logsumexp_over_all_samples",
+            "tests/test_evaluate.py::test_bounds_increase_with_k_in_expectation",
+            "tests/test_evaluate.py::test_log_likelihood_converges_to_the_exact_log_evidence_of_the_linear_model",
+            "tests/test_evaluate.py::test_with_the_exact_posterior_as_q_any_k_gives_the_exact_log_evidence",
+        ],
+    },
+    "adam_update": {
+        "title": "One Adam step, in place",
+        "functions": ["minivae/optim.py::Adam._update"],
+        "hint": "update m and v in place, fold both bias corrections into lr_t and eps_t, and "
+                "write every intermediate into tmp with out= (a step allocates no new array)",
+        "see": "docs/derivations.md#optimisers",
+        "points": 8,
+        "tests": [
+            "tests/test_optim.py::test_adam_two_steps_match_hand_computation",
+            "tests/test_optim.py::test_adam_matches_algorithm_1_written_out_literally_with_eps",
+            "tests/test_optim.py::test_each_optimizer_minimises_a_convex_quadratic[adam]",
+            "tests/test_optim.py::test_float32_params_and_state_stay_float32[adam]",
+            "tests/test_optim.py::test_step_updates_the_callers_arrays_in_place[adam]",
+            "tests/test_optim.py::test_step_allocates_no_parameter_sized_arrays[adam]",
+            "tests/test_optim.py::test_state_dict_round_trip_through_npz_resumes_bit_for_bit[float32-adam]",
+            "tests/test_optim.py::test_state_dict_round_trip_through_npz_resumes_bit_for_bit[float64-adam]",
+        ],
+    },
+}
+
+
+def exercise_table(table=None):
+    """``table``, or :data:`EXERCISES` if None: the one place every default table comes from.
+
+    EXERCISES is looked up when called, so a test that swaps this module's
+    EXERCISES swaps the default of every function of minivae.assignment.
+    """
+    return EXERCISES if table is None else table
+
+
+def select(names, table=None):
+    """The exercises ``names`` (all if None), checked against the table, in the table's order."""
+    table = exercise_table(table)
+    if names is None:
+        return list(table)
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise AssignmentError(f"unknown exercise {', '.join(map(repr, unknown))}; "
+                              f"expected some of {', '.join(table)}")
+    if not names:
+        raise AssignmentError("no exercise selected")
+    return [n for n in table if n in names]
+
+
+def stub_message(name, table=None):
+    """The message a stub raises: 'Exercise <name>: <hint> (see <where>)'."""
+    entry = exercise_table(table)[name]
+    return f"Exercise {name}: {entry['hint']} (see {entry['see']})"
+
