@@ -28,6 +28,7 @@ from pathlib import Path
 from minivae.assignment.edition import _environment, _is_student_edition, copy_tree, read_manifest
 from minivae.assignment.exercises import PACKAGE, AssignmentError, exercise_table, select
 from minivae.assignment.regions import check_coverage, find_regions, render, scan
+from minivae.progress import Progress
 
 # the pytest plugin of the grader's runs, copied into each run's scratch folder
 GRADING_PLUGIN = Path(__file__).with_name("_grading_plugin.py")
@@ -84,7 +85,7 @@ def grade(directory, exercises=None, *, reference=None, table=None, package=PACK
     rows = []
     if reference is None:
         entries = list(dict.fromkeys(e for name in names for e in table[name]["tests"]))
-        _say(stream, f"grading {directory} as it is: {len(names)} exercise(s), {len(entries)} test id(s)")
+        Progress(stream).say(f"grading {directory} as it is: {len(names)} exercise(s), {len(entries)} test id(s)")
         results = run_tests(directory, entries, stream, timeout)
         rows = [_score(name, table, results) for name in names]
     else:
@@ -94,13 +95,13 @@ def grade(directory, exercises=None, *, reference=None, table=None, package=PACK
             raise AssignmentError(f"the reference {reference} is a student edition, not the solution")
         scanned = scan(reference, package, table)
         for name in names:
-            _say(stream, f"grading {name}: the submission's lines in {reference.name}'s solution")
+            Progress(stream).say(f"grading {name}: the submission's lines in {reference.name}'s solution")
             with tempfile.TemporaryDirectory(prefix=f"minivae-grade-{name}-") as tmp:
                 tree = Path(tmp) / "tree"
                 try:
                     compose(reference, scanned, directory, name, tree, table)
                 except AssignmentError as error:
-                    _say(stream, f"  error: {error}")
+                    Progress(stream).say(f"  error: {error}")
                     rows.append(_score(name, table, None, error=str(error)))
                     continue
                 rows.append(_score(name, table, run_tests(tree, table[name]["tests"], stream, timeout)))
@@ -250,7 +251,7 @@ def _run_pytest(tree, files, entries, stream, timeout):
                 match = _VERDICT.match(line)
                 if match:
                     verdicts[match["id"]] = match["verdict"]
-                    _say(stream, f"  {match['verdict']:<7} {match['id']}")
+                    Progress(stream).say(f"  {match['verdict']:<7} {match['id']}")
             process.wait()
         finally:
             timer.cancel()
@@ -323,11 +324,6 @@ def _score(name, table, results, error=None):
     return {"exercise": name, "title": entry["title"], "passed": passed, "total": len(tests),
             "points": round(entry["points"] * passed / len(tests), 2) if tests else 0.0,
             "max_points": entry["points"], "first_failure": first, "error": error, "tests": tests}
-
-
-def _say(stream, line):
-    stream.write(line + "\n")
-    stream.flush()
 
 
 def format_report(report):
