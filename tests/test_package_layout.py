@@ -27,7 +27,7 @@ RANK = {
     # tools built on everything
     "gradcheck_table": 7, "bench": 7,
     "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
-    "assignment.grader": 7.2, "assignment._grading_plugin": 7.0, "assignment": 7.3,
+    "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment": 7.4,
     "cli": 8,
     "__main__": 9,
 }
