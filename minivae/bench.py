@@ -53,7 +53,7 @@ import numpy as np
 
 from minivae import optim
 from minivae.checks import check_count
-from minivae.datasets import bernoulli_binarize
+from minivae.preprocessing import bernoulli_binarize
 from minivae.vae import VAE
 
 STANDARD = {"hidden": (400,), "z_dim": 20, "batch_size": 128, "n_samples": 1, "dtype": "float32"}

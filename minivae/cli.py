@@ -134,7 +134,8 @@ def cmd_train(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.training import TrainingDiverged, evaluate_elbo, fixed_binarization, train
+    from minivae.preprocessing import fixed_binarization
+    from minivae.training import TrainingDiverged, evaluate_elbo, train
     from minivae.vae import VAE
 
     # checked before anything is read or written
@@ -222,7 +223,8 @@ def cmd_evaluate(args):
 
     from minivae import checkpoint, datasets
     from minivae.evaluate import log_likelihood
-    from minivae.training import evaluate_elbo, fixed_binarization
+    from minivae.preprocessing import fixed_binarization
+    from minivae.training import evaluate_elbo
 
     if args.k < 1 or args.batch_size < 1 or (args.seed is not None and args.seed < 0):
         raise ValueError(f"--k and --batch-size must be >= 1 and --seed >= 0, got --k {args.k} "

@@ -33,8 +33,8 @@ import numpy as np
 
 from minivae import checkpoint
 from minivae.checks import check_count
-from minivae.datasets import bernoulli_binarize
 from minivae import optim
+from minivae.preprocessing import bernoulli_binarize, fixed_binarization
 from minivae.vae import KL_ESTIMATORS, VAE
 
 
@@ -61,11 +61,6 @@ def beta_schedule(epoch, warmup_epochs):
     if warmup_epochs <= 0:
         return 1.0
     return min(1.0, (epoch + 1) / warmup_epochs)
-
-
-def fixed_binarization(x_test, seed):
-    """The one static binarisation of the test set that a run with ``seed`` reports ELBOs on."""
-    return bernoulli_binarize(x_test, np.random.default_rng(seed + 1)).astype(x_test.dtype)
 
 
 def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=None):
@@ -108,7 +103,7 @@ def _check_float_data(x, name):
     """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
-        hints = {"u": " (pixels 0-255? divide by 255: x / 255.0, or datasets.to_unit_interval)",
+        hints = {"u": " (pixels 0-255? divide by 255: x / 255.0, or preprocessing.to_unit_interval)",
                  "i": " (pixels 0-255? divide by 255: x / 255.0)",
                  "b": " (binary images? x.astype(np.float32))",
                  "f": " (x.astype(np.float32))"}

@@ -37,7 +37,8 @@ import numpy as np
 
 import minivae
 from minivae import plots
-from minivae.training import evaluate_elbo, fixed_binarization
+from minivae.preprocessing import fixed_binarization
+from minivae.training import evaluate_elbo
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
