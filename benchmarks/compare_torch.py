@@ -44,7 +44,7 @@ except ImportError:
              "for installing torch==2.13.0 into a separate virtualenv")
 
 import minivae
-from minivae.datasets import bernoulli_binarize
+from minivae.preprocessing import bernoulli_binarize
 from minivae.vae import VAE
 
 

@@ -152,7 +152,7 @@ def cmd_train(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.datasets import fixed_binarization
+    from minivae.preprocessing import fixed_binarization
     from minivae.evaluate import evaluate_elbo
     from minivae.training import TrainingDiverged, train
     from minivae.vae import VAE
@@ -236,7 +236,7 @@ def cmd_evaluate(args):
     import numpy as np
 
     from minivae import checkpoint, datasets
-    from minivae.datasets import fixed_binarization
+    from minivae.preprocessing import fixed_binarization
     from minivae.evaluate import evaluate_elbo, log_likelihood
 
     _check_counts(args, {"k": 1, "batch_size": 1, "seed": 0})

@@ -21,8 +21,8 @@ from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
 
 from minivae.checks import check_count
+from minivae.datasets import IMAGE_SHAPE   # (28, 28), MNIST
 
-IMAGE_SHAPE = (28, 28)   # MNIST
 N_CLASSES = 10           # digits 0-9 (and the ten Fashion-MNIST classes)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from minivae import checkpoint, optim
 from minivae.checks import check_choice, check_count
-from minivae.datasets import bernoulli_binarize, fixed_binarization
+from minivae.preprocessing import bernoulli_binarize, fixed_binarization
 from minivae.evaluate import evaluate_elbo
 from minivae.progress import Progress
 from minivae.run_control import (StopRequest, TrainingDiverged, all_finite, check_checkpoint_path,
@@ -102,7 +102,7 @@ def _check_float_data(x, name):
     """
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
-        hints = {"u": " (pixels 0-255? divide by 255: x / 255.0, or datasets.to_unit_interval)",
+        hints = {"u": " (pixels 0-255? divide by 255: x / 255.0, or preprocessing.to_unit_interval)",
                  "i": " (pixels 0-255? divide by 255: x / 255.0)",
                  "b": " (binary images? x.astype(np.float32))",
                  "f": " (x.astype(np.float32))"}

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minivae
-from minivae import checkpoint, datasets, optim
+from minivae import checkpoint, datasets, idx, optim, preprocessing
 from minivae import distributions as dist
 from minivae.training import TrainingDiverged, train
 from minivae.vae import VAE
@@ -352,7 +352,7 @@ def idx_like_bytes(draw):
 def test_read_idx_on_random_bytes_raises_a_value_error_or_returns_exactly_the_data(raw, tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / "fuzz.idx"
     path.write_bytes(raw)
-    array = attempt(lambda: datasets.read_idx(path))
+    array = attempt(lambda: idx.read_idx(path))
     event("clear error" if array is None else "read")
     if array is not None:
         # only a file whose data part has exactly the length its header promises is read
@@ -366,12 +366,12 @@ def test_read_idx_on_random_bytes_raises_a_value_error_or_returns_exactly_the_da
 
 @given(x=data_like(3), rng=st.sampled_from([np.random.default_rng(0), 0, None, "seed"]))
 def test_binarize_raises_clear_errors_or_gives_zeros_and_ones_of_the_same_shape(x, rng):
-    out = attempt(lambda: datasets.bernoulli_binarize(x, rng))
+    out = attempt(lambda: preprocessing.bernoulli_binarize(x, rng))
     if out is not None:
         assert_finite(out, x.shape, np.float32)
         assert set(np.unique(out)) <= {0.0, 1.0}
         assert (out[x == 0] == 0).all() and (out[x == 1] == 1).all()
-    out = attempt(lambda: datasets.threshold_binarize(x, 0.5))
+    out = attempt(lambda: preprocessing.threshold_binarize(x, 0.5))
     if out is not None:
         assert np.array_equal(out, (x > 0.5).astype(np.float32))
 

@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 
 import minivae
 from minivae import gradient_estimators as es
-from minivae.datasets import fixed_binarization
+from minivae.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")   # fewer samples, for the tests
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()

@@ -37,7 +37,7 @@ import numpy as np
 
 import minivae
 from minivae import plots
-from minivae.datasets import fixed_binarization
+from minivae.preprocessing import fixed_binarization
 from minivae.evaluate import evaluate_elbo
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
