@@ -21,7 +21,7 @@ RANK = {
     "vae": 3,
     # above the model: each uses the ones below it
     "evaluate": 4, "checkpoint": 4, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
-    "binarize": 4, "diagnostics": 4, "run_control": 4,
+    "preprocessing": 4, "diagnostics": 4, "run_control": 4,
     "gradient_estimators": 5, "datasets": 5,
     "training": 6, "plots": 6,
     # tools built on everything
