@@ -44,9 +44,9 @@ def test_evaluate_reports_the_training_test_elbo_and_a_higher_log_likelihood(tmp
     # printed Monte Carlo standard error over 1,000 test images.
     import re
 
-    from minivae import cli
+    from minivae.commands import train as train_command
 
-    monkeypatch.setattr(cli, "save_run_figures", lambda *args, **kwargs: [])   # tested above; slow
+    monkeypatch.setattr(train_command, "save_run_figures", lambda *args, **kwargs: [])   # tested above; slow
     out = tmp_path / "run"
     assert main(["train", "--epochs", "1", "--hidden", "16", "--z-dim", "3", "--seed", "3",
                  "--batch-size", "500", "--out", str(out), "--quiet"]) == 0

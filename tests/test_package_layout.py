@@ -28,8 +28,11 @@ RANK = {
     "gradcheck_table": 7, "bench": 7,
     "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
     "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment": 7.4,
-    "cli": 8,
-    "__main__": 9,
+    "commands": 8.0, "commands.common": 8.0, "commands.train": 8.1, "commands.sample": 8.1,
+    "commands.evaluate": 8.1, "commands.gradcheck": 8.1, "commands.bench": 8.1,
+    "commands.assignment": 8.1,
+    "cli": 9,
+    "__main__": 10,
 }
 # the student's path is NumPy only: no SciPy, no networking, plotting, data or training code
 STUDENT_PATH = ("minivae.nn", "minivae.distributions", "minivae.vae", "minivae.gradcheck")

@@ -1,0 +1,151 @@
+"""`minivae train`: train a VAE into a run folder (model, history, metrics, figures)."""
+import argparse
+import os
+import sys
+import time
+
+from minivae.checks import FLOAT_DTYPES, check_number
+from minivae.commands.common import check_counts, sizes, write_json
+from minivae.nn import ACTIVATIONS
+from minivae.optim import OPTIMIZERS
+from minivae.vae import KL_ESTIMATORS, LIKELIHOODS
+
+# `minivae train` defaults: the standard architecture of Kingma & Welling's MNIST experiments
+# (one hidden layer; 400 units here, as in the benchmark), tuned to finish in under a minute
+# on 2 CPU cores on the embedded subset
+DEFAULTS = {"epochs": 30, "batch_size": 100, "z_dim": 20, "hidden": (400,), "lr": 1e-3}
+
+
+def save_run_figures(model, data, history, out, seed=0):
+    """Write the run's figures into ``out``; return their file names."""
+    import numpy as np
+
+    from minivae import plots
+
+    rng = np.random.default_rng(seed)
+    x = data.test.x[:10]
+    plots.plot_reconstructions(x, model.reconstruct(x), os.path.join(out, "reconstructions.png"))
+    plots.plot_samples(model.sample(64, rng=rng), os.path.join(out, "samples.png"))
+    plots.plot_elbo_curves(history, os.path.join(out, "elbo.png"))
+    written = ["reconstructions.png", "samples.png", "elbo.png"]
+    if model.z_dim == 2:
+        plots.plot_latent_manifold(model.decode, os.path.join(out, "manifold.png"))
+        mu, _ = model.encode(data.test.x)
+        plots.plot_latent_scatter(mu, data.test.y, os.path.join(out, "latent_scatter.png"))
+        written += ["manifold.png", "latent_scatter.png"]
+    return written
+
+# `minivae train` option -> the name train() saves it under in a checkpoint's settings
+RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
+                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed"}
+
+
+def _settings_from_checkpoint(args, resume):
+    """Fill the options not typed on the command line from the run being resumed.
+
+    So ``minivae train --resume runs/x/model.npz`` continues with the run's own
+    batch size, learning rate, seed, ...; an option typed explicitly is kept
+    and train() refuses it if it differs from the checkpoint's.
+    """
+    saved = (resume.get("train_state") or {}).get("settings", {})
+    for option, key in RESUMED_SETTINGS.items():
+        if f"--{option.replace('_', '-')}" not in getattr(args, "given", ()) and key in saved:
+            setattr(args, option, saved[key])
+
+
+def run(args):
+    """Train a model as the options say; exit status 0, 1 (diverged) or 130 (stopped)."""
+    import numpy as np
+
+    from minivae import checkpoint, datasets
+    from minivae.preprocessing import fixed_binarization
+    from minivae.evaluate import evaluate_elbo
+    from minivae.training import TrainingDiverged, train
+    from minivae.vae import VAE
+
+    # checked before anything is read or written
+    check_counts(args, {"epochs": 1, "batch_size": 1, "samples": 1, "z_dim": 1, "warmup": 0,
+                         "seed": 0})
+    check_number("--lr", args.lr, low=0, low_inclusive=False)
+    data = datasets.load_mnist(args.data, download=args.download)
+    print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
+    resume = checkpoint.load(args.resume) if args.resume else None
+    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)     # only once the data and the checkpoint are readable
+    model_path = os.path.join(out, "model.npz")
+
+    if resume is not None:
+        model = resume["model"]
+        _settings_from_checkpoint(args, resume)
+        print(f"resuming from {args.resume} (epoch {(resume['train_state'] or {}).get('epoch')})")
+    else:
+        model = VAE(data.train.x.shape[1], args.z_dim, hidden=args.hidden,
+                    likelihood=args.likelihood, activation=args.activation,
+                    dtype=np.dtype(args.dtype), seed=args.seed)
+    print(f"model: {model}")
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+          f"estimator {'B (analytic KL)' if args.kl == 'analytic' else 'A (Monte Carlo)'}, "
+          f"L = {args.samples}; checkpoint: {model_path}")
+    tic = time.perf_counter()
+    try:
+        history = train(model, data.train.x, data.test.x, epochs=args.epochs,
+                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                        n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
+                        seed=args.seed, checkpoint_path=model_path, resume=resume,
+                        verbose=not args.quiet)
+    except TrainingDiverged as error:   # not a usage error: the run itself failed (status 1)
+        print(f"minivae train: training diverged: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - tic
+    write_json(os.path.join(out, "history.json"), history)
+    if history["interrupted"]:
+        print(f"stopped early; resume with: minivae train --resume {model_path} --out {out}")
+        return 130
+
+    # the final numbers, on the same fixed binarisation of the test set as during training
+    x_test = model.check_data(data.test.x, "x_test")
+    if model.likelihood == "bernoulli":
+        x_test = fixed_binarization(x_test, args.seed)
+    test_elbo = evaluate_elbo(model, x_test, n_samples=10, rng=np.random.default_rng(args.seed))
+    metrics = {"test_elbo": test_elbo, "train_elbo": history["train_elbo"][-1],
+               "epochs": len(history["epoch"]), "seconds": seconds,
+               "examples_per_second": float(np.median(history["examples_per_second"])),
+               "data": data.source, "model": model.config(),
+               "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
+                            "lr": args.lr, "kl": args.kl, "n_samples": args.samples,
+                            "warmup_epochs": args.warmup, "seed": args.seed}}
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    written = save_run_figures(model, data, history, out, seed=args.seed)
+    print(f"\ntest ELBO {test_elbo:.2f} nats per image (L = 10 samples), "
+          f"train ELBO {history['train_elbo'][-1]:.2f}, {seconds:.1f} s")
+    print(f"wrote {out}/: model.npz, history.json, metrics.json, " + ", ".join(written))
+    return 0
+
+
+def add_parser(commands):
+    """Add the command's options to the ``minivae`` parser's subcommands."""
+    p = commands.add_parser("train", help="train a VAE and write model, history, metrics, figures",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None,
+                   help="folder with MNIST or Fashion-MNIST IDX files (default: the embedded subset)")
+    p.add_argument("--download", action="store_true", help="download MNIST into --data first")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"])
+    p.add_argument("--hidden", type=sizes, default=DEFAULTS["hidden"],
+                   help="hidden widths, comma-separated ('none' for affine maps)")
+    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
+    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
+    p.add_argument("--kl", default="analytic", choices=list(KL_ESTIMATORS),
+                   help="ELBO estimator: B (analytic KL) or A (Monte Carlo)")
+    p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs (0: none)")
+    p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", default=None, help="continue from a run's model.npz")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.set_defaults(run=run)
