@@ -14,7 +14,7 @@ ReLU, Bernoulli likelihood, estimator B (analytic KL), L = 1, minibatch 128,
 Adam, float32.  What is measured (all in :func:`run`):
 
 1. **Throughput.**  ``warmup`` untimed steps, then ``repeats`` blocks of
-   ``steps`` timed steps; examples/s = steps * M / seconds, one number per
+   ``steps`` timed steps; examples/s = steps * B / seconds, one number per
    block, and the median over blocks is reported (medians shrug off the
    other programs that share the CPU).  Each step is also split into its
    three parts (data, loss_and_grads, optimiser) with a clock between them.
@@ -70,7 +70,7 @@ def matmul_products(x_dim, hidden, z_dim, batch_size, n_samples):
     """Every matrix product of one training step of a VAE, forward and backward.
 
     Each affine layer y = x W + b (minivae.nn) with n_in inputs, n_out outputs
-    and m rows (M for the encoder, L M for the decoder, which runs on all L
+    and m rows (B for the encoder, L B for the decoder, which runs on all L
     samples at once) costs up to three products of 2 m n_in n_out FLOPs each
     (one multiply and one add per term):
 
@@ -202,7 +202,7 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
         Grey levels in [0, 1] (dynamic binarisation draws a new binary batch
         every step, as ``minivae.train`` does).
     hidden, z_dim, batch_size, n_samples, dtype
-        The model (hidden widths, latent size D), the minibatch M, the
+        The model (hidden widths, latent size D), the minibatch B, the
         samples L, and "float32" or "float64".
     steps, repeats, warmup : int
         Timed steps per block, blocks, untimed steps before the first block.
