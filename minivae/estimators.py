@@ -1,7 +1,7 @@
 """Two unbiased estimators of the encoder gradient, side by side: score function vs reparameterisation.
 
 The encoder parameters phi enter the ELBO through the distribution the
-expectation is taken over (seed, step 6):
+expectation is taken over (docs/seed.md, step 9):
 
     grad_phi L = grad_phi E_{q_phi(z|x)} [ f_phi(z) ],   f_phi(z) = log p(x, z) - log q_phi(z|x).
 

@@ -1,7 +1,9 @@
 # %% [markdown]
 # # 03 · Monte Carlo estimates and the reparameterisation trick
 #
-# Sections 5-6 of the seed (`../shared/seed-notes.md`). Tutorial 02 showed that variational
+# Steps 8-9 of the seed derivation ([docs/seed.md](../docs/seed.md)). The seed text itself
+# stops at the start of step 8, before its Monte Carlo estimate; these steps complete it from
+# Kingma & Welling 2013 (Sec. 2.3-2.4). Tutorial 02 showed that variational
 # inference maximises the ELBO
 #
 # $$
@@ -307,7 +309,7 @@ fig
 # ## 4. What makes the reparameterised gradient possible, and checkable
 #
 # With $\epsilon$ fixed, $\tilde{\mathcal{L}}(\theta, \phi; x, \epsilon)$ is an ordinary,
-# deterministic, differentiable function of the parameters (seed section 6). That has two
+# deterministic, differentiable function of the parameters (seed, step 9). That has two
 # consequences used throughout minivae:
 #
 # * the gradient with respect to $\phi$ is the backward pass of a fixed computation, so it is
