@@ -16,7 +16,7 @@ Images are rows of pixels, ``(N, P)`` with ``P = H * W`` as the VAE sees them
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib import patheffects
-from matplotlib.colors import BoundaryNorm
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
@@ -25,6 +25,10 @@ from minivae.checks import check_count
 
 IMAGE_SHAPE = (28, 28)   # MNIST
 N_CLASSES = 10           # digits 0-9 (and the ten Fashion-MNIST classes)
+# matplotlib's "tab10" with 5 in black: in tab10, 3 (red), 5 (brown) and 8 (olive) are hard to
+# tell apart in a dense scatter, and those three digits crowd together in a 2-D latent space
+CLASS_COLOURS = ListedColormap(["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                "#000000", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"], name="digits")
 
 
 # ---------------------------------------------------------------------------
@@ -369,9 +373,10 @@ def plot_latent_scatter(z, labels, path=None):
     -------
     fig : matplotlib.figure.Figure
         Two axes: the scatter plot and its colorbar, one colour per class 0-9.
-        Each class present is also labelled by its digit, drawn at the median
-        of its points: ten colours are too few to tell every pair of
-        neighbouring classes apart by colour alone.
+        Colours are ``CLASS_COLOURS`` (tab10 with 5 in black), and each class
+        present is also labelled by its digit, drawn at the median of its
+        points: colour alone does not tell every pair of neighbouring classes
+        apart.
     """
     z = np.asarray(z)
     labels = np.asarray(labels)
@@ -392,7 +397,7 @@ def plot_latent_scatter(z, labels, path=None):
     ax = fig.subplots()
     # one colour bin per class, centred on the integer, so the colorbar reads as a legend
     norm_ = BoundaryNorm(np.arange(N_CLASSES + 1) - 0.5, N_CLASSES)
-    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", norm=norm_, s=5, alpha=0.8,
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap=CLASS_COLOURS, norm=norm_, s=5, alpha=0.8,
                         linewidths=0)
     outline = [patheffects.withStroke(linewidth=3, foreground="white")]
     for c in np.unique(labels).astype(int):

@@ -23,8 +23,8 @@
 #    likelihood has no maximum, and dequantisation is what gives it one;
 # 4. the Bernoulli model of tutorial 06 beside it, and why their likelihoods are not comparable.
 #
-# `python tutorials/10_gaussian_decoder.py` trains four small models, under a minute on two
-# cores; `MINIVAE_FAST=1` trains each on 1,000 images for 3 epochs (a few seconds; only the
+# `python tutorials/10_gaussian_decoder.py` trains four small models, about 25 s of CPU time
+# (under a minute on two idle cores); `MINIVAE_FAST=1` trains each on 1,000 images for 3 epochs (a few seconds; only the
 # claims that hold after so little training are asserted there). Figures go to
 # `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
@@ -231,8 +231,8 @@ assert np.median(sigma[background]) < np.median(sigma[~background])
 # **Figure `10_variance_runaway.png`**: left, the learned $\sigma_i$ of every pixel as an
 # image (section 3): small on the border, where every image is 0, and largest in the middle,
 # where the strokes vary; right, the ELBO gain per always-0 pixel against its $\log\sigma^2$
-# (relative to $\log\sigma^2 = 0$), on the raw and on the dequantised test images. What to
-# see: the raw-data line rises for ever with slope $\frac12$ per unit of $-\log\sigma^2$ (10
+# (relative to $\log\sigma^2 = 0$), on the raw and on the dequantised test images.
+# What to see: the raw-data line rises for ever with slope $\frac12$ per unit of $-\log\sigma^2$ (10
 # nats at $-20$); the dequantised curve peaks at $-13.57$ (dotted) and plunges beyond it.
 
 # %%

@@ -35,7 +35,8 @@
 #   proposal (`diagnostics.local_log_weights`), which is closer to the posterior than the
 #   encoder's $q$ and so gives the tighter estimate.
 #
-# `python tutorials/11_amortisation_gap.py` takes about a minute on two cores;
+# `python tutorials/11_amortisation_gap.py` takes about 35 s of CPU time (under a minute on
+# two idle cores);
 # `MINIVAE_FAST=1` trains less, on fewer test images and samples. Figures go to
 # `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
