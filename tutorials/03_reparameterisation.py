@@ -31,8 +31,8 @@
 # known, and then measures their variance on a VAE for MNIST with `minivae.estimators`. The
 # derivations in full are in `docs/evaluation.md` ("Score function versus reparameterisation").
 #
-# Run `python tutorials/03_reparameterisation.py`; `MINIVAE_FAST=1` draws fewer samples and
-# trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
+# Run `python tutorials/03_reparameterisation.py` (about 35 s on two cores); `MINIVAE_FAST=1`
+# draws fewer samples and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
 import copy

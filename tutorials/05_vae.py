@@ -44,8 +44,8 @@
 # of the two estimators, of their values and of their gradients, which is what training
 # actually uses.
 #
-# `python tutorials/05_vae.py` takes 10-20 s; `MINIVAE_FAST=1` trains less and draws fewer
-# samples. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
+# `python tutorials/05_vae.py` takes about 25 s on two cores and 2 GB of memory at its peak;
+# `MINIVAE_FAST=1` trains less and draws fewer samples. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
 import copy

@@ -26,7 +26,7 @@
 # test images, no download): one with $D = 20$ latent dimensions for the ELBO, reconstructions
 # and samples, and one with $D = 2$ whose latent space we can draw (the paper's Fig. 4).
 #
-# `python tutorials/06_training_mnist.py` takes under a minute on one core;
+# `python tutorials/06_training_mnist.py` takes about 45 s on two cores;
 # `MINIVAE_FAST=1` trains on 1,000 images for 5 epochs (the figures are then blurry but
 # complete). Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 

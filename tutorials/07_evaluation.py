@@ -47,8 +47,8 @@
 # This tutorial checks the bound on the exact linear-Gaussian model of tutorial 02, where
 # $\log p(x)$ is known, then evaluates a small VAE trained on MNIST.
 #
-# Run `python tutorials/07_evaluation.py` (about half a minute); `MINIVAE_FAST=1` uses fewer samples
-# and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
+# Run `python tutorials/07_evaluation.py` (about a minute on two cores); `MINIVAE_FAST=1` uses
+# fewer samples and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
 import copy
