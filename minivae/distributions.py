@@ -1,6 +1,6 @@
 """The distributions of the VAE, each with its hand-written gradients.
 
-Notation follows the seed tutorial (docs/derivations.md):
+Notation follows the seed derivation (docs/seed.md; the formulas: docs/derivations.md):
 
 * the approximate posterior q_phi(z|x) = N(mu, diag(sigma^2)) with
   sigma^2 = exp(logvar), sampled by reparameterisation z = mu + sigma * eps;
@@ -178,8 +178,12 @@ def bernoulli_log_likelihood(x, logits):
 
     log p = sum_i [x_i logits_i - softplus(logits_i)],   softplus(l) = log(1 + exp(l))
 
-    This form is exact for x in [0, 1] (also for grey levels, the "continuous
-    Bernoulli" without its normaliser) and never overflows: softplus is
+    For binary x this is the exact log-probability.  For grey levels x in
+    (0, 1) the same expression is still computed (and its gradient is still
+    correct), but it is *not* a normalised log-likelihood: as a density on
+    [0, 1] it integrates to less than 1, and the "continuous Bernoulli"
+    (Loaiza-Ganem & Cunningham 2019) adds the log-normaliser
+    log C(lambda) that this function omits.  It never overflows: softplus is
     :func:`minivae.nn.softplus_forward`, finite for any finite logit.
 
     x: (B, P); logits: (L, B, P)  ->  log_p: (L, B).

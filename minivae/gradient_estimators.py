@@ -2,7 +2,7 @@
 
 (Not to be confused with the two estimators A and B of the ELBO's *value*,
 which live in :mod:`minivae.vae`.)  The encoder parameters phi enter the ELBO
-through the distribution the expectation is taken over (docs/seed.md):
+through the distribution the expectation is taken over (docs/seed.md, step 9):
 
     grad_phi L = grad_phi E_{q_phi(z|x)} [ f_phi(z) ],   f_phi(z) = log p(x, z) - log q_phi(z|x).
 

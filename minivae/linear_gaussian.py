@@ -5,13 +5,13 @@
 
 It is the VAE's model with a linear decoder and a Gaussian likelihood of fixed
 variance, and it is the one latent variable model in which everything the
-seed calls intractable has a closed form (Tipping & Bishop 1999; Bishop 2006,
-Sec. 12.2):
+seed calls intractable (docs/seed.md, steps 2-3) has a closed form
+(Tipping & Bishop 1999; Bishop 2006, Sec. 12.2):
 
 * the evidence        log p(x), with x ~ N(b, C), C = W W^T + sigma^2 I;
 * the posterior       p(z|x) = N(M^-1 W^T (x - b), sigma^2 M^-1), M = W^T W + sigma^2 I;
 * the ELBO            L(q) of any Gaussian q(z|x) = N(m, S);
-* the gap             KL(q(z|x) || p(z|x)), so the seed's Eq. 5,
+* the gap             KL(q(z|x) || p(z|x)), so the seed's Eq. 5 (docs/seed.md, step 6),
                       KL = -L + log p(x), can be checked to rounding error;
 * the maximum-likelihood W, b, sigma^2 of a data set.
 

@@ -15,7 +15,8 @@ Images are rows of pixels, ``(N, P)`` with ``P = H * W`` as the VAE sees them
 """
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import BoundaryNorm
+from matplotlib import patheffects
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
@@ -24,6 +25,10 @@ from minivae.checks import check_count
 from minivae.datasets import IMAGE_SHAPE   # (28, 28), MNIST
 
 N_CLASSES = 10           # digits 0-9 (and the ten Fashion-MNIST classes)
+# matplotlib's "tab10" with 5 in black: in tab10, 3 (red), 5 (brown) and 8 (olive) are hard to
+# tell apart in a dense scatter, and those three digits crowd together in a 2-D latent space
+CLASS_COLOURS = ListedColormap(["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                "#000000", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"], name="digits")
 
 
 # ---------------------------------------------------------------------------
@@ -190,7 +195,7 @@ def plot_samples(images, path=None, n_rows=8, n_cols=8, image_shape=IMAGE_SHAPE,
 # training curves
 # ---------------------------------------------------------------------------
 
-def plot_elbo_curves(history, path=None):
+def plot_elbo_curves(history, path=None, valid_label="valid"):
     """The ELBO per epoch, on the training set and (when present) the validation set.
 
     Parameters
@@ -202,12 +207,15 @@ def plot_elbo_curves(history, path=None):
         value is the KL-annealed objective, not the ELBO).  This is the dict
         that :func:`minivae.train` returns.
     path : str or path-like, optional
+    valid_label : str
+        The legend entry of the held-out curve: "test" when, as in the
+        tutorials, the data passed to ``train`` as x_test is the test split.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
         One axes with the line "train" and, if any validation value is
-        present, the line "valid" (validation epochs only).
+        present, the line ``valid_label`` (validation epochs only).
     """
     for key in ("epoch", "train_elbo"):
         if key not in history:
@@ -231,7 +239,7 @@ def plot_elbo_curves(history, path=None):
     has_valid = np.array([v is not None for v in valid], dtype=bool)
     if has_valid.any():
         valid = np.array([v for v in valid if v is not None], dtype=float)
-        ax.plot(epoch[has_valid], valid, marker=".", label="valid")
+        ax.plot(epoch[has_valid], valid, marker=".", label=str(valid_label))
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per image)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -365,6 +373,10 @@ def plot_latent_scatter(z, labels, path=None):
     -------
     fig : matplotlib.figure.Figure
         Two axes: the scatter plot and its colorbar, one colour per class 0-9.
+        Colours are ``CLASS_COLOURS`` (tab10 with 5 in black), and each class
+        present is also labelled by its digit, drawn at the median of its
+        points: colour alone does not tell every pair of neighbouring classes
+        apart.
     """
     z = np.asarray(z)
     labels = np.asarray(labels)
@@ -385,8 +397,13 @@ def plot_latent_scatter(z, labels, path=None):
     ax = fig.subplots()
     # one colour bin per class, centred on the integer, so the colorbar reads as a legend
     norm_ = BoundaryNorm(np.arange(N_CLASSES + 1) - 0.5, N_CLASSES)
-    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", norm=norm_, s=4, alpha=0.7,
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap=CLASS_COLOURS, norm=norm_, s=5, alpha=0.8,
                         linewidths=0)
+    outline = [patheffects.withStroke(linewidth=3, foreground="white")]
+    for c in np.unique(labels).astype(int):
+        centre = np.median(z[labels == c], axis=0)
+        ax.text(centre[0], centre[1], str(c), color=points.cmap(points.norm(c)), fontsize=14,
+                fontweight="bold", ha="center", va="center", path_effects=outline)
     colorbar = fig.colorbar(points, ax=ax, ticks=np.arange(N_CLASSES))
     colorbar.set_label("label")
     ax.set_xlabel("$z_1$")

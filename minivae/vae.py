@@ -1,6 +1,6 @@
 """The Variational Autoencoder (Kingma & Welling 2013): parameters, ELBO estimators, gradients.
 
-The model, in the seed's notation (docs/derivations.md):
+The model, in the seed's notation (docs/seed.md; the formulas: docs/derivations.md):
 
     encoder  x -> (mu, logvar) = MLP_phi(x)          q_phi(z|x) = N(mu, diag(exp(logvar)))
     sample   z = mu + exp(logvar / 2) * eps,  eps ~ N(0, I)        (reparameterisation)

@@ -46,3 +46,68 @@ def test_every_section_of_derivations_md_names_a_function_of_the_package():
                   for token in re.findall(r"`([^`]+)`", section)}
         assert quoted & names, (f'docs/derivations.md, "{title}": names no function of the package '
                                 f"(in backticks, e.g. `nn.affine_backward`)")
+
+
+# --- the documentation stands alone: clean text, and every relative link resolves --------------
+
+TEXT_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *(ROOT / "tutorials").glob("*.md"),
+                     *(ROOT / "tutorials").glob("[0-9][0-9]_*.py")])
+# TAB, VT, BEL, ... : what "\t", "\v", "\a" of LaTeX become when a Python string is not raw
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _slug(heading):
+    """GitHub's anchor for a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_docs_and_tutorials_contain_no_control_characters():
+    for path in TEXT_FILES:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            bad = CONTROL.search(line)
+            assert not bad, (f"{path.relative_to(ROOT)}:{number}: control character {bad.group()!r} "
+                             f"(a LaTeX \\t, \\v or \\a written in a non-raw Python string?): {line!r}")
+
+
+def test_every_relative_link_resolves_inside_the_repository():
+    checked = 0
+    for path in TEXT_FILES:
+        for target in LINK.findall(path.read_text()):
+            if re.match(r"[a-z]+:", target):          # http:, https:, mailto:
+                continue
+            file_part, _, anchor = target.partition("#")
+            resolved = (path.parent / file_part).resolve() if file_part else path
+            where = f"{path.relative_to(ROOT)}: link {target!r}"
+            assert resolved.is_relative_to(ROOT), f"{where} leaves the repository"
+            assert resolved.exists(), f"{where} points at nothing"
+            if anchor and resolved.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", resolved.read_text(), flags=re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{where}: no such heading"
+            checked += 1
+    assert checked >= 50
+
+
+def test_nothing_names_a_file_outside_the_repository():
+    # the seed tutorial and its notes are not shipped: docs/seed.md restates them
+    files = TEXT_FILES + sorted((ROOT / "minivae").glob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
+    files += [ROOT / ".ci" / "run"] if (ROOT / ".ci" / "run").exists() else []
+    outside = re.compile(r"\.\./shared|seed-notes|/work/")
+    for path in files:
+        if path == pathlib.Path(__file__).resolve():
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not outside.search(line), f"{path.relative_to(ROOT)}:{number} names a path outside the repository"
+
+
+def test_every_seed_step_reference_exists_in_seed_md():
+    steps = set(re.findall(r"^## Step (\d+)\.", (ROOT / "docs" / "seed.md").read_text(), flags=re.M))
+    assert steps == {str(i) for i in range(1, 11)}
+    files = TEXT_FILES + sorted((ROOT / "minivae").glob("*.py"))
+    for path in files:
+        text = path.read_text()
+        assert not re.search(r"seed section|section \d+ of the seed", text, flags=re.I), (
+            f"{path.relative_to(ROOT)}: the seed has no numbered sections; cite docs/seed.md, step N")
+        for first, last in re.findall(r"seed[^.\n]{0,60}?steps? (\d+)(?:-(\d+))?", text):
+            for step in (first, last or first):
+                assert step in steps, f"{path.relative_to(ROOT)}: seed step {step} does not exist"

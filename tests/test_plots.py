@@ -278,6 +278,19 @@ def test_plot_latent_scatter_colours_each_point_by_its_label(tmp_path):
     np.testing.assert_allclose(fig.axes[1].get_yticks(), np.arange(10), rtol=0, atol=1e-9)
 
 
+def test_plot_latent_scatter_labels_each_class_at_its_median():
+    z = np.array([[0.0, 0.0], [2.0, 2.0], [4.0, 4.0], [-1.0, 5.0]])
+    fig = plots.plot_latent_scatter(z, np.array([3, 3, 3, 8]))
+    texts = {t.get_text(): t.get_position() for t in fig.axes[0].texts}
+    assert texts == {"3": (2.0, 2.0), "8": (-1.0, 5.0)}
+
+
+def test_plot_elbo_curves_names_the_held_out_curve():
+    history = {"epoch": [1, 2], "train_elbo": [-200.0, -150.0], "valid_elbo": [-190.0, -160.0]}
+    (ax,) = plots.plot_elbo_curves(history, valid_label="test").axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
+
+
 @pytest.mark.parametrize("z, labels, message", [
     (np.zeros((5, 3)), np.zeros(5, int), r"expected shape \(N, 2\), got \(5, 3\).*z\[:, :2\].*z_dim=2"),
     (np.zeros(5), np.zeros(5, int), r"z: expected shape \(N, 2\), got \(5,\)"),

@@ -34,6 +34,10 @@ FIGURES = {
                              "06_manifold.png", "06_latent_scatter.png"],
     "07_evaluation.py": ["07_exact_iwae.png", "07_mnist_iwae.png"],
     "08_debugging_a_gradient.py": [],
+    "09_posterior_collapse.py": ["09_kl_per_dimension.png", "09_rate_distortion.png", "09_warmup.png",
+                                 "09_sum_vs_mean.png"],
+    "10_gaussian_decoder.py": ["10_reconstructions.png", "10_variance_runaway.png"],
+    "11_amortisation_gap.py": ["11_local_optimisation.png", "11_gaps.png"],
 }
 
 

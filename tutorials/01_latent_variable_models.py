@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 01 · Latent variable models, and why $p_\theta(x)$ is intractable
 #
-# The first section of the seed (`../shared/seed-notes.md`, section 1). A **latent variable
+# Steps 1-2 of the seed derivation ([docs/seed.md](../docs/seed.md)). A **latent variable
 # model** says that each observation $x$ was produced in two steps: first an unobserved
 # ("latent") $z$ is drawn from a known prior, then $x$ is drawn given $z$:
 #
@@ -183,7 +183,7 @@ fig
 # %% [markdown]
 # ## 3. The posterior $p(z \mid x)$
 #
-# Section 2 of the seed asks the reverse question: given an observed $x$, which $z$ produced
+# Step 3 of the seed derivation asks the reverse question: given an observed $x$, which $z$ produced
 # it? Bayes' rule gives
 #
 # $$

@@ -1,8 +1,8 @@
 # %% [markdown]
 # # 02 · Variational inference and the ELBO, checked on a model where everything is exact
 #
-# Sections 2-4 of the seed (`../shared/seed-notes.md`). Tutorial 01 ended with two integrals we
-# cannot compute for a neural-network decoder: the evidence $p_\theta(x) = \int p(z)\,
+# Steps 3-7 of the seed derivation ([docs/seed.md](../docs/seed.md)). Tutorial 01 ended with
+# two integrals we cannot compute for a neural-network decoder: the evidence $p_\theta(x) = \int p(z)\,
 # p_\theta(x \mid z)\, dz$ and, with it, the posterior $p(z \mid x) = p(z)\, p_\theta(x \mid z)
 # / p_\theta(x)$. **Variational inference** gives up on computing $p(z \mid x)$ and instead picks
 # the member of a simple family $q_\phi(z \mid x)$ (here: Gaussians) that is closest to it,
@@ -13,6 +13,18 @@
 #
 # That KL contains the unknown posterior, but it splits (the seed's Eq. 4-5; Kingma & Welling
 # 2013, Eq. 1-2): write $p(z \mid x) = p_\theta(x, z) / p_\theta(x)$ inside the logarithm,
+#
+# $$
+# \mathrm{KL}\big(q \,\|\, p(z \mid x)\big)
+# = \int q_\phi(z \mid x) \big[\log q_\phi(z \mid x) - \log p_\theta(x, z)\big]\, dz
+# + \int q_\phi(z \mid x) \log p_\theta(x)\, dz .
+# $$
+#
+# Every integral is over $z$ (the seed writes $\int_\phi$; erratum E1 of `docs/seed.md`). The
+# last one is $\log p_\theta(x)$ because its integrand $\log p_\theta(x)$ is **constant in
+# $z$**: it leaves the integral, and what remains, $\int q_\phi(z \mid x)\, dz$, is 1, since $q$
+# is a density over $z$. (The seed's reason, "$\log p(x)$ does not contain $\phi$", is not it;
+# erratum E3. Independence of $\phi$ is what consequence 1 below uses.) So
 #
 # $$
 # \mathrm{KL}\big(q \,\|\, p(z \mid x)\big)
@@ -146,7 +158,7 @@ assert np.all(kls >= 0) and np.all(elbos <= log_px), "KL >= 0, hence L <= log p(
 
 # %% [markdown]
 # **The closed form is the definition.** $\mathcal{L}$ is an expectation under $q$, and the VAE
-# will estimate it by sampling (seed section 5). For a diagonal $q$ the package's own functions
+# will estimate it by sampling (seed, step 8). For a diagonal $q$ the package's own functions
 # give that estimate: draw $z^{(l)} = m + s \odot \epsilon^{(l)}$ with `gaussian_sample` and
 # average $\log p(x \mid z^{(l)}) + \log p(z^{(l)}) - \log q(z^{(l)} \mid x)$. It must agree with
 # `lg.elbo` within Monte Carlo error: four standard errors (fixed seed; a correct
@@ -382,7 +394,7 @@ fig
 # %% [markdown]
 # ## 6. Learning: $\mathcal{L}$ is a function of $\theta$ too
 #
-# Seed section 4: the model's parameters $\theta = (W, b, \sigma^2)$ are unknown as well, and the
+# Step 7 of the seed derivation: the model's parameters $\theta = (W, b, \sigma^2)$ are unknown as well, and the
 # VAE maximises $\mathcal{L}(\theta, \phi)$ over both at once (Kingma & Welling 2013, Sec. 2.2).
 # Averaged over a data set $x_1, \dots, x_N$,
 #

@@ -1,7 +1,9 @@
 # %% [markdown]
 # # 03 · Monte Carlo estimates and the reparameterisation trick
 #
-# Sections 5-6 of the seed (`../shared/seed-notes.md`). Tutorial 02 showed that variational
+# Steps 8-9 of the seed derivation ([docs/seed.md](../docs/seed.md)). The seed text itself
+# stops at the start of step 8, before its Monte Carlo estimate; these steps complete it from
+# Kingma & Welling 2013 (Sec. 2.3-2.4). Tutorial 02 showed that variational
 # inference maximises the ELBO
 #
 # $$
@@ -29,8 +31,8 @@
 # known, and then measures their variance on a VAE for MNIST with `minivae.gradient_estimators`. The
 # derivations in full are in `docs/evaluation.md` ("Score function versus reparameterisation").
 #
-# Run `python tutorials/03_reparameterisation.py`; `MINIVAE_FAST=1` draws fewer samples and
-# trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
+# Run `python tutorials/03_reparameterisation.py` (about 35 s on two cores); `MINIVAE_FAST=1`
+# draws fewer samples and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
 import copy
@@ -307,7 +309,7 @@ fig
 # ## 4. What makes the reparameterised gradient possible, and checkable
 #
 # With $\epsilon$ fixed, $\tilde{\mathcal{L}}(\theta, \phi; x, \epsilon)$ is an ordinary,
-# deterministic, differentiable function of the parameters (seed section 6). That has two
+# deterministic, differentiable function of the parameters (seed, step 9). That has two
 # consequences used throughout minivae:
 #
 # * the gradient with respect to $\phi$ is the backward pass of a fixed computation, so it is

@@ -101,8 +101,10 @@ for name, r in report.items():
 # $\mathrm{sigmoid}'(a) = h(1 - h)$, $\mathrm{relu}'(a) = [h > 0]$, and
 # $\mathrm{softplus}'(a) = \mathrm{sigmoid}(a)$. (`docs/derivations.md`, "Activations".)
 #
-# ReLU has a kink at $a = 0$ where no derivative exists; a finite difference that straddles it
-# sees a slope of $1/2$. The check therefore keeps test inputs a little away from 0.
+# ReLU has a kink at $a = 0$ where no derivative exists; a central difference that straddles it
+# ($|a| < h$) sees the slope $(\mathrm{relu}(a + h) - \mathrm{relu}(a - h))/2h = (a + h)/2h$,
+# anywhere between 0 and 1 depending on where $a$ lies. The check therefore keeps test inputs a
+# little away from 0.
 
 # %%
 a = rng.standard_normal((B, 6))

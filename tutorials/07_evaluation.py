@@ -1,7 +1,8 @@
 # %% [markdown]
 # # 07 · Evaluation: the importance-sampled log-likelihood and the IWAE bound
 #
-# Seed section 7 ends with how a trained VAE is judged. The ELBO is a *lower bound* on
+# Step 10 of the seed derivation ([docs/seed.md](../docs/seed.md)) ends with how a trained VAE
+# is judged. The ELBO is a *lower bound* on
 # $\log p_\theta(x)$, below it by $\mathrm{KL}(q_\phi(z \mid x) \,\|\, p_\theta(z \mid x))$
 # (tutorial 02), so two models with the same ELBO can have different likelihoods, and a better
 # encoder alone raises the ELBO without changing the model. Papers therefore report an estimate
@@ -46,8 +47,8 @@
 # This tutorial checks the bound on the exact linear-Gaussian model of tutorial 02, where
 # $\log p(x)$ is known, then evaluates a small VAE trained on MNIST.
 #
-# Run `python tutorials/07_evaluation.py` (about half a minute); `MINIVAE_FAST=1` uses fewer samples
-# and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
+# Run `python tutorials/07_evaluation.py` (about a minute on two cores); `MINIVAE_FAST=1` uses
+# fewer samples and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
 import copy
