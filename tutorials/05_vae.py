@@ -46,6 +46,7 @@
 # samples. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import copy
 import os
 from pathlib import Path

@@ -50,6 +50,7 @@
 # and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import copy
 import os
 from pathlib import Path
