@@ -41,6 +41,7 @@
 # fewer Monte Carlo samples. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
