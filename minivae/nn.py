@@ -104,9 +104,9 @@ def sigmoid_backward(dh, cache):
 
 
 def softplus_forward(a):
-    """h = log(1 + exp(a)), computed as max(a, 0) + log(1 + exp(-|a|)) so large a cannot overflow.
+    """h = log(1 + exp(a)), computed as ``max(a, 0) + log(1 + exp(-|a|))`` so large a cannot overflow.
 
-    Both sides are equal (factor e^max(a, 0) out of 1 + e^a), and exp(-|a|) lies in
+    Both sides are equal (factor e^max(a, 0) out of 1 + e^a), and ``exp(-|a|)`` lies in
     (0, 1] for any a.  a: any shape -> h: same shape.
     """
     # speed: np.logaddexp(0, a) computes the same but has no fast float32 loop
