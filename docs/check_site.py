@@ -21,6 +21,7 @@ import argparse
 import functools
 import http.server
 import re
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -128,12 +129,16 @@ def check_page(page, url, wanted_figures=None):
 
 def screenshot_near_first_figure(page, path):
     """A viewport screenshot with the first output figure and the text above it."""
-    # one jump down (scrolling back up would bring up the theme's "back to top" button)
-    page.evaluate("""() => {
+    # one instant jump down: the theme scrolls smoothly, and scrolling back up would bring up
+    # its "back to top" button
+    top = page.evaluate("""() => {
       const figure = document.querySelector(".cell_output img");
-      if (figure) window.scrollTo(0, figure.getBoundingClientRect().top + window.scrollY - 300);
+      const top = figure ? Math.max(0, figure.getBoundingClientRect().top + window.scrollY - 300) : 0;
+      window.scrollTo({top: top, behavior: "instant"});
+      return Math.round(top);
     }""")
-    page.wait_for_timeout(300)
+    page.wait_for_function(f"() => Math.abs(window.scrollY - {top}) < 2", timeout=10_000)
+    page.wait_for_timeout(500)
     page.screenshot(path=str(path))
 
 
@@ -141,7 +146,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--site", type=Path, default=ROOT / "build" / "site")
     parser.add_argument("--screenshots", type=Path, default=ROOT / "build" / "screenshots")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium",
+                        help="the Chromium executable (default: chromium on PATH)")
     args = parser.parse_args(argv)
     site = args.site.resolve()
     if not (site / "docs" / "index.html").exists():
