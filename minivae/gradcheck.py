@@ -4,7 +4,7 @@ For a scalar function f of a dict of arrays, the numerical gradient of entry i i
 
     (f(p + h e_i) - f(p - h e_i)) / (2 h)                      (error O(h^2))
 
-and the relative error of an analytic gradient ``a`` against it, per array, is
+and the relative error of an analytic gradient ``a`` against it, per array, is::
 
     rel_error(a, n) = max_i |a_i - n_i| / max(max_i |a_i|, max_i |n_i|)
 
@@ -52,7 +52,7 @@ def numerical_gradient(f, params, h=DEFAULT_STEP):
 
 
 def rel_error(analytic, numeric):
-    """max_i |a_i - n_i| / max(max|a|, max|n|); 0 when both are all zero."""
+    """``max_i |a_i - n_i| / max(max|a|, max|n|)``; 0 when both are all zero."""
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))

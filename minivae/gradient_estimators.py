@@ -36,7 +36,7 @@ model runs on the N B rows of x repeated N times, each with one sample
 and only the last step, the sum over rows into the encoder's parameter
 gradients, is taken per draw (``nn.mlp_backward(..., n_groups=N)``).
 Per-draw gradients are dicts with the encoder's parameter names and arrays
-of shape (N, *param.shape).
+of shape ``(N, *param.shape)``.
 """
 import numpy as np
 
@@ -66,7 +66,7 @@ def _fold(x, eps):
 
 
 def encoder_backward_per_draw(model, dh, encoder_cache, n_draws):
-    """The encoder's backward with one parameter gradient per draw: dh (N B, 2D) -> dict of (N, *shape).
+    """The encoder's backward with one parameter gradient per draw: dh (N B, 2D) -> dict of ``(N, *shape)``.
 
     ``nn.mlp_backward`` with ``n_groups=n_draws``, its keys in ``model.params`` order.
     Summed over the N draws it equals the encoder gradients of ``nn.mlp_backward``.
@@ -92,7 +92,7 @@ def encoder_score(model, x, z):
     Its expectation under z ~ q is zero, which is why the score-function
     estimator is unbiased.
 
-    x: (B, P), z: (N, B, D) -> dict of (N, *param.shape) over the encoder's parameters.
+    x: (B, P), z: (N, B, D) -> dict of ``(N, *param.shape)`` over the encoder's parameters.
     """
     x, z = _check(model, x, z, "z")
     N, B, D = z.shape
@@ -112,7 +112,7 @@ def score_function_gradients(model, x, eps):
     g_SF[n] = (1/B) sum_b f(z_nb) grad_phi log q_phi(z_nb | x_b),
     f = log p(x|z) + log p(z) - log q(z|x),  z_nb = mu_b + sigma_b eps_nb.
 
-    x: (B, P), eps: (N, B, D) -> dict of (N, *param.shape) over the encoder's parameters.
+    x: (B, P), eps: (N, B, D) -> dict of ``(N, *param.shape)`` over the encoder's parameters.
     """
     x, eps = _check(model, x, eps)
     N, B, D = eps.shape
@@ -134,7 +134,7 @@ def reparameterised_gradients(model, x, eps):
     the N draws equals minus the encoder gradients of
     ``model.loss_and_grads(x, eps=eps, kl="mc")``.
 
-    x: (B, P), eps: (N, B, D) -> dict of (N, *param.shape) over the encoder's parameters.
+    x: (B, P), eps: (N, B, D) -> dict of ``(N, *param.shape)`` over the encoder's parameters.
     """
     x, eps = _check(model, x, eps)
     N, B, D = eps.shape
@@ -151,7 +151,7 @@ def estimator_variances(model, x, n_draws=1000, *, rng=None, chunk=500):
     Both estimators use the same draws eps (a paired comparison); the
     difference g_SF - g_RP has expectation zero, and its variance is returned
     so that the agreement of the two means can be judged:
-    |mean_SF - mean_RP| should be within a few sqrt(var_difference / n_draws).
+    ``|mean_SF - mean_RP|`` should be within a few sqrt(var_difference / n_draws).
     Statistics are accumulated chunk by chunk (Chan et al.'s pairwise update),
     so memory is bounded by ``chunk`` draws.
 

@@ -130,9 +130,9 @@ def sigmoid_backward(dh, cache):
 
 
 def softplus_forward(a):
-    """h = log(1 + exp(a)), computed as max(a, 0) + log(1 + exp(-|a|)) so large a cannot overflow.
+    """h = log(1 + exp(a)), computed as ``max(a, 0) + log(1 + exp(-|a|))`` so large a cannot overflow.
 
-    Both sides are equal (factor e^max(a, 0) out of 1 + e^a), and exp(-|a|) lies in
+    Both sides are equal (factor e^max(a, 0) out of 1 + e^a), and ``exp(-|a|)`` lies in
     (0, 1] for any a.  a: any shape -> h: same shape.
     """
     # speed: np.logaddexp(0, a) computes the same but has no fast float32 loop
@@ -249,7 +249,7 @@ def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True, n_grou
     data: for the encoder of the standard model that is a fifth of the
     matrix-product work of a training step.
     ``n_groups=N`` keeps every parameter gradient per group of rows (shape
-    (N, *param.shape), see :func:`affine_backward_per_group`): one gradient per
+    ``(N, *param.shape)``, see :func:`affine_backward_per_group`): one gradient per
     Monte Carlo draw, as minivae.gradient_estimators needs.
     Derivation: docs/derivations.md, "MLP".
     """

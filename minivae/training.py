@@ -1,5 +1,7 @@
 """Training: maximise the ELBO by minibatch stochastic gradient ascent (Kingma & Welling 2013, Alg. 1).
 
+::
+
     for each epoch:
         shuffle the training set (seeded Generator)
         for each minibatch x of B examples:                 # train_step:

@@ -37,6 +37,7 @@
 # grids (the test suite does).
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 

@@ -53,6 +53,7 @@
 # fewer Monte Carlo samples. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
@@ -132,8 +133,8 @@ assert np.allclose(bayes, closed_form, rtol=0, atol=1e-10)
 # For a Gaussian $q(z \mid x) = \mathcal{N}(m, S)$ with any mean $m$ and any positive definite
 # $S$, three functions compute three things, each from its own formula:
 #
-# * `lg.elbo`: $\mathcal{L}(q) = \mathbb{E}_q[\log p(x \mid z)] + \mathbb{E}_q[\log p(z)]
-#   - \mathbb{E}_q[\log q(z \mid x)]$, each expectation a Gaussian integral (it uses $p(x \mid
+# * `lg.elbo`: $\mathcal{L}(q) = \mathbb{E}_q[\log p(x \mid z)] + \mathbb{E}_q[\log p(z)] -
+#   \mathbb{E}_q[\log q(z \mid x)]$, each expectation a Gaussian integral (it uses $p(x \mid
 #   z)$, $p(z)$ and $q$, never the posterior);
 # * `lg.kl_to_posterior`: $\mathrm{KL}(q \,\|\, p(z \mid x))$ from the KL between two Gaussians
 #   (it uses only $q$ and the posterior);

@@ -35,6 +35,7 @@
 # draws fewer samples and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import copy
 import os
 from pathlib import Path

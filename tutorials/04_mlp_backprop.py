@@ -17,6 +17,7 @@
 # to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 

@@ -48,6 +48,7 @@
 # `MINIVAE_FAST=1` trains less and draws fewer samples. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import copy
 import os
 from pathlib import Path

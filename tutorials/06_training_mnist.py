@@ -31,6 +31,7 @@
 # complete). Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 

@@ -51,6 +51,7 @@
 # fewer samples and trains less. Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import copy
 import os
 from pathlib import Path

@@ -31,6 +31,7 @@ import inspect
 import io
 import os
 import pdb
+import re
 
 import numpy as np
 
@@ -184,6 +185,7 @@ grads_under_pdb = debugger.runcall(model.backward, cache)
 first, *answers = transcript.getvalue().split("(Pdb) ")
 session = first + "".join(f"(Pdb) {typed}\n{answer}"
                           for typed, answer in zip(commands.splitlines(), answers))
+session = re.sub(r"\x1b\[[0-9;]*m", "", session)   # in a Jupyter kernel, pdb is IPython's, in colour
 print(session)
 assert f"({L}, {B}, {D})" in session, "at the breakpoint, dz has shape (L, B, D)"
 assert "dmu_z, dlogvar_z = dist.gaussian_sample_backward" in session
