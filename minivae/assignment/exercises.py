@@ -119,7 +119,7 @@ EXERCISES = {
     },
     "estimator_b": {
         "title": "Estimator B of the ELBO (analytic KL) and its gradient",
-        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
+        "functions": ["minivae/elbo.py::estimator_b_forward", "minivae/elbo.py::estimator_b_backward"],
         "hint": "elbo = mean over samples of log p(x|z) - beta KL(q || p); in the backward, "
                 "the KL's gradient goes through kl_standard_normal_backward",
         "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
@@ -141,7 +141,7 @@ EXERCISES = {
     },
     "estimator_a": {
         "title": "Estimator A of the ELBO (all Monte Carlo) and its gradient",
-        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
+        "functions": ["minivae/elbo.py::estimator_a_forward", "minivae/elbo.py::estimator_a_backward"],
         "hint": "elbo = mean over samples of log p(x|z) + beta (log p(z) - log q(z|x)); in the "
                 "backward, z gets gradient from both log-densities as well as from the decoder",
         "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
