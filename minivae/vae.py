@@ -215,8 +215,8 @@ class VAE:
         dlog_px_z, dz, dmu, dlogvar = backward(delbo, cache)
 
         # receives dlog_px_z, dz, dmu, dlogvar (above), cache, L, B, D; must leave grads (the
-        # decoder's gradients, and decoder.logvar's if learned), dh (B, 2D) = [dmu, dlogvar] in
-        # total, and dz, dmu, dlogvar as their totals (for ``record``)
+        # decoder's gradients, and decoder.logvar's if learned) and dz (L, B, D), dmu and
+        # dlogvar (B, D) as the totals of the gradients of the objective
         # BEGIN SOLUTION vae_backward
         # reconstruction term
         grads = {}
@@ -238,10 +238,10 @@ class VAE:
         dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
         dmu = dmu + dmu_z
         dlogvar = dlogvar + dlogvar_z
+        # END SOLUTION
 
         # h = [mu, logvar]: the encoder's output gradient, its two halves side by side
         dh = np.concatenate([dmu, dlogvar], axis=1)
-        # END SOLUTION
         if record is not None:
             record.update(dlog_px_z=dlog_px_z, dz=dz, dmu=dmu, dlogvar=dlogvar, dh=dh)
         return dh, grads
