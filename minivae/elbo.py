@@ -34,6 +34,7 @@ def estimator_b_backward(delbo, cache):
     dz is the gradient z gets from the estimator's own terms: 0 for estimator B (z
     appears only in log_px_z, whose gradient the VAE's backward takes on from here).
     ``cache["eps"]`` is (L, B, D) and ``cache["settings"]["beta"]`` is beta.
+    Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
     """
     # BEGIN SOLUTION estimator_b
     L, B, _ = cache["eps"].shape
@@ -67,6 +68,7 @@ def estimator_a_backward(delbo, cache):
 
     dz, dmu and dlogvar are the gradients from the estimator's own terms (log p(z)
     and log q(z|x)); the decoder's part of dz is added by the VAE's backward.
+    Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
     """
     # BEGIN SOLUTION estimator_a
     L, B, _ = cache["eps"].shape
