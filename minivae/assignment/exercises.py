@@ -230,6 +230,20 @@ def _vae(part, kl, extra=None, **common):
     return cases
 
 
+def _estimator_checks(kl):
+    """The checks of one estimator: its ELBO values, its gradients, float32 and extremes."""
+    return {
+        "value": {"points": 4, "probe": "vae",
+                  "cases": _vae("value", kl, [{"part": "value", "kl": kl, "beta": 0.3, "L": 2}])},
+        "gradient": {"points": 5, "probe": "vae", "cases": _vae("gradient", kl, [
+            {"part": "gradient", "kl": kl, "beta": 0.3, "L": 2},
+            {"part": "gradient", "kl": kl, "likelihood": "gaussian", "obs_logvar": -1.0}])},
+        "float32_and_extremes": {"points": 2, "probe": "vae",
+                                 "cases": [{"part": p, "kl": kl, "dtype": d, "scale": 30.0, "L": 2}
+                                           for p in ("value", "gradient") for d in DTYPES]},
+    }
+
+
 CHECKS = {
     "affine_backward": {
         "gradient": {"points": 4, "probe": "affine", "cases": [{}, {"input_grad": False}, {"groups": 2}]},
@@ -277,26 +291,8 @@ CHECKS = {
                                  "cases": [{"part": p, "dtype": d, "extreme": True}
                                            for p in ("value", "gradient") for d in DTYPES]},
     },
-    "estimator_b": {
-        "value": {"points": 4, "probe": "vae", "cases": _vae("value", "analytic", [
-            {"part": "value", "kl": "analytic", "beta": 0.3, "L": 2}])},
-        "gradient": {"points": 5, "probe": "vae", "cases": _vae("gradient", "analytic", [
-            {"part": "gradient", "kl": "analytic", "beta": 0.3, "L": 2},
-            {"part": "gradient", "kl": "analytic", "likelihood": "gaussian", "obs_logvar": -1.0}])},
-        "float32_and_extremes": {"points": 2, "probe": "vae",
-                                 "cases": [{"part": p, "kl": "analytic", "dtype": d, "scale": 30.0, "L": 2}
-                                           for p in ("value", "gradient") for d in DTYPES]},
-    },
-    "estimator_a": {
-        "value": {"points": 4, "probe": "vae", "cases": _vae("value", "mc", [
-            {"part": "value", "kl": "mc", "beta": 0.3, "L": 2}])},
-        "gradient": {"points": 5, "probe": "vae", "cases": _vae("gradient", "mc", [
-            {"part": "gradient", "kl": "mc", "beta": 0.3, "L": 2},
-            {"part": "gradient", "kl": "mc", "likelihood": "gaussian", "obs_logvar": -1.0}])},
-        "float32_and_extremes": {"points": 2, "probe": "vae",
-                                 "cases": [{"part": p, "kl": "mc", "dtype": d, "scale": 30.0, "L": 2}
-                                           for p in ("value", "gradient") for d in DTYPES]},
-    },
+    "estimator_b": _estimator_checks("analytic"),
+    "estimator_a": _estimator_checks("mc"),
     "vae_backward": {
         "gradient": {"points": 6, "probe": "vae",
                      "cases": _vae("gradient", "analytic") + _vae("gradient", "mc") + [
