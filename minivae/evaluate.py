@@ -79,8 +79,9 @@ def log_weights_and_cache(model, x, eps):
     estimator (minivae.gradient_estimators) reuses it with the cache.
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
-    # BEGIN SOLUTION importance_sampled_log_likelihood
     _, cache = model.forward(x, eps, kl="mc")
+    # receives cache (estimator A's: log_px_z, log_pz, log_qz, each (L, B)); must leave log_w
+    # BEGIN SOLUTION importance_sampled_log_likelihood
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
     log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
     # END SOLUTION
@@ -148,10 +149,12 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         for done in range(0, k, chunk):
             eps = rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim), dtype=model.dtype)
             log_w, _ = log_weights_and_cache(model, xb, eps)                  # (chunk, B)
+            # must update log_sum_w and log_sum_w2 (B,): log sum w and log sum w^2 so far
             # BEGIN SOLUTION importance_sampled_log_likelihood
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
             log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))
             # END SOLUTION
+        # must write this batch's log 1/k sum_i w_i into estimate[start:start + len(xb)]
         # BEGIN SOLUTION importance_sampled_log_likelihood
         estimate[start:start + len(xb)] = log_sum_w - math.log(k)
         # END SOLUTION

@@ -60,12 +60,14 @@ def affine_backward_per_group(dy, cache, n_groups, input_grad=True):
     shapes (n_groups, n_in, n_out) and (n_groups, n_out).  Summed over the
     groups they are affine_backward's dW and db; dx is the same as there.
     """
+    # BEGIN SOLUTION affine_backward
     x, W = cache
     dx = dy @ W.T if input_grad else None
     x_g = x.reshape(n_groups, -1, x.shape[1])        # (G, B / G, n_in)
     dy_g = dy.reshape(n_groups, -1, dy.shape[1])     # (G, B / G, n_out)
     dW = np.swapaxes(x_g, 1, 2) @ dy_g               # per group: x^T dy
     db = dy_g.sum(axis=1)                            # per group: summed over its rows
+    # END SOLUTION
     return dx, dW, db
 
 

@@ -41,6 +41,8 @@ import numpy as np
 
 from minivae import distributions as dist
 from minivae import nn
+from minivae.elbo import (estimator_a_backward, estimator_a_forward, estimator_b_backward,
+                         estimator_b_forward)
 from minivae.checks import (check_choice, check_count, check_finite, check_float_dtype,
                             check_number, check_numeric_array, check_rng)
 
@@ -162,22 +164,12 @@ class VAE:
                  "encoder_cache": encoder_cache, "sample_cache": sample_cache,
                  "decoder_cache": decoder_cache, "likelihood_cache": likelihood_cache}
 
+        # the estimator's own terms: -beta KL (B) or beta (log p(z) - log q(z|x)) (A)
         if kl == "analytic":
-            # estimator B: -KL(q || p) in closed form + Monte Carlo reconstruction
-            # BEGIN SOLUTION estimator_b
-            kl_qp, kl_cache = dist.kl_standard_normal(mu, logvar)
-            elbo = log_px_z.mean(axis=0) - beta * kl_qp
-            cache.update(kl_qp=kl_qp, kl_cache=kl_cache)
-            # END SOLUTION
+            elbo, terms = estimator_b_forward(log_px_z, mu, logvar, beta)
         else:
-            # estimator A: log p(x|z) + log p(z) - log q(z|x), averaged over samples
-            # BEGIN SOLUTION estimator_a
-            log_pz, prior_cache = dist.standard_normal_log_density(z)
-            log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)
-            elbo = (log_px_z + beta * (log_pz - log_qz)).mean(axis=0)
-            cache.update(log_pz=log_pz, log_qz=log_qz,
-                         prior_cache=prior_cache, posterior_cache=posterior_cache)
-            # END SOLUTION
+            elbo, terms = estimator_a_forward(log_px_z, z, mu, logvar, beta)
+        cache.update(terms)
         cache["elbo"] = elbo
         return elbo, cache
 
@@ -195,8 +187,9 @@ class VAE:
         delbo = np.full(B, -1.0 / B, dtype=self.dtype)
         dh, grads = self.backward_to_encoder_output(cache, delbo)
 
-        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
+        # receives dh (B, 2D) and grads; must add the encoder's gradients to grads
         # BEGIN SOLUTION vae_backward
+        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
         _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
                                            input_grad=False)
         grads.update(encoder_grads)
@@ -215,30 +208,17 @@ class VAE:
         (dlog_px_z (L, B), dz (L, B, D), dmu and dlogvar (B, D), dh), for a
         learner to inspect or check against finite differences (tutorial 08).
         """
-        eps, beta = cache["eps"], cache["settings"]["beta"]
-        L, B, D = eps.shape
+        L, B, D = cache["eps"].shape
 
-        if cache["settings"]["kl"] == "analytic":
-            # elbo = mean_l log_px_z - beta * kl_qp
-            # BEGIN SOLUTION estimator_b
-            dlog_px_z = np.broadcast_to(delbo / L, (L, B))   # the mean over L samples gives 1/L
-            dkl_qp = -beta * delbo
-            dmu, dlogvar = dist.kl_standard_normal_backward(dkl_qp, cache["kl_cache"])
-            dz = 0        # z appears only in log_px_z here; the decoder's (L, B, D) gradient is added below
-            # END SOLUTION
-        else:
-            # elbo = mean_l [log_px_z + beta * (log_pz - log_qz)]
-            # BEGIN SOLUTION estimator_a
-            dlog_px_z = np.broadcast_to(delbo / L, (L, B))   # the mean over L samples gives 1/L
-            dlog_pz = beta * dlog_px_z
-            dlog_qz = -beta * dlog_px_z
-            dz = dist.standard_normal_log_density_backward(dlog_pz, cache["prior_cache"])
-            dz_q, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_qz, cache["posterior_cache"])
-            dz = dz + dz_q
-            # END SOLUTION
+        # the estimator's terms in reverse: dlog_px_z (L, B), dz (0 or (L, B, D)), dmu, dlogvar (B, D)
+        backward = estimator_b_backward if cache["settings"]["kl"] == "analytic" else estimator_a_backward
+        dlog_px_z, dz, dmu, dlogvar = backward(delbo, cache)
 
-        # reconstruction term
+        # receives dlog_px_z, dz, dmu, dlogvar (above), cache, L, B, D; must leave grads (the
+        # decoder's gradients, and decoder.logvar's if learned) and dz (L, B, D), dmu and
+        # dlogvar (B, D) as the totals of the gradients of the objective
         # BEGIN SOLUTION vae_backward
+        # reconstruction term
         grads = {}
         if self.likelihood == "bernoulli":
             dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, cache["likelihood_cache"])
@@ -258,10 +238,10 @@ class VAE:
         dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
         dmu = dmu + dmu_z
         dlogvar = dlogvar + dlogvar_z
+        # END SOLUTION
 
         # h = [mu, logvar]: the encoder's output gradient, its two halves side by side
         dh = np.concatenate([dmu, dlogvar], axis=1)
-        # END SOLUTION
         if record is not None:
             record.update(dlog_px_z=dlog_px_z, dz=dz, dmu=dmu, dlogvar=dlogvar, dh=dh)
         return dh, grads

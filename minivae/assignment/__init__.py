@@ -4,54 +4,54 @@ An instructor marks, in the solution source itself, the lines a student should
 write.  Two comment lines per region, around lines of a function body below
 its docstring::
 
-    def kl_standard_normal(mu, logvar):
-        '''KL(N(mu, diag(exp(logvar))) || N(0, I)) ...'''
-        # BEGIN SOLUTION analytic_kl
-        var_minus_1 = np.expm1(logvar)                # exp(logvar) - 1
-        kl = 0.5 * (mu * mu + (var_minus_1 - logvar)).sum(axis=-1)
-        cache = (mu, var_minus_1)
+    def square(x):
+        '''x^2, elementwise.'''
+        # BEGIN SOLUTION square
+        y = x * x
         # END SOLUTION
-        return kl, cache
+        return y
 
 The name after ``BEGIN SOLUTION`` is an exercise of :data:`EXERCISES`, the one
 table that says, per exercise, which functions it covers, the hint a student
 sees, the tests that grade it and its points.  An exercise may have several
 regions (a forward and its backward).
 
-``make_assignment`` copies the source tree and replaces each region of the
-chosen exercises by a stub, keeping the signature, the docstring and the two
-markers (they show the student where to write, and let the grader find the
-student's lines again); the regions of the other exercises keep their solution
-and lose their markers::
+``make_assignment`` copies the files git tracks and replaces each region of
+the chosen exercises by a stub raising the exercise's hint, keeping the
+signature, the docstring and the two markers; the regions of every other
+exercise are withheld too (a stub saying so) unless named in ``provide``.  A
+leak scan ends it: no line of a withheld answer may remain anywhere.
 
-        # BEGIN SOLUTION analytic_kl
-        raise NotImplementedError("Exercise analytic_kl: ... (see docs/derivations.md#analytic-kl)")
-        # END SOLUTION
-
-``grade`` runs the tests of each exercise with pytest in a subprocess, with the
-graded tree first on PYTHONPATH, and scores them: isolated (given the solution
-tree as ``reference``, each exercise is tested on the reference with only that
-exercise's regions from the submission) or the whole tree as it is.
+``grade`` scores named all-or-nothing checks per exercise: the submission's
+functions run in a worker process on inputs the grader chooses, and the
+grader's own process compares their outputs with the reference's.
 
 One idea a module, each importing only the ones before it:
 
-    exercises.py   the exercise table and the helpers that read it
+    exercises.py   the exercise table, its named checks, and the helpers that read it
+    probes.py      what each check calls, on which inputs (NumPy only; the worker loads it too)
     regions.py     finding and checking the marked regions, rendering them replaced
-    edition.py     the student edition (make_assignment), its manifest, the solution checkout
-    grader.py      grading: composing, running pytest (plugin: _grading_plugin.py), scoring
+    leaks.py       the leak scan of an edition
+    edition.py     the student edition (make_assignment), its README and manifest
+    localcheck.py  a student's local feedback: the exercise's tests under pytest
+    grader.py      the trusted grader (worker: _worker.py), its report
+    platform.py    settings files, Gradescope results and autograder, grading a class
 
-``minivae assignment make|grade`` (minivae.cli) are the commands;
-docs/assignments.md is the instructors' guide.
+``minivae assignment make|check|grade|grade-all|autograder`` (minivae.commands.assignment)
+are the commands; docs/assignments.md is the instructors' guide.
 """
 from minivae.assignment.exercises import EXERCISES, PACKAGE, AssignmentError, select, stub_message
 from minivae.assignment.regions import check_coverage, find_regions, render, scan
-from minivae.assignment.edition import (MANIFEST, copy_tree, find_source_root, make_assignment,
-                                        read_manifest, reference_solution)
-from minivae.assignment.grader import (check_tree, compose, composed_sources, format_report, grade,
-                                       run_tests)
+from minivae.assignment.edition import (MANIFEST, copy_tree, edition_sources, find_source_root,
+                                        make_assignment, read_manifest, reference_solution)
+from minivae.assignment.localcheck import check_locally, format_local, run_tests
+from minivae.assignment.grader import compare, compose, format_report, grade, read_edition
+from minivae.assignment.platform import (apply_config, build_autograder, grade_all, gradescope_results,
+                                         load_config)
 
 __all__ = ["EXERCISES", "PACKAGE", "AssignmentError", "select", "stub_message",
            "find_regions", "scan", "check_coverage", "render",
-           "MANIFEST", "copy_tree", "find_source_root", "make_assignment", "read_manifest",
-           "reference_solution",
-           "check_tree", "compose", "composed_sources", "run_tests", "grade", "format_report"]
+           "MANIFEST", "copy_tree", "edition_sources", "find_source_root", "make_assignment",
+           "read_manifest", "reference_solution", "check_locally", "format_local", "run_tests",
+           "compare", "compose", "format_report", "grade", "read_edition",
+           "apply_config", "build_autograder", "grade_all", "gradescope_results", "load_config"]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from minivae.assignment.exercises import (PACKAGE, AssignmentError, exercise_table, select,
                                          stub_message)
+from minivae.assignment.leaks import scan_for_leaks
 from minivae.assignment.regions import check_coverage, render, scan
 
 MANIFEST = "assignment.json"      # written by make_assignment at the top of a student edition
@@ -72,6 +73,51 @@ def read_manifest(directory):
     return names
 
 
+# the instructor's files: never in an edition (the guide explains the solutions' markers)
+INSTRUCTOR_ONLY = ("docs/assignments.md",)
+PACKAGE_FILES = "minivae/"       # an edition file here that leaks stops make; elsewhere it is left out
+
+
+def tracked_files(root):
+    """The files git tracks in ``root`` (relative paths), or AssignmentError outside a git checkout."""
+    try:
+        out = subprocess.run(["git", "-C", str(root), "ls-files", "-z"], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise AssignmentError(f"{root} is not a git checkout: make copies only the files git tracks "
+                              "(so notes and scratch files stay home); pass --untracked to copy "
+                              "the folder as it is") from None
+    return sorted(rel for rel in out.decode().split("\0") if rel and (Path(root) / rel).is_file())
+
+
+def copy_tracked(root, dest, files):
+    """Copy ``files`` (relative paths) of ``root`` into ``dest``, minus the instructor's."""
+    for rel in files:
+        if rel in INSTRUCTOR_ONLY or rel == MANIFEST:
+            continue
+        (Path(dest) / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(Path(root) / rel, Path(dest) / rel)
+
+
+def student_readme(names, provided, table):
+    """The edition's README.md: what to implement, where, and how to check one exercise."""
+    lines = ["# Assignment", "", "Implement the exercises below. Each one is a stub between the lines",
+             "`# BEGIN SOLUTION <exercise>` and `# END SOLUTION`: write your code between them, keep",
+             "both lines, and change nothing outside them (the grader takes only the lines between the",
+             "markers; helpers and imports you need go inside the region). The docstring and the comment",
+             "above each stub say what the region receives and what it must return or leave behind.", "",
+             "| exercise | points | where | hint |", "| --- | --- | --- | --- |"]
+    for name in names:
+        entry = table[name]
+        where = ", ".join(f"`{f}`" for f in entry["functions"])
+        lines.append(f"| `{name}` | {entry['points']:g} | {where} | {entry['hint']} |")
+    lines += ["", "Check one exercise while you work (its tests: finite differences and properties):", "",
+              "    pip install -e .[test]", "    minivae assignment check affine_backward", "",
+              "Regions of exercises that are not part of this assignment raise \"not part of this "
+              "assignment\"" + (f"; provided: {', '.join(provided)}." if provided else "."),
+              "Submit your edited `.py` files of `minivae/` (the folder, or the files flat).", ""]
+    return "\n".join(lines)
+
+
 def _skip(name):
     return name in SKIP_NAMES or name.endswith(SKIP_SUFFIXES)
 
@@ -96,7 +142,8 @@ def copy_tree(root, dest):
             shutil.copy2(entry, dest / entry.name)
 
 
-def make_assignment(root, out, exercises=None, table=None, package=PACKAGE):
+def make_assignment(root, out, exercises=None, table=None, package=PACKAGE, provide=(),
+                    untracked=False):
     """Write a student edition of the source tree ``root`` into ``out``.
 
     Each region of the selected exercises becomes its markers around a stub
@@ -114,6 +161,7 @@ def make_assignment(root, out, exercises=None, table=None, package=PACKAGE):
     table = exercise_table(table)
     root, out = Path(root).resolve(), Path(out).resolve()
     names = select(exercises, table)
+    provided = select(list(provide), table) if provide else []
     if _is_student_edition(root):
         raise AssignmentError(f"{root} is a student edition (it has {MANIFEST}); make the student "
                               "edition from the solution checkout")
@@ -125,22 +173,18 @@ def make_assignment(root, out, exercises=None, table=None, package=PACKAGE):
     scanned = scan(root, package, table)
     check_coverage(scanned, names, table)
 
-    def replace(region, body):
-        if region["exercise"] not in names:
-            return body                                          # the solution, without markers
-        indent, name = region["indent"], region["exercise"]
-        return [f"{indent}# BEGIN SOLUTION {name}\n",
-                f"{indent}raise NotImplementedError({_quote(stub_message(name, table))})\n",
-                f"{indent}# END SOLUTION\n"]
-
     partial = out.parent / f".{out.name}.partial-{os.getpid()}"
     if partial.exists():
         shutil.rmtree(partial)
     try:
-        copy_tree(root, partial)
+        if untracked:
+            copy_tree(root, partial)
+        else:
+            partial.mkdir(parents=True)
+            copy_tracked(root, partial, tracked_files(root))
         stubbed = []
-        for rel, (text, regions) in scanned.items():
-            new = render(text, regions, replace)
+        for rel, new in edition_sources(scanned, names, provided, table).items():
+            regions = scanned[rel][1]
             try:
                 compile(new, rel, "exec")
             except SyntaxError as error:
@@ -150,9 +194,12 @@ def make_assignment(root, out, exercises=None, table=None, package=PACKAGE):
             (partial / rel).write_text(new, encoding="utf-8")
             if any(r["exercise"] in names for r in regions):
                 stubbed.append(rel)
-        manifest = {"exercises": names, "points": {n: table[n]["points"] for n in names},
+        manifest = {"exercises": names, "provided": provided,
+                    "points": {n: table[n]["points"] for n in names},
                     "hints": {n: stub_message(n, table) for n in names}}
         (partial / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (partial / "README.md").write_text(student_readme(names, provided, table), encoding="utf-8")
+        left_out = _leave_out_leaks(partial, scanned, [n for n in table if n not in provided])
         modules = [package] + [rel[:-3].replace("/", ".").removesuffix(".__init__") for rel in scanned]
         _check_imports(partial, modules)
         if out.exists():
@@ -162,7 +209,48 @@ def make_assignment(root, out, exercises=None, table=None, package=PACKAGE):
         if partial.exists():
             shutil.rmtree(partial)
     n_regions = sum(1 for _, regions in scanned.values() for r in regions if r["exercise"] in names)
-    return {"out": str(out), "exercises": names, "files": stubbed, "regions": n_regions}
+    return {"out": str(out), "exercises": names, "provided": provided, "files": stubbed,
+            "regions": n_regions, "left_out": left_out}
+
+
+def _leave_out_leaks(folder, scanned, withheld):
+    """Run the leak scan; leave out every leaking file outside the package; return their names.
+
+    Raises AssignmentError if a file of the package still contains a line of a withheld answer.
+    """
+    leaks = scan_for_leaks(folder, scanned, withheld)
+    left_out = sorted({rel for rel, *_ in leaks if not rel.startswith(PACKAGE_FILES)})
+    for rel in left_out:
+        (Path(folder) / rel).unlink()
+    inside = [leak for leak in leaks if leak[0].startswith(PACKAGE_FILES)]
+    if inside:
+        rel, number, name, source = inside[0]
+        raise AssignmentError(f"leak scan: {rel}:{number} repeats a line of the solution of {name} "
+                              f"({source}), and {len(inside) - 1} more; write it once, in the stubbed module")
+    return left_out
+
+
+def edition_sources(scanned, names, provided=(), table=None):
+    """The region files of an edition: {relative path: text} from ``scanned`` (scan of the solution).
+
+    Regions of ``names`` (assigned) become their markers around a stub raising the
+    exercise's hint; regions of ``provided`` keep the solution without markers;
+    every other region (withheld) becomes its markers around a stub saying the
+    exercise is not part of this assignment.
+    """
+    table = exercise_table(table)
+
+    def replace(region, body):
+        indent, name = region["indent"], region["exercise"]
+        if name in provided and name not in names:
+            return body                                          # the solution, without markers
+        message = (stub_message(name, table) if name in names else
+                   f"Exercise {name} is not part of this assignment")
+        return [f"{indent}# BEGIN SOLUTION {name}\n",
+                f"{indent}raise NotImplementedError({_quote(message)})\n",
+                f"{indent}# END SOLUTION\n"]
+
+    return {rel: render(text, regions, replace) for rel, (text, regions) in scanned.items()}
 
 
 def _quote(message):

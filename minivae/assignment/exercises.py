@@ -22,7 +22,7 @@ class AssignmentError(ValueError):
 EXERCISES = {
     "affine_backward": {
         "title": "Backward pass of the affine layer y = x W + b",
-        "functions": ["minivae/nn.py::affine_backward"],
+        "functions": ["minivae/nn.py::affine_backward", "minivae/nn.py::affine_backward_per_group"],
         "hint": "apply the chain rule to y = x W + b; each gradient has the shape of its input, "
                 "and db sums over the batch",
         "see": "docs/derivations.md#affine-layer",
@@ -119,7 +119,7 @@ EXERCISES = {
     },
     "estimator_b": {
         "title": "Estimator B of the ELBO (analytic KL) and its gradient",
-        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
+        "functions": ["minivae/elbo.py::estimator_b_forward", "minivae/elbo.py::estimator_b_backward"],
         "hint": "elbo = mean over samples of log p(x|z) - beta KL(q || p); in the backward, "
                 "the KL's gradient goes through kl_standard_normal_backward",
         "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
@@ -141,7 +141,7 @@ EXERCISES = {
     },
     "estimator_a": {
         "title": "Estimator A of the ELBO (all Monte Carlo) and its gradient",
-        "functions": ["minivae/vae.py::VAE.forward", "minivae/vae.py::VAE.backward_to_encoder_output"],
+        "functions": ["minivae/elbo.py::estimator_a_forward", "minivae/elbo.py::estimator_a_backward"],
         "hint": "elbo = mean over samples of log p(x|z) + beta (log p(z) - log q(z|x)); in the "
                 "backward, z gets gradient from both log-densities as well as from the decoder",
         "see": "docs/derivations.md#the-two-estimators-kingma--welling-2013-eq-6-7",
@@ -208,6 +208,119 @@ EXERCISES = {
         ],
     },
 }
+
+
+# The named checks of each exercise: what the trusted grader scores (minivae.assignment.grader).
+# name -> {points, probe (a function of minivae/assignment/probes.py), cases (keyword arguments
+# of the probe; each case runs on every seed)}.  A check earns its points only if every output
+# of every case, on every seed (fixed ones and ones drawn at grading time), has the reference's
+# shape and dtype and is close to it.  Value checks hold at most half of an exercise's points,
+# so a wrong gradient, which fails every gradient and dtype/extremes check, keeps at most half.
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "softplus")
+DTYPES = ("float64", "float32")
+_VAE_SHAPES = [{"likelihood": lik, "L": L, "hidden": hidden, "activation": act}
+               for lik in ("bernoulli", "gaussian") for L in (1, 3)
+               for hidden, act in (((5,), "tanh"), ((), "relu"))]
+
+
+def _vae(part, kl, extra=None, **common):
+    """The VAE probe's cases of one part and estimator over the standard shapes."""
+    cases = [{"part": part, "kl": kl, **shape, **common} for shape in _VAE_SHAPES] + (extra or [])
+    return cases
+
+
+def _estimator_checks(kl):
+    """The checks of one estimator: its ELBO values, its gradients, float32 and extremes."""
+    return {
+        "value": {"points": 4, "probe": "vae",
+                  "cases": _vae("value", kl, [{"part": "value", "kl": kl, "beta": 0.3, "L": 2}])},
+        "gradient": {"points": 5, "probe": "vae", "cases": _vae("gradient", kl, [
+            {"part": "gradient", "kl": kl, "beta": 0.3, "L": 2},
+            {"part": "gradient", "kl": kl, "likelihood": "gaussian", "obs_logvar": -1.0}])},
+        "float32_and_extremes": {"points": 2, "probe": "vae",
+                                 "cases": [{"part": p, "kl": kl, "dtype": d, "scale": 30.0, "L": 2}
+                                           for p in ("value", "gradient") for d in DTYPES]},
+    }
+
+
+CHECKS = {
+    "affine_backward": {
+        "gradient": {"points": 4, "probe": "affine", "cases": [{}, {"input_grad": False}, {"groups": 2}]},
+        "in_an_mlp": {"points": 2, "probe": "mlp", "cases": [{"hidden": h} for h in ((4, 3), (), (5,))]},
+        "float32": {"points": 2, "probe": "affine", "cases": [{"dtype": "float32"}]},
+    },
+    "activation_backward": {
+        "gradient": {"points": 4, "probe": "activation", "cases": [{"name": a} for a in ACTIVATIONS]},
+        "in_an_mlp": {"points": 2, "probe": "mlp",
+                      "cases": [{"activation": a, "hidden": h} for a in ACTIVATIONS for h in ((4, 3), (5,))]},
+        "float32_and_extremes": {"points": 2, "probe": "activation",
+                                 "cases": [{"name": a, "dtype": d, "extreme": True}
+                                           for a in ACTIVATIONS for d in DTYPES]},
+    },
+    "bernoulli_likelihood": {
+        "value": {"points": 3, "probe": "bernoulli", "cases": [{}, {"grey": True}]},
+        "gradient": {"points": 3, "probe": "bernoulli", "cases": [{"part": "gradient"},
+                                                                  {"part": "gradient", "grey": True}]},
+        "float32_and_extremes": {"points": 2, "probe": "bernoulli",
+                                 "cases": [{"part": p, "dtype": d, "extreme": True}
+                                           for p in ("value", "gradient") for d in DTYPES]},
+    },
+    "gaussian_log_density": {
+        "value": {"points": 3, "probe": "gaussian", "cases": [{"layout": lay} for lay in ("q", "p", "std")]},
+        "gradient": {"points": 4, "probe": "gaussian",
+                     "cases": [{"part": "gradient", "layout": lay} for lay in ("q", "p", "std")]},
+        "float32_and_extremes": {"points": 2, "probe": "gaussian",
+                                 "cases": [{"part": p, "layout": lay, "dtype": d, "extreme": True}
+                                           for p in ("value", "gradient") for lay in ("q", "p", "std")
+                                           for d in DTYPES]},
+    },
+    "analytic_kl": {
+        "value": {"points": 3, "probe": "kl", "cases": [{}, {"near_prior": True}]},
+        "gradient": {"points": 3, "probe": "kl", "cases": [{"part": "gradient"},
+                                                           {"part": "gradient", "near_prior": True}]},
+        "float32_and_extremes": {"points": 2, "probe": "kl",
+                                 "cases": [{"part": p, "dtype": d, "extreme": True}
+                                           for p in ("value", "gradient") for d in DTYPES]},
+    },
+    "reparameterised_sample": {
+        "value": {"points": 3, "probe": "sample", "cases": [{"L": 1}, {"L": 3}]},
+        "gradient": {"points": 4, "probe": "sample", "cases": [{"part": "gradient", "L": 1},
+                                                               {"part": "gradient", "L": 3}]},
+        "float32_and_extremes": {"points": 2, "probe": "sample",
+                                 "cases": [{"part": p, "dtype": d, "extreme": True}
+                                           for p in ("value", "gradient") for d in DTYPES]},
+    },
+    "estimator_b": _estimator_checks("analytic"),
+    "estimator_a": _estimator_checks("mc"),
+    "vae_backward": {
+        "gradient": {"points": 6, "probe": "vae",
+                     "cases": _vae("gradient", "analytic") + _vae("gradient", "mc") + [
+                         {"part": "gradient", "likelihood": "gaussian", "obs_logvar": -1.0, "L": 2}]},
+        "encoder_output": {"points": 4, "probe": "vae",
+                           "cases": _vae("encoder_output", "analytic") + _vae("encoder_output", "mc")},
+        "float32_and_extremes": {"points": 2, "probe": "vae",
+                                 "cases": [{"part": "gradient", "kl": k, "dtype": d, "scale": 30.0, "L": 2,
+                                            "likelihood": lik} for k in ("analytic", "mc") for d in DTYPES
+                                           for lik in ("bernoulli", "gaussian")]},
+    },
+    "importance_sampled_log_likelihood": {
+        "log_weights": {"points": 3, "probe": "log_weights",
+                        "cases": [{"L": 1}, {"L": 4}, {"likelihood": "gaussian"}]},
+        "streamed_bound": {"points": 3, "probe": "iwae",
+                           "cases": [{"k": 20, "chunk": 3}, {"k": 1, "chunk": 1}, {"k": 7, "chunk": 7}]},
+        "float32": {"points": 2, "probe": "iwae", "cases": [{"dtype": "float32", "k": 10, "chunk": 4}]},
+    },
+    "adam_update": {
+        "first_step": {"points": 3, "probe": "adam", "cases": [{"steps": 1}]},
+        "later_steps": {"points": 3, "probe": "adam",
+                        "cases": [{"steps": 4}, {"steps": 3, "beta1": 0.5, "beta2": 0.9, "eps": 1e-3}]},
+        "float32": {"points": 2, "probe": "adam", "cases": [{"steps": 3, "dtype": "float32"}]},
+    },
+}
+for _name, _checks in CHECKS.items():
+    EXERCISES[_name]["checks"] = _checks
+    assert sum(c["points"] for c in _checks.values()) == EXERCISES[_name]["points"], _name
 
 
 def exercise_table(table=None):

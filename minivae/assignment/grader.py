@@ -1,347 +1,356 @@
-"""Grading: each exercise's tests run with pytest in a subprocess, and scored.
+"""Grading: named all-or-nothing checks, decided in a process that never runs student code.
 
-:func:`grade` has two modes:
+For each exercise, :func:`grade`
 
-* isolated (given the solution tree as ``reference``): each exercise is tested
-  on a copy of the reference in which only that exercise's regions hold the
-  student's lines (:func:`compose`), so a row measures that exercise alone, even
-  when its tests also run code of other exercises (estimator B calls the
-  analytic KL);
-* whole tree (no reference): the submission is tested as it is, as a student
-  would on their own machine.
+1. builds the tree the submission is run from (:func:`compose`): isolated (the
+   default), the reference package with only that exercise's regions taken from
+   the submission, so a broken marker or a wrong answer elsewhere costs only its
+   own exercise; or whole, the submission's files as they are;
+2. runs the exercise's probes (minivae/assignment/probes.py) on that tree in a
+   worker process (_worker.py: ``python -I``, a time limit, a scratch folder),
+   which returns raw outputs as an .npz of numeric arrays;
+3. runs the same probes here on the reference package, on the same inputs (fixed
+   seeds and seeds drawn now), and compares (:func:`compare`).
 
-Each run is ``pytest -v`` with the graded tree first on PYTHONPATH and the
-plugin :data:`GRADING_PLUGIN` (_grading_plugin.py, beside this file);
-outcomes come from its JUnit XML, and :func:`format_report` prints the scores.
+A check earns its points only if every output of every case on every seed
+matches; nothing the worker writes but its arrays is read, so a forged file, a
+patched NumPy or an early exit only lose outputs.
 """
 import ast
+import difflib
+import io
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import xml.etree.ElementTree as ET
+import types
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from minivae.assignment.edition import _environment, _is_student_edition, copy_tree, read_manifest
+import numpy as np
+
+try:
+    import pwd                    # POSIX: the worker drops root (see _unprivileged)
+except ImportError:               # pragma: no cover - Windows
+    pwd = None
+
+from minivae import distributions, evaluate, nn, optim, vae
+from minivae.assignment.probes import PROBES
+from minivae.assignment.edition import MANIFEST, edition_sources
 from minivae.assignment.exercises import PACKAGE, AssignmentError, exercise_table, select
-from minivae.assignment.regions import check_coverage, find_regions, render, scan
-from minivae.progress import Progress
+from minivae.assignment.regions import scan
 
-# the pytest plugin of the grader's runs, copied into each run's scratch folder
-GRADING_PLUGIN = Path(__file__).with_name("_grading_plugin.py")
-
-# a line of `pytest -v`: "tests/test_nn.py::test_affine_backward[...] PASSED   [ 12%]"
-_VERDICT = re.compile(r"^(?P<id>\S.*?::.+?) (?P<verdict>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
-_OUTCOME_OF_VERDICT = {"PASSED": "passed", "FAILED": "failed", "ERROR": "error", "SKIPPED": "skipped",
-                       "XFAIL": "skipped", "XPASS": "passed"}
-
-
-def check_tree(directory, package=PACKAGE):
-    """Raise AssignmentError unless ``directory`` holds ``package/__init__.py`` and ``tests/``."""
-    directory = Path(directory)
-    if not (directory / package / "__init__.py").is_file() or not (directory / "tests").is_dir():
-        raise AssignmentError(f"{directory} is not a {package} tree: expected {package}/__init__.py "
-                              "and tests/ in it")
+WORKER = Path(__file__).with_name("_worker.py")
+PROBES_FILE = Path(__file__).with_name("probes.py")   # the worker's copy of the probes
+PUBLIC_SEEDS = (0, 1)           # every check runs on these and on HIDDEN_SEEDS drawn per grading
+HIDDEN_SEEDS = 1
+MAX_OUTPUT_BYTES = 64 << 20     # a worker's .npz beyond this is refused
+TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 1e-4)}   # rtol, atol as a share of max |ref|
+_BEGIN = re.compile(r"^\s*#\s*BEGIN\s+SOLUTION\s+(\S+)\s*$")
+_END = re.compile(r"^\s*#\s*END\s+SOLUTION\s*$")
 
 
-def grade(directory, exercises=None, *, reference=None, table=None, package=PACKAGE, timeout=600,
-          stream=None):
-    """Run each exercise's tests on the tree ``directory`` and score them.
+def read_edition(directory):
+    """The manifest of a student edition (exercises, provided, ...) or {} without one."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise AssignmentError(f"{path} is not a manifest written by make ({error})") from None
 
-    Parameters
-    ----------
-    directory : path
-        The submission: a tree made by :func:`make_assignment` (or the original).
-    exercises : list of str, optional
-        What to grade; default: the manifest's exercises, or every exercise.
-    reference : path, optional
-        The solution tree.  Given: isolated grading, one pytest run per exercise
-        on a copy of the reference whose regions of that exercise hold the
-        submission's lines (the submission must keep the markers) and whose tests
-        are the reference's.  None: one pytest run on the submission as it is.
-    table : dict, optional
-        The exercise table (default :data:`EXERCISES`).
-    timeout : float
-        Seconds one pytest run may take before it is stopped.
-    stream : text stream, optional
-        Progress lines (default stderr).
 
-    Returns
-    -------
-    report : dict
-        ``mode``, ``directory``, ``reference``, ``exercises`` (one row per exercise:
-        exercise, title, passed, total, points, max_points, first_failure, error,
-        tests), the totals ``passed``, ``total``, ``points``, ``max_points``, and
-        ``all_passed`` (every test of every exercise passed).
+def submission_files(directory, reference_files, package=PACKAGE):
+    """{relative path: text} of the submission's files: under ``package/`` or flat (``nn.py``)."""
+    directory, found = Path(directory), {}
+    for rel in reference_files:
+        for path in (directory / rel, directory / Path(rel).name):
+            if path.is_file():
+                found[rel] = path.read_text(encoding="utf-8", errors="replace")
+                break
+    return found
+
+
+def student_bodies(text, name):
+    """The bodies (lists of lines) of ``name``'s regions in a submitted file, read line by line.
+
+    Only these markers are read, so a broken marker of another exercise does not
+    matter.  Raises AssignmentError for a BEGIN without its END.
     """
-    table = exercise_table(table)
-    stream = sys.stderr if stream is None else stream
-    directory = Path(directory).resolve()
-    check_tree(directory, package)
-    names = select(read_manifest(directory) if exercises is None else exercises, table)
-    rows = []
-    if reference is None:
-        entries = list(dict.fromkeys(e for name in names for e in table[name]["tests"]))
-        Progress(stream).say(f"grading {directory} as it is: {len(names)} exercise(s), {len(entries)} test id(s)")
-        results = run_tests(directory, entries, stream, timeout)
-        rows = [_score(name, table, results) for name in names]
-    else:
-        reference = Path(reference).resolve()
-        check_tree(reference, package)
-        if _is_student_edition(reference):
-            raise AssignmentError(f"the reference {reference} is a student edition, not the solution")
-        scanned = scan(reference, package, table)
-        for name in names:
-            Progress(stream).say(f"grading {name}: the submission's lines in {reference.name}'s solution")
-            with tempfile.TemporaryDirectory(prefix=f"minivae-grade-{name}-") as tmp:
-                tree = Path(tmp) / "tree"
-                try:
-                    compose(reference, scanned, directory, name, tree, table)
-                except AssignmentError as error:
-                    Progress(stream).say(f"  error: {error}")
-                    rows.append(_score(name, table, None, error=str(error)))
-                    continue
-                rows.append(_score(name, table, run_tests(tree, table[name]["tests"], stream, timeout)))
-    return {
-        "mode": "whole tree" if reference is None else "isolated",
-        "directory": str(directory),
-        "reference": None if reference is None else str(reference),
-        "exercises": rows,
-        "passed": sum(r["passed"] for r in rows),
-        "total": sum(r["total"] for r in rows),
-        "points": round(sum(r["points"] for r in rows), 2),
-        "max_points": sum(r["max_points"] for r in rows),
-        "all_passed": all(r["error"] is None and 0 < r["total"] == r["passed"] for r in rows),
-    }
+    bodies, current = [], None
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        begin = _BEGIN.match(line)
+        if current is not None and begin:
+            raise AssignmentError(f"line {number}: BEGIN SOLUTION inside the open region of {name}; "
+                                  "its '# END SOLUTION' is missing")
+        if current is not None and _END.match(line):
+            bodies.append(current)
+            current = None
+            continue
+        if current is not None:
+            current.append(line)
+        elif begin and begin.group(1) == name:
+            current = []
+    if current is not None:
+        raise AssignmentError(f"the region of {name} has no '# END SOLUTION' after it")
+    return bodies
 
 
-def compose(reference, scanned, submission, name, tree, table=None):
-    """Write into ``tree`` the reference solution with the submission's lines in ``name``'s regions.
+def _extra_imports(text, reference_text):
+    """Top-level import lines of the submission that the reference file does not have."""
+    try:
+        theirs, ours = ast.parse(text).body, ast.parse(reference_text).body
+    except SyntaxError:
+        return []
+    known = {ast.unparse(n) for n in ours if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return [ast.unparse(n) + "\n" for n in theirs
+            if isinstance(n, (ast.Import, ast.ImportFrom)) and ast.unparse(n) not in known]
 
-    ``scanned`` is ``scan(reference)``.  Raises AssignmentError if the reference
-    has no region of ``name`` or the submission's markers of ``name`` are missing,
-    malformed or fewer or more than the reference's.
+
+def _with_imports(text, imports):
+    """``text`` with ``imports`` inserted after its last top-level import."""
+    if not imports:
+        return text
+    last = max(n.end_lineno for n in ast.parse(text).body if isinstance(n, (ast.Import, ast.ImportFrom)))
+    lines = text.splitlines(keepends=True)
+    return "".join(lines[:last] + imports + lines[last:])
+
+
+def compose(scanned, files, name, mode, edition):
+    """The package files to run ``name`` on: {relative path: text} over a copy of the reference.
+
+    isolated: the reference's files, with ``name``'s regions holding the
+    submission's lines (and the submission's extra top-level imports); whole: the
+    edition's files with the submission's over them.  Raises AssignmentError if
+    the submission's regions of ``name`` are missing or not as many as the reference's.
     """
-    sources = composed_sources(scanned, submission, name, table)
-    copy_tree(reference, tree)
-    for rel, text in sources.items():
-        (Path(tree) / rel).write_text(text, encoding="utf-8")
-
-
-def composed_sources(scanned, submission, name, table=None):
-    """The files :func:`compose` writes over its copy of the reference: {relative path: text}.
-
-    Every file of the reference with a region (``scanned``, from :func:`scan`),
-    with the regions of ``name`` holding the submission's lines and the other
-    regions the reference's.  Nothing else of the submission is read, so a row
-    of isolated grading depends on the submission's lines of its exercise only.
-    """
-    table = exercise_table(table)
-    check_coverage(scanned, [name], table)
+    if mode == "whole":
+        return {**edition, **files}
     sources = {}
     for rel, (text, regions) in scanned.items():
-        bodies = []
-        if any(r["exercise"] == name for r in regions):
-            path = Path(submission) / rel
-            if not path.is_file():
-                raise AssignmentError(f"the submission has no {rel}")
-            theirs = path.read_text(encoding="utf-8")
-            found = [r for r in find_regions(theirs, rel, table) if r["exercise"] == name]
-            expected = sum(r["exercise"] == name for r in regions)
-            if len(found) != expected:
-                raise AssignmentError(
-                    f"{rel}: the submission has {len(found)} region(s) of {name}, the solution "
-                    f"{expected}; keep the lines '# BEGIN SOLUTION {name}' and '# END SOLUTION' "
-                    "around your code")
-            lines = theirs.splitlines(keepends=True)
-            bodies = [lines[r["begin"] + 1:r["end"]] for r in found]
-        sources[rel] = render(text, regions, _take_bodies(name, bodies))
+        wanted = sum(r["exercise"] == name for r in regions)
+        if not wanted:
+            continue
+        if rel not in files:
+            raise AssignmentError(f"the submission has no {rel}")
+        bodies = student_bodies(files[rel], name)
+        if len(bodies) != wanted:
+            raise AssignmentError(f"{rel}: {len(bodies)} region(s) of {name} found, {wanted} expected; keep "
+                                  f"the lines '# BEGIN SOLUTION {name}' and '# END SOLUTION' around your code")
+        lines, out, pos, taken = text.splitlines(keepends=True), [], 0, iter(bodies)
+        for region in regions:
+            out += lines[pos:region["begin"] + 1]
+            out += next(taken) if region["exercise"] == name else lines[region["begin"] + 1:region["end"]]
+            pos = region["end"]
+        sources[rel] = _with_imports("".join(out + lines[pos:]), _extra_imports(files[rel], text))
     return sources
 
 
-def _take_bodies(name, bodies):
-    """A ``replace`` for :func:`render`: ``name``'s regions get ``bodies`` in order, others keep theirs."""
-    remaining = iter(bodies)
-
-    def replace(region, body):
-        return next(remaining) if region["exercise"] == name else body
-
-    return replace
-
-
-def run_tests(tree, entries, stream, timeout):
-    """Run the tests ``entries`` (node ids) in ``tree`` with pytest; collect every outcome.
-
-    Ids whose file or function does not exist are not passed to pytest but
-    reported as missing.  pytest gets the test files, not node ids (one that does
-    not exist, e.g. a renamed parametrisation, would stop the whole run), and the
-    grading plugin deselects every collected test no entry names, so only the
-    listed parametrisations run; a test module that fails to import does not stop
-    the others.  Returns {"outcomes": {node id: (outcome, message)}, "missing":
-    {entry: why}, "collect_errors": {file: message}, "note": why nothing ran, or None}.
-    """
-    tree = Path(tree)
-    files, selected, missing = [], [], {}
-    for entry in entries:
-        base = entry.split("[", 1)[0]
-        why = _missing_test(tree, base)
-        if why:
-            missing[entry] = why
+def outside_changes(files, edition):
+    """Where the submission's files differ from the edition's outside the markers: a list of lines."""
+    notes = []
+    for rel, text in sorted(files.items()):
+        expected = edition.get(rel)
+        if expected is None:
             continue
-        files.append(base.partition("::")[0])
-        selected.append(entry)
-    results = {"outcomes": {}, "missing": missing, "collect_errors": {}, "note": None}
-    if files:
-        results.update(_run_pytest(tree, list(dict.fromkeys(files)), selected, stream, timeout))
-    return results
+        mine, theirs = _outside(text), _outside(expected)
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, theirs, mine, autojunk=False).get_opcodes():
+            if tag != "equal":
+                shown = "".join(mine[j1:j2]).strip().splitlines()[:1] or ["(lines removed)"]
+                notes.append(f"{rel}: changed outside the markers near line {i1 + 1} of the edition: "
+                             f"{shown[0][:80]!r} (not graded in isolated mode)")
+    return notes
 
 
-def _missing_test(tree, base):
-    """Why the test ``file::name`` does not exist in ``tree``, or None if it does (or cannot tell)."""
-    file, _, rest = base.partition("::")
-    path = tree / file
-    if not path.is_file():
-        return f"test file {file} not found"
+def _outside(text):
+    lines, inside, kept = text.splitlines(keepends=True), False, []
+    for line in lines:
+        if _BEGIN.match(line):
+            inside = True
+            kept.append(line)
+        elif _END.match(line):
+            inside = False
+            kept.append(line)
+        elif not inside:
+            kept.append(line)
+    return [line.rstrip() + "\n" for line in kept if line.strip()]
+
+
+def cases_of(entry, seeds):
+    """[(case id, probe, seed, kwargs, check name)] of an exercise's checks."""
+    return [(f"{check}.{i}.{seed}", spec["probe"], seed, case, check)
+            for check, spec in entry["checks"].items()
+            for i, case in enumerate(spec["cases"]) for seed in seeds]
+
+
+def reference_modules():
+    """The reference package's modules, as the probes take them (this process's minivae)."""
+    return types.SimpleNamespace(nn=nn, dist=distributions, vae=vae, evaluate=evaluate, optim=optim)
+
+
+def reference_outputs(cases):
+    """{case id: {key: array}} of the reference on every case (computed here, never in a worker)."""
+    m = reference_modules()
+    return {cid: {k: np.asarray(v) for k, v in PROBES[probe](m, seed, **kw).items()}
+            for cid, probe, seed, kw, _ in cases}
+
+
+def run_worker(tree, cases, timeout):
+    """Run ``cases`` on the package in ``tree`` in a worker process: ({case id: {key: array}}, note)."""
+    with tempfile.TemporaryDirectory(prefix="minivae-worker-") as scratch:
+        shutil.copyfile(WORKER, os.path.join(scratch, "_worker.py"))
+        shutil.copyfile(PROBES_FILE, os.path.join(scratch, "_minivae_probes.py"))
+        request = json.dumps([[cid, probe, seed, kw] for cid, probe, seed, kw, _ in cases])
+        env = {"PATH": os.environ.get("PATH", ""), "HOME": scratch, "PYTHONDONTWRITEBYTECODE": "1",
+               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        process = subprocess.Popen([sys.executable, "-I", "_worker.py", str(tree)], cwd=scratch, env=env,
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   start_new_session=True, **_unprivileged(scratch, tree))
+        try:
+            out, err = process.communicate(request.encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.communicate()
+            return {}, f"stopped after {timeout:g} s (an endless loop?)"
+    tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+    if len(out) > MAX_OUTPUT_BYTES:
+        return {}, f"the outputs were larger than {MAX_OUTPUT_BYTES >> 20} MiB"
     try:
-        scope = ast.parse(path.read_text(encoding="utf-8")).body
-    except (SyntaxError, ValueError):
-        return None                       # pytest will report why it cannot collect the file
-    for name in rest.split("::") if rest else []:
-        node = next((s for s in scope if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                         ast.ClassDef)) and s.name == name), None)
-        if node is None:
-            return f"test {base} not found (renamed or deleted?)"
-        scope = node.body
+        with np.load(io.BytesIO(out), allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception:                                      # noqa: BLE001 -- any unreadable output
+        return {}, f"the submission's process gave no outputs (exit status {process.returncode}): {tail[0][:300]}"
+    outputs = {}
+    for key, value in arrays.items():
+        cid, _, name = key.rpartition("/")
+        outputs.setdefault(cid, {})[name] = value
+    return outputs, None
+
+
+def _unprivileged(*folders):
+    """As root with MINIVAE_WORKER_USER set (the Gradescope autograder: "nobody"), the worker's
+    user and group, and ``folders`` made readable to it; otherwise {} (the worker runs as us)."""
+    name = os.environ.get("MINIVAE_WORKER_USER")
+    if not name or pwd is None or os.geteuid() != 0:
+        return {}
+    user = pwd.getpwnam(name)
+    for folder in folders:
+        for path in [folder, *Path(folder).rglob("*")]:
+            os.chmod(path, 0o755 if Path(path).is_dir() else 0o644)
+    return {"user": user.pw_uid, "group": user.pw_gid}
+
+
+def compare(ref, got):
+    """None if ``got`` matches ``ref`` (same keys, shapes, dtypes, values within tolerance), else why not."""
+    if got is None:
+        return "no outputs"
+    if "!error" in got:
+        return "raised: " + bytes(got["!error"]).decode("utf-8", "replace").strip().splitlines()[-1][:300]
+    if set(got) != set(ref):
+        return f"returned {sorted(got)}, expected {sorted(ref)}"
+    for key, r in ref.items():
+        g = got[key]
+        if g.shape != r.shape:
+            return f"{key} has shape {g.shape}, expected {r.shape}"
+        if g.dtype != r.dtype:
+            return f"{key} has dtype {g.dtype}, expected {r.dtype}"
+        rtol, share = TOLERANCES.get(r.dtype.name, (0, 0))
+        finite = np.isfinite(r)
+        if not np.array_equal(finite, np.isfinite(g)) or not np.array_equal(r[~finite], g[~finite]):
+            return f"{key}: non-finite where the reference is finite (or the other way round)"
+        scale = float(np.max(np.abs(r[finite]), initial=0.0))
+        if not np.allclose(g[finite], r[finite], rtol=rtol, atol=share * max(scale, 1e-300)):
+            worst = float(np.max(np.abs(g[finite].astype(float) - r[finite])))
+            return f"{key} differs from the reference (largest difference {worst:.3g})"
     return None
 
 
-def _run_pytest(tree, files, entries, stream, timeout):
-    """One ``pytest -v`` of the tests ``entries`` in ``files`` of ``tree``; outcomes from its JUnit XML.
+def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds, timeout):
+    """One row of the report: the exercise's checks, each all-or-nothing."""
+    cases = cases_of(entry, seeds)
+    ref = reference_outputs(cases)
+    error, outputs = None, {}
+    try:
+        sources = compose(scanned, files, name, mode, edition)
+    except AssignmentError as exc:
+        error = str(exc)
+    if error is None:
+        with tempfile.TemporaryDirectory(prefix=f"minivae-grade-{name}-") as tmp:
+            _write_tree(Path(reference), Path(tmp), {**edition_or_reference(scanned, mode, edition), **sources})
+            outputs, error = run_worker(Path(tmp), cases, timeout)
+    checks = []
+    for check, spec in entry["checks"].items():
+        mine = [c for c in cases if c[4] == check]
+        why = next((f"case {c[3] or 'default'} (seed {'hidden' if c[2] not in PUBLIC_SEEDS else c[2]}): {w}"
+                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]))] if w), None)
+        why = why if error is None else error
+        checks.append({"name": check, "max_points": spec["points"], "points": 0 if why else spec["points"],
+                       "passed": why is None, "output": why or "passed",
+                       "visibility": spec.get("visibility", "visible")})
+    points = sum(c["points"] for c in checks)
+    return {"exercise": name, "title": entry["title"], "points": points, "max_points": entry["points"],
+            "checks": checks, "error": error, "hint": None if points == entry["points"] else entry["hint"]}
 
-    Its verdicts are echoed to ``stream`` as they come.
+
+def edition_or_reference(scanned, mode, edition):
+    """The region files under the submission's: the edition's (whole) or the reference's (isolated)."""
+    return edition if mode == "whole" else {rel: text for rel, (text, _) in scanned.items()}
+
+
+def _write_tree(reference, tmp, sources, package=PACKAGE):
+    """A package tree in ``tmp``: the reference package's files, then ``sources`` over them."""
+    shutil.copytree(reference / package, tmp / package, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    for rel, text in sources.items():
+        (tmp / rel).write_text(text, encoding="utf-8")
+
+
+def grade(directory, exercises=None, *, reference, mode="isolated", table=None, seeds=None,
+          timeout=60, jobs=1, package=PACKAGE, edition_info=None):
+    """Grade the submission in ``directory`` against the solution checkout ``reference``.
+
+    ``exercises``: default the edition's (assignment.json) or all; ``mode``:
+    "isolated" or "whole"; ``seeds``: the inputs' seeds (default PUBLIC_SEEDS and
+    HIDDEN_SEEDS drawn now); ``jobs``: exercises graded at once.  Returns a report:
+    mode, directory, exercises (rows: exercise, title, points, max_points, checks,
+    error, hint), outside_changes, points, max_points, all_passed.
     """
-    with tempfile.TemporaryDirectory(prefix="minivae-grade-") as scratch:
-        junit = os.path.join(scratch, "junit.xml")
-        shutil.copyfile(GRADING_PLUGIN, os.path.join(scratch, "_minivae_grading.py"))
-        with open(os.path.join(scratch, "tests.txt"), "w", encoding="utf-8") as f:
-            f.write("\n".join(entries) + "\n")
-        env = _environment(tree)
-        env["PYTHONPATH"] += os.pathsep + scratch
-        env["MINIVAE_GRADING_SCRATCH"] = scratch
-        command = [sys.executable, "-m", "pytest", "-v", "--color=no", "-p", "no:cacheprovider",
-                   "-p", "_minivae_grading", "--continue-on-collection-errors", "--rootdir", str(tree),
-                   "-o", "junit_family=xunit1", f"--junitxml={junit}", *files]
-        verdicts, tail, stopped = {}, [], []
-        process = subprocess.Popen(command, cwd=tree, env=env, text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
-        def stop():
-            stopped.append(True)
-            process.kill()
-
-        timer = threading.Timer(timeout, stop)
-        timer.start()
-        try:
-            for line in process.stdout:          # one line per finished test, as pytest -v goes
-                line = line.rstrip()
-                tail = (tail + [line])[-20:]
-                match = _VERDICT.match(line)
-                if match:
-                    verdicts[match["id"]] = match["verdict"]
-                    Progress(stream).say(f"  {match['verdict']:<7} {match['id']}")
-            process.wait()
-        finally:
-            timer.cancel()
-        outcomes, collect_errors = {}, {}
-        if not stopped and os.path.isfile(junit) and os.path.getsize(junit) > 0:
-            outcomes, collect_errors = _read_junit(junit)
-    note = None
-    if stopped:
-        note = f"not finished: the test run was stopped after {timeout:g} s (an endless loop?)"
-        outcomes = {i: (_OUTCOME_OF_VERDICT[v], f"{v} (details lost: the run was stopped)")
-                    for i, v in verdicts.items()}
-    elif not outcomes and process.returncode not in (0, 1):
-        last = next((line for line in reversed(tail) if line.strip() and not line.startswith("=")),
-                    "no output")
-        note = f"pytest stopped before running the tests (exit status {process.returncode}): {last}"
-    return {"outcomes": outcomes, "collect_errors": collect_errors, "note": note}
+    table = exercise_table(table)
+    directory = Path(directory).resolve()
+    info = edition_info if edition_info is not None else read_edition(directory)
+    names = select(info.get("exercises") if exercises is None else exercises, table)
+    scanned = scan(reference, package, table)
+    files = submission_files(directory, list(scanned), package)
+    if not files:
+        raise AssignmentError(f"{directory} has none of the files {', '.join(scanned)} (in {package}/ or flat)")
+    edition = edition_sources(scanned, info.get("exercises", names), info.get("provided", []), table)
+    if seeds is None:
+        seeds = list(PUBLIC_SEEDS) + [secrets.randbelow(2**31) + 100 for _ in range(HIDDEN_SEEDS)]
+    with ThreadPoolExecutor(max(1, int(jobs))) as pool:
+        rows = list(pool.map(lambda n: grade_exercise(n, table[n], reference, scanned, files, edition, mode, seeds,
+                                                      timeout), names))
+    return {"mode": mode, "directory": str(directory), "exercises": rows,
+            "outside_changes": outside_changes(files, edition),
+            "points": sum(r["points"] for r in rows), "max_points": sum(r["max_points"] for r in rows),
+            "all_passed": all(r["points"] == r["max_points"] for r in rows)}
 
 
-def _read_junit(path):
-    """{node id: (outcome, message)} and {test file: collection error} from pytest's xunit1 XML."""
-    outcomes, collect_errors = {}, {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        file, classname, name = case.get("file", ""), case.get("classname", ""), case.get("name", "")
-        failure, error, skipped = case.find("failure"), case.find("error"), case.find("skipped")
-        if not classname and error is not None:          # the file could not be collected
-            errors = [ln[1:].strip() for ln in (error.text or "").splitlines() if ln.startswith("E ")]
-            collect_errors[file] = f"error collecting {file}: " + (errors[-1] if errors else
-                                                                   error.get("message", ""))
-            continue
-        module = file[:-3].replace("/", ".")
-        classes = classname[len(module) + 1:].split(".") if classname.startswith(module + ".") else []
-        nodeid = "::".join([file, *classes, name])
-        if failure is not None:
-            outcomes[nodeid] = ("failed", failure.get("message", ""))
-        elif error is not None:
-            outcomes[nodeid] = ("error", error.get("message", ""))
-        elif skipped is not None:
-            outcomes[nodeid] = ("skipped", "skipped: " + skipped.get("message", ""))
-        else:
-            outcomes[nodeid] = ("passed", "")
-    return outcomes, collect_errors
-
-
-def _matches(nodeid, entry):
-    return nodeid == entry or nodeid.startswith(entry + "[") or nodeid.startswith(entry + "::")
-
-
-def _score(name, table, results, error=None):
-    """One row of the report: the outcomes of the exercise's tests, its points, its first failure."""
-    entry = table[name]
-    tests = []
-    if results is not None:
-        for test in entry["tests"]:
-            if test in results["missing"]:
-                tests.append({"id": test, "outcome": "not run", "message": results["missing"][test]})
+def format_report(report, show_hidden=True):
+    """The report of :func:`grade` as text: one line per check, the hint of each unfinished exercise."""
+    lines = [f"{report['directory']} ({report['mode']})"]
+    for r in report["exercises"]:
+        lines.append(f"{r['exercise']:<34} {r['points']:>3g}/{r['max_points']:<3g} {r['title']}")
+        for c in r["checks"]:
+            if c["visibility"] != "visible" and not show_hidden:
                 continue
-            matched = [(i, o) for i, o in results["outcomes"].items() if _matches(i, test)]
-            if not matched:
-                why = (results["collect_errors"].get(test.split("::")[0]) or results["note"]
-                       or f"no test matched {test}")
-                tests.append({"id": test, "outcome": "not run", "message": why})
-            known = {t["id"] for t in tests}
-            tests += [{"id": i, "outcome": outcome, "message": message}
-                      for i, (outcome, message) in matched if i not in known]
-    passed = sum(t["outcome"] == "passed" for t in tests)
-    failures = [t["message"] for t in tests if t["outcome"] != "passed"]
-    first = error
-    if first is None and failures:
-        first = (failures[0].strip().splitlines() or ["(no message)"])[0]
-    return {"exercise": name, "title": entry["title"], "passed": passed, "total": len(tests),
-            "points": round(entry["points"] * passed / len(tests), 2) if tests else 0.0,
-            "max_points": entry["points"], "first_failure": first, "error": error, "tests": tests}
-
-
-def format_report(report):
-    """The report of :func:`grade` as a text table, one row per exercise, then the totals."""
-    rows = report["exercises"]
-    width = max([len("exercise")] + [len(r["exercise"]) for r in rows])
-    lines = [f"{report['directory']} ({report['mode']}"
-             + (f", reference {report['reference']})" if report["reference"] else ")"),
-             f"{'exercise':<{width}}  {'tests':>7}  {'points':>11}  first failure",
-             "-" * (width + 50)]
-    for r in rows:
-        failure = ("error: " + r["error"]) if r["error"] else (r["first_failure"] or "")
-        lines.append(f"{r['exercise']:<{width}}  {r['passed']:>3}/{r['total']:<3}  "
-                     f"{r['points']:>5g}/{r['max_points']:<5g}  {failure}")
-    lines.append("-" * (width + 50))
-    lines.append(f"{'total':<{width}}  {report['passed']:>3}/{report['total']:<3}  "
-                 f"{report['points']:>5g}/{report['max_points']:<5g}")
-    done = sum(r["error"] is None and 0 < r["total"] == r["passed"] for r in rows)
-    lines.append(f"\n{done} of {len(rows)} exercise(s) complete"
-                 + ("" if report["all_passed"] else "; the first failure of each row says why"))
+            lines.append(f"    {'ok  ' if c['passed'] else 'FAIL'} {c['name']:<22} "
+                         f"{c['points']:>2g}/{c['max_points']:<2g} {'' if c['passed'] else c['output']}")
+        if r["hint"]:
+            lines.append(f"    hint: {r['hint']}")
+    lines += [f"note: {n}" for n in report["outside_changes"]]
+    lines.append(f"total {report['points']:g}/{report['max_points']:g}")
     return "\n".join(lines)

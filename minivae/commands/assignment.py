@@ -1,55 +1,123 @@
-"""`minivae assignment make / grade`: student editions and their autograder (docs/assignments.md)."""
+"""`minivae assignment make / check / grade / grade-all / autograder` (docs/assignments.md)."""
 import json
 import sys
 
-from minivae.commands.common import names
+from minivae import assignment
+from minivae.commands.common import names, write_json
+
+
+def _table(args):
+    config = assignment.load_config(getattr(args, "config", None))
+    return assignment.apply_config({"exercises": config.get("settings", config.get("exercises", {}))}
+                                   if isinstance(config.get("exercises"), dict) or "settings" in config else {})
+
+
+def _reference(args):
+    if getattr(args, "reference", None):
+        return args.reference
+    root, why = assignment.reference_solution()
+    if root is None:
+        raise ValueError(f"grading needs the solution checkout: {why}")
+    return root
 
 
 def make(args):
-    """Write a student edition with the chosen exercises stubbed."""
-    from minivae import assignment
+    """Write a student edition with the chosen exercises stubbed and the others withheld."""
     root = assignment.find_source_root()
-    summary = assignment.make_assignment(root, args.out, names(args.exercises))
+    summary = assignment.make_assignment(root, args.out, names(args.exercises), table=_table(args),
+                                         provide=names(args.provide) or (), untracked=args.untracked)
     print(f"wrote a student edition of {root} to {summary['out']}: {summary['regions']} region(s) "
           f"of {len(summary['exercises'])} exercise(s) stubbed in {', '.join(summary['files'])}")
-    print(f"exercises: {', '.join(summary['exercises'])}")
-    print(f"grade it with: minivae assignment grade {summary['out']}")
+    print(f"exercises: {', '.join(summary['exercises'])}; provided: {', '.join(summary['provided']) or 'none'}")
+    if summary["left_out"]:
+        print(f"left out (they repeat an answer): {', '.join(summary['left_out'])}")
+    print("leak scan: no line of a withheld answer in the edition")
     return 0
 
 
+def check(args):
+    """Run one exercise's own tests on the tree here (a student's local feedback)."""
+    rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
+                                    timeout=args.timeout)
+    print(assignment.format_local(rows))
+    return 0 if all(r["passed"] == r["total"] > 0 for r in rows) else 1
+
+
 def grade(args):
-    """Grade a tree; exit status 0 only if every test passed."""
-    from minivae import assignment
-    reference = None
-    if args.mode != "whole":
-        reference, why = assignment.reference_solution()
-        if reference is None and args.mode == "isolated":
-            raise ValueError(f"--mode isolated needs the solution checkout: {why}")
-        if reference is None:
-            print(f"no reference solution ({why}); grading the tree as it is", file=sys.stderr)
-    report = assignment.grade(args.directory, names(args.exercises), reference=reference,
-                              timeout=args.timeout)
+    """Grade a submission; exit status 0 only if every check passed."""
+    info = None
+    if args.edition:
+        settings = assignment.load_config(args.edition)
+        info = settings.get("assignment", settings)
+    report = assignment.grade(args.directory, names(args.exercises), reference=_reference(args),
+                              mode=args.mode, table=_table(args), timeout=args.timeout, jobs=args.jobs,
+                              edition_info=info)
+    if args.gradescope:
+        write_json(args.gradescope, assignment.gradescope_results(report))
     print(json.dumps(report, indent=2) if args.json else assignment.format_report(report))
     return 0 if report["all_passed"] else 1
 
 
+def grade_all(args):
+    """Grade every submission folder of a folder, in parallel; write a CSV of the points."""
+    reports = assignment.grade_all(args.submissions, reference=_reference(args), jobs=args.jobs,
+                                   csv_path=args.csv, table=_table(args), timeout=args.timeout,
+                                   mode=args.mode)
+    for name, report in reports.items():
+        print(f"{name}: {report['points']:g}/{report['max_points']:g}"
+              + (f"  error: {report['error']}" if report.get("error") else ""), file=sys.stdout)
+    return 0
+
+
+def autograder(args):
+    """Build Gradescope's autograder zip from the solution checkout."""
+    root = assignment.find_source_root()
+    summary = assignment.build_autograder(root, args.out, names(args.exercises), names(args.provide) or (),
+                                          assignment.load_config(args.config), table=_table(args))
+    print(f"wrote {summary['out']} (exercises: {', '.join(summary['exercises'])})")
+    return 0
+
+
+def _common(q, exercises_help):
+    q.add_argument("--exercises", default=None, help=exercises_help)
+    q.add_argument("--config", default=None, help="JSON settings: points, hints, visibility, extra checks")
+
+
 def add_parser(commands):
     """Add the command's options to the ``minivae`` parser's subcommands."""
-    p = commands.add_parser("assignment", help="course assignments: make a student edition, grade one")
+    p = commands.add_parser("assignment", help="course assignments: student editions, grading, Gradescope")
     actions = p.add_subparsers(dest="action", required=True)
-    q = actions.add_parser("make", help="write a student edition with the chosen exercises stubbed")
+    q = actions.add_parser("make", help="write a student edition (assigned stubbed, the rest withheld)")
     q.add_argument("--out", required=True, help="new folder for the student edition")
-    q.add_argument("--exercises", default=None,
-                   help="comma-separated exercise names (default: all; see docs/assignments.md)")
+    _common(q, "comma-separated exercise names (default: all; see docs/assignments.md)")
+    q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
+    q.add_argument("--untracked", action="store_true", help="copy the folder as it is (outside git)")
     q.set_defaults(run=make)
-    q = actions.add_parser("grade", help="run each exercise's tests on a tree and print the scores")
-    q.add_argument("directory", nargs="?", default=".", help="the tree to grade (default: .)")
-    q.add_argument("--exercises", default=None,
-                   help="comma-separated exercise names (default: those of its assignment.json, or all)")
-    q.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
-    q.add_argument("--mode", default="auto", choices=["auto", "isolated", "whole"],
-                   help="isolated: each exercise on the reference solution with only its own regions "
-                        "from the tree (needs the solution checkout); whole: the tree as it is; "
-                        "auto: isolated when the solution checkout is available")
-    q.add_argument("--timeout", type=float, default=600, help="seconds allowed per pytest run")
-    q.set_defaults(run=grade)
+    q = actions.add_parser("check", help="run an exercise's own tests here (local feedback)")
+    q.add_argument("exercises", help="comma-separated exercise names")
+    q.add_argument("--directory", default=".", help="the tree (default: .)")
+    q.add_argument("--timeout", type=float, default=600, help="seconds allowed for the test run")
+    q.set_defaults(run=check)
+    for action, run, what in (("grade", grade, "a submission"), ("grade-all", grade_all, "a folder of them")):
+        q = actions.add_parser(action, help=f"score {what} with the trusted checks")
+        if action == "grade":
+            q.add_argument("directory", nargs="?", default=".", help="the submission (default: .)")
+            q.add_argument("--json", action="store_true", help="print the report as JSON")
+            q.add_argument("--gradescope", default=None, help="write Gradescope's results.json here")
+            q.add_argument("--edition", default=None, help="the edition's assignment.json / autograder.json")
+        else:
+            q.add_argument("submissions", help="a folder with one sub-folder per submission")
+            q.add_argument("--csv", default=None, help="write the points per exercise here")
+        _common(q, "comma-separated exercise names (default: those of the edition, or all)")
+        q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
+        q.add_argument("--mode", default="isolated", choices=["isolated", "whole"],
+                       help="isolated: each exercise on the reference with only its regions from the "
+                            "submission; whole: the submission's files as they are")
+        q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker")
+        q.add_argument("--jobs", type=int, default=2, help="exercises (grade) or submissions graded at once")
+        q.set_defaults(run=run)
+    q = actions.add_parser("autograder", help="build a Gradescope autograder zip")
+    q.add_argument("--out", required=True, help="the zip to write")
+    q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
+    _common(q, "comma-separated exercise names (default: all)")
+    q.set_defaults(run=autograder)

@@ -1,0 +1,160 @@
+"""Course platforms and scale: the instructor's JSON settings, Gradescope, a class of submissions.
+
+* :func:`apply_config` reads the instructor's settings (points, hints, visibility,
+  extra checks) over the exercise table;
+* :func:`gradescope_results` turns a report of minivae.assignment.grader into
+  Gradescope's results.json (``score``, ``tests[]``: name, score, max_score,
+  output, visibility);
+* :func:`build_autograder` writes a Gradescope autograder zip (setup.sh,
+  run_autograder, the solution's tracked files, the settings);
+* :func:`grade_all` grades a folder of submissions in parallel and writes a CSV.
+"""
+import copy
+import csv
+import json
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from minivae.assignment.edition import MANIFEST, tracked_files
+from minivae.assignment.exercises import AssignmentError, exercise_table, select
+from minivae.assignment.grader import grade
+
+VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+
+
+def load_config(path):
+    """The instructor's settings file (JSON), or {} for None."""
+    if path is None:
+        return {}
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AssignmentError(f"cannot read the settings file {path}: {error}") from None
+
+
+def apply_config(config, table=None):
+    """A copy of the exercise table with the settings of ``config`` applied.
+
+    ``config = {"exercises": {name: {"points": n, "hint": "...", "checks": {check:
+    {"points": n, "visibility": v, "probe": p, "cases": [...]}}}}}``: a check not in
+    the table is added (e.g. a hidden one); an exercise's points without check
+    points scale its checks' points.  Every visibility must be one of VISIBILITIES.
+    """
+    table = copy.deepcopy(exercise_table(table))
+    for name, settings in (config.get("exercises") or {}).items():
+        select([name], table)
+        entry = table[name]
+        if "hint" in settings:
+            entry["hint"] = str(settings["hint"])
+        for check, spec in (settings.get("checks") or {}).items():
+            if check not in entry["checks"] and not {"probe", "cases", "points"} <= set(spec):
+                raise AssignmentError(f"{name}.{check}: a new check needs probe, cases and points")
+            if spec.get("visibility", "visible") not in VISIBILITIES:
+                raise AssignmentError(f"{name}.{check}: visibility must be one of {', '.join(VISIBILITIES)}")
+            entry["checks"].setdefault(check, {}).update(spec)
+        total = sum(c["points"] for c in entry["checks"].values())
+        if "points" in settings and not settings.get("checks"):
+            factor = float(settings["points"]) / total
+            for c in entry["checks"].values():
+                c["points"] = round(c["points"] * factor, 4)
+            total = float(settings["points"])
+        entry["points"] = total
+    return table
+
+
+def gradescope_results(report):
+    """Gradescope's results.json for a report: one test per check, plus notes as 0-point tests."""
+    tests = []
+    for row in report["exercises"]:
+        for check in row["checks"]:
+            output = check["output"] + ("" if check["passed"] or not row["hint"] else f"\nhint: {row['hint']}")
+            tests.append({"name": f"{row['exercise']}: {check['name']}", "score": check["points"],
+                          "max_score": check["max_points"], "output": output,
+                          "visibility": check["visibility"]})
+    if report["outside_changes"]:
+        tests.append({"name": "changes outside the markers", "score": 0, "max_score": 0,
+                      "output": "\n".join(report["outside_changes"]), "visibility": "visible"})
+    return {"score": report["points"], "tests": tests, "visibility": "visible",
+            "stdout_visibility": "hidden"}
+
+
+RUN_AUTOGRADER = """#!/usr/bin/env bash
+# Gradescope runs this in /autograder/source; MINIVAE_AUTOGRADER_ROOT stands in for /autograder in tests
+set -u
+ROOT="${MINIVAE_AUTOGRADER_ROOT:-/autograder}"
+cd "$ROOT/source"
+mkdir -p "$ROOT/results"
+# the worker runs the submission as nobody, who cannot read the solution
+chmod -R go-rwx "$ROOT/source" 2>/dev/null || true
+MINIVAE_WORKER_USER="${MINIVAE_WORKER_USER-nobody}" "${PYTHON:-python3}" -m minivae assignment grade \\
+    "$ROOT/submission" --reference "$ROOT/source" --edition "$ROOT/source/autograder.json" \\
+    --config "$ROOT/source/autograder.json" --gradescope "$ROOT/results/results.json" > "$ROOT/results/log.txt" 2>&1
+status=$?
+if [ ! -s "$ROOT/results/results.json" ]; then
+    printf '{"score": 0, "output": "the grader failed; see the log"}' > "$ROOT/results/results.json"
+fi
+exit 0
+"""
+
+SETUP_SH = """#!/usr/bin/env bash
+# Gradescope's setup: Python and the solution package (the autograder's own copy)
+set -e
+apt-get update && apt-get install -y python3 python3-pip python3-venv
+cd /autograder/source
+python3 -m pip install --break-system-packages -e . || python3 -m pip install -e .
+"""
+
+
+def build_autograder(root, out, exercises=None, provided=(), config=None, table=None):
+    """Write Gradescope's autograder zip ``out`` from the solution checkout ``root``."""
+    table = exercise_table(table)
+    names = select(exercises, table)
+    settings = {"assignment": {"exercises": names, "provided": list(provided)},
+                "settings": (config or {}).get("exercises", {})}
+    root = Path(root)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for rel in tracked_files(root):
+            z.write(root / rel, rel)
+        z.writestr("autograder.json", json.dumps(settings, indent=2))
+        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o755 << 16
+            z.writestr(info, text)
+    return {"out": str(out), "exercises": names}
+
+
+def grade_all(folder, *, reference, jobs=2, csv_path=None, **kwargs):
+    """Grade every submission (sub-folder) of ``folder``, ``jobs`` at once: {name: report}."""
+    subs = sorted(p for p in Path(folder).iterdir() if p.is_dir())
+    if not subs:
+        raise AssignmentError(f"{folder} has no submission folders")
+
+    def one(path):
+        try:
+            return path.name, grade(path, reference=reference, **kwargs)
+        except AssignmentError as error:
+            return path.name, {"error": str(error), "exercises": [], "points": 0, "max_points": 0}
+
+    with ThreadPoolExecutor(max(1, int(jobs))) as pool:
+        reports = dict(pool.map(one, subs))
+    if csv_path is not None:
+        names = sorted({r["exercise"] for rep in reports.values() for r in rep["exercises"]})
+        with open(csv_path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["submission", "points", "max_points", *names, "error"])
+            for sub, rep in reports.items():
+                per = {r["exercise"]: r["points"] for r in rep["exercises"]}
+                writer.writerow([sub, rep["points"], rep["max_points"], *[per.get(n, "") for n in names],
+                                 rep.get("error", "")])
+    return reports
+
+
+def edition_info_file(path):
+    """The exercises and provided names of an autograder.json or an edition's assignment.json."""
+    info = load_config(path)
+    return {"exercises": info.get("exercises"), "provided": info.get("provided", [])}
+
+
+__all__ = ["VISIBILITIES", "MANIFEST", "load_config", "apply_config", "gradescope_results",
+           "build_autograder", "grade_all", "edition_info_file"]

@@ -1,0 +1,199 @@
+"""Probes: what the grader asks of an exercise's functions, on inputs it chooses.
+
+A probe is a function ``probe(m, seed, **case) -> {name: array}``: it draws its
+inputs from ``numpy.random.default_rng(seed)``, calls the functions of the
+modules in ``m`` (a namespace with ``nn``, ``dist``, ``vae``, ``evaluate``,
+``optim``) and returns their raw outputs as arrays.  The grader runs each probe
+twice: in its own process on the reference package, and in a separate worker
+process (minivae/assignment/_worker.py) on the submission; the verdict compares
+the two sets of arrays (minivae.assignment.grader).  This file imports nothing
+of minivae: the worker loads it from the grader's copy, beside itself, and hands
+it the submission's modules.
+
+Which probes and cases make up each named check is in the exercise table
+(minivae.assignment.exercises, ``checks``).
+"""
+import numpy as np
+
+EXTREME = 1e4          # |logits|, |logvar| and pre-activations of the "extremes" cases
+
+
+def _rng(seed):
+    return np.random.default_rng(int(seed))
+
+
+def _dtype(name):
+    return {"float32": np.float32, "float64": np.float64}[name]
+
+
+def _normal(rng, shape, dtype, scale=1.0):
+    return (scale * rng.standard_normal(shape)).astype(dtype)
+
+
+def affine(m, seed, dtype="float64", input_grad=True, groups=None):
+    """affine_backward (or affine_backward_per_group) on random x (6, 4), W (4, 3), b (3,), dy (6, 3)."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    x, W, b, dy = (_normal(rng, s, dt) for s in ((6, 4), (4, 3), (3,), (6, 3)))
+    _, cache = m.nn.affine_forward(x, W, b)
+    if groups:
+        dx, dW, db = m.nn.affine_backward_per_group(dy, cache, groups, input_grad=input_grad)
+    else:
+        dx, dW, db = m.nn.affine_backward(dy, cache, input_grad=input_grad)
+    out = {"dW": dW, "db": db}
+    if input_grad:
+        out["dx"] = dx
+    return out
+
+
+def mlp(m, seed, activation="relu", hidden=(4, 3), dtype="float64"):
+    """mlp_backward of a (3, *hidden, 2) network with random biases: dx and every gradient."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    sizes = [3, *hidden, 2]
+    params = m.nn.init_mlp(sizes, rng, "net", dt, activation)
+    for k in params:
+        params[k] = params[k] + _normal(rng, params[k].shape, dt, 0.3)
+    x, dout = _normal(rng, (6, 3), dt), _normal(rng, (6, 2), dt)
+    _, cache = m.nn.mlp_forward(params, "net", len(sizes) - 1, x, activation)
+    dx, grads = m.nn.mlp_backward(dout, cache, "net", activation)
+    return {"dx": dx, **{"grad." + k: v for k, v in grads.items()}}
+
+
+def activation(m, seed, name="relu", dtype="float64", extreme=False):
+    """The backward of one activation at random pre-activations (and at +-EXTREME)."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    a = rng.standard_normal((4, 5)) * 3
+    a[np.abs(a) < 1e-3] = 0.5                          # keep off relu's kink
+    if extreme:
+        a[0, :3] = [EXTREME, -EXTREME, 40.0]
+    a, dh = a.astype(dt), _normal(rng, (4, 5), dt)
+    forward, backward = getattr(m.nn, name + "_forward"), getattr(m.nn, name + "_backward")
+    _, cache = forward(a)
+    return {"da": backward(dh, cache)}
+
+
+def _values_and_grads(forward, backward, args, upstream, part):
+    """forward(*args) -> (value, cache); the value, or backward(upstream, cache), by ``part``."""
+    value, cache = forward(*args)
+    if part == "value":
+        return {"value": value}
+    grads = backward(upstream(value), cache)
+    grads = grads if isinstance(grads, tuple) else (grads,)
+    return {f"d{i}": g for i, g in enumerate(grads)}
+
+
+def bernoulli(m, seed, part="value", dtype="float64", extreme=False, grey=False):
+    """bernoulli_log_likelihood on x (3, 6) (binary or grey) and logits (2, 3, 6), and its backward."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    x = rng.uniform(size=(3, 6)) if grey else (rng.uniform(size=(3, 6)) < 0.5)
+    logits = rng.standard_normal((2, 3, 6)) * 3
+    if extreme:
+        logits[0, 0, :4] = [EXTREME, -EXTREME, 800.0, -800.0]
+    return _values_and_grads(m.dist.bernoulli_log_likelihood, m.dist.bernoulli_log_likelihood_backward,
+                             (x.astype(dt), logits.astype(dt)),
+                             lambda v: _normal(rng, np.shape(v), dt), part)
+
+
+def gaussian(m, seed, part="value", layout="q", dtype="float64", extreme=False):
+    """gaussian_log_density in the VAE's two layouts (q: value (L, B, D), mean and logvar (B, D);
+    p: x (B, P), mean (L, B, P), logvar (P,)), or standard_normal_log_density (std: z (L, B, D)),
+    and its backward."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    upstream = lambda v: _normal(rng, np.shape(v), dt)     # noqa: E731
+    if layout == "std":
+        z = rng.standard_normal((2, 3, 4)) * (30.0 if extreme else 1.0)
+        return _values_and_grads(m.dist.standard_normal_log_density,
+                                 m.dist.standard_normal_log_density_backward, (z.astype(dt),),
+                                 upstream, part)
+    shapes = ((2, 3, 4), (3, 4), (3, 4)) if layout == "q" else ((3, 4), (2, 3, 4), (4,))
+    value, mean, logvar = (rng.standard_normal(s) for s in shapes)
+    if extreme:
+        logvar.flat[:2] = [30.0, -30.0]
+    return _values_and_grads(m.dist.gaussian_log_density, m.dist.gaussian_log_density_backward,
+                             (value.astype(dt), mean.astype(dt), logvar.astype(dt)), upstream, part)
+
+
+def kl(m, seed, part="value", dtype="float64", extreme=False, near_prior=False):
+    """kl_standard_normal on mu, logvar (4, 3), and its backward."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    mu, logvar = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    if extreme:
+        logvar[0, :2] = [30.0, -30.0]
+    if near_prior:
+        mu, logvar = mu * 1e-4, logvar * 1e-6
+    return _values_and_grads(m.dist.kl_standard_normal, m.dist.kl_standard_normal_backward,
+                             (mu.astype(dt), logvar.astype(dt)),
+                             lambda v: _normal(rng, np.shape(v), dt), part)
+
+
+def sample(m, seed, part="value", dtype="float64", L=3, extreme=False):
+    """gaussian_sample on mu, logvar (4, 3) and eps (L, 4, 3), and its backward."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    mu, logvar, eps = rng.standard_normal((4, 3)), rng.standard_normal((4, 3)), rng.standard_normal((L, 4, 3))
+    if extreme:
+        logvar[0, :2] = [30.0, -30.0]
+    return _values_and_grads(m.dist.gaussian_sample, m.dist.gaussian_sample_backward,
+                             (mu.astype(dt), logvar.astype(dt), eps.astype(dt)),
+                             lambda v: _normal(rng, np.shape(v), dt), part)
+
+
+def _model(m, rng, likelihood, hidden, activation, dtype, obs_logvar, scale):
+    """A small VAE (P = 6, D = 3) with its parameters moved off their initial values."""
+    model = m.vae.VAE(6, 3, hidden=tuple(hidden), likelihood=likelihood, activation=activation,
+                      dtype=_dtype(dtype), seed=int(rng.integers(1000)), obs_logvar=obs_logvar)
+    for k, p in model.params.items():
+        p[...] = p * scale + _normal(rng, p.shape, p.dtype, 0.3)
+    x = rng.uniform(size=(4, 6)) < 0.5 if likelihood == "bernoulli" else rng.standard_normal((4, 6))
+    return model, x.astype(_dtype(dtype))
+
+
+def vae(m, seed, part="value", kl="analytic", likelihood="bernoulli", L=1, hidden=(5,),
+        activation="tanh", dtype="float64", obs_logvar="learned", beta=1.0, scale=1.0):
+    """A small VAE's forward (value: elbo and the estimator's cache entries), its gradients
+    (gradient: loss_and_grads) or backward_to_encoder_output with a random delbo (encoder_output)."""
+    rng = _rng(seed)
+    model, x = _model(m, rng, likelihood, hidden, activation, dtype, obs_logvar, scale)
+    eps = _normal(rng, (L, len(x), 3), _dtype(dtype))
+    if part == "gradient":
+        loss, grads = model.loss_and_grads(x, eps=eps, kl=kl, beta=beta)
+        return {"loss": np.asarray(loss), **{"grad." + k: v for k, v in grads.items()}}
+    elbo, cache = model.forward(x, eps, kl, float(beta))
+    if part == "value":
+        keys = ("kl_qp",) if kl == "analytic" else ("log_pz", "log_qz")
+        return {"elbo": elbo, **{k: cache[k] for k in keys}}
+    dh, grads = model.backward_to_encoder_output(cache, _normal(rng, len(x), _dtype(dtype)))
+    return {"dh": dh, **{"grad." + k: v for k, v in grads.items()}}
+
+
+def log_weights(m, seed, L=4, dtype="float64", likelihood="bernoulli"):
+    """evaluate.log_weights_and_cache of a small VAE: log w (L, B)."""
+    rng = _rng(seed)
+    model, x = _model(m, rng, likelihood, (5,), "relu", dtype, "learned", 1.0)
+    log_w, _ = m.evaluate.log_weights_and_cache(model, x, _normal(rng, (L, len(x), 3), _dtype(dtype)))
+    return {"log_w": log_w}
+
+
+def iwae(m, seed, k=20, chunk=3, batch_size=3, dtype="float64"):
+    """evaluate.iwae_bound of a small VAE, streamed in chunks and batches: estimate and se."""
+    rng = _rng(seed)
+    model, x = _model(m, rng, "bernoulli", (5,), "relu", dtype, "learned", 1.0)
+    estimate, se = m.evaluate.iwae_bound(model, x, k, rng=np.random.default_rng(seed), chunk=chunk,
+                                         batch_size=batch_size, return_se=True)
+    return {"estimate": estimate, "se": se}
+
+
+def adam(m, seed, steps=3, dtype="float64", lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
+    """``steps`` Adam steps on two random parameters with random gradients: parameters and moments."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    params = {"a": _normal(rng, (3, 4), dt), "b": _normal(rng, (5,), dt)}
+    opt = m.optim.Adam(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
+    out = {}
+    for t in range(steps):
+        opt.step({k: _normal(rng, p.shape, dt) for k, p in params.items()})
+        out.update({f"step{t}.{k}": p.copy() for k, p in params.items()})
+    state = opt.state_dict()
+    out.update({k: v for k, v in state.items() if k.startswith(("m.", "v."))})
+    return out
+
+
+PROBES = {f.__name__: f for f in (affine, mlp, activation, bernoulli, gaussian, kl,
+                                  sample, vae, log_weights, iwae, adam)}

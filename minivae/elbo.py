@@ -1,0 +1,82 @@
+"""The two ELBO estimators' own terms, forward and backward (Kingma & Welling 2013, Eq. 6 and 7).
+
+The VAE (minivae.vae) computes log p(x|z) for L samples z of q(z|x) and hands it here:
+
+    estimator B, kl="analytic":  elbo = 1/L sum_l log p(x|z(l)) - beta KL(q(z|x) || N(0, I))
+    estimator A, kl="mc":        elbo = 1/L sum_l [log p(x|z(l)) + beta (log p(z(l)) - log q(z(l)|x))]
+
+Each ``estimator_*_forward`` returns elbo (B,) and a dict the VAE adds to its cache;
+each ``estimator_*_backward`` takes delbo (B,) and that cache and returns the
+gradients of the estimator's own terms: dlog_px_z (L, B), dz, dmu and dlogvar
+(B, D).  The VAE's backward takes them on through the likelihood, the decoder and
+the reparameterisation.  Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
+"""
+import numpy as np
+
+from minivae import distributions as dist
+
+def estimator_b_forward(log_px_z, mu, logvar, beta):
+    """Estimator B: elbo = mean_l log_px_z - beta KL(q(z|x) || N(0, I)), the KL in closed form.
+
+    log_px_z: (L, B); mu, logvar: (B, D); beta: float.  Returns elbo (B,) and a dict
+    for the VAE's cache holding kl_qp (B,) and whatever estimator_b_backward needs.
+    """
+    # BEGIN SOLUTION estimator_b
+    kl_qp, kl_cache = dist.kl_standard_normal(mu, logvar)
+    elbo = log_px_z.mean(axis=0) - beta * kl_qp
+    return elbo, {"kl_qp": kl_qp, "kl_cache": kl_cache}
+    # END SOLUTION
+
+
+def estimator_b_backward(delbo, cache):
+    """Given delbo (B,) and the VAE's cache, return dlog_px_z (L, B), dz, dmu and dlogvar (B, D).
+
+    dz is the gradient z gets from the estimator's own terms: 0 for estimator B (z
+    appears only in log_px_z, whose gradient the VAE's backward takes on from here).
+    ``cache["eps"]`` is (L, B, D) and ``cache["settings"]["beta"]`` is beta.
+    Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
+    """
+    # BEGIN SOLUTION estimator_b
+    L, B, _ = cache["eps"].shape
+    beta = cache["settings"]["beta"]
+    dlog_px_z = np.broadcast_to(delbo / L, (L, B))   # the mean over L samples gives 1/L
+    dkl_qp = -beta * delbo
+    dmu, dlogvar = dist.kl_standard_normal_backward(dkl_qp, cache["kl_cache"])
+    return dlog_px_z, 0, dmu, dlogvar
+    # END SOLUTION
+
+
+def estimator_a_forward(log_px_z, z, mu, logvar, beta):
+    """Estimator A: elbo = mean_l [log_px_z + beta (log p(z) - log q(z|x))], all Monte Carlo.
+
+    log_px_z: (L, B); z: (L, B, D); mu, logvar: (B, D); beta: float.  Returns elbo
+    (B,) and a dict for the VAE's cache holding log_pz and log_qz (L, B),
+    posterior_cache (the cache of gaussian_log_density(z, mu, logvar), which
+    minivae.gradient_estimators reuses) and whatever estimator_a_backward needs.
+    """
+    # BEGIN SOLUTION estimator_a
+    log_pz, prior_cache = dist.standard_normal_log_density(z)
+    log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)
+    elbo = (log_px_z + beta * (log_pz - log_qz)).mean(axis=0)
+    return elbo, {"log_pz": log_pz, "log_qz": log_qz, "prior_cache": prior_cache,
+                  "posterior_cache": posterior_cache}
+    # END SOLUTION
+
+
+def estimator_a_backward(delbo, cache):
+    """Given delbo (B,) and the VAE's cache, return dlog_px_z (L, B), dz (L, B, D), dmu, dlogvar (B, D).
+
+    dz, dmu and dlogvar are the gradients from the estimator's own terms (log p(z)
+    and log q(z|x)); the decoder's part of dz is added by the VAE's backward.
+    Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
+    """
+    # BEGIN SOLUTION estimator_a
+    L, B, _ = cache["eps"].shape
+    beta = cache["settings"]["beta"]
+    dlog_px_z = np.broadcast_to(delbo / L, (L, B))   # the mean over L samples gives 1/L
+    dlog_pz = beta * dlog_px_z
+    dlog_qz = -beta * dlog_px_z
+    dz = dist.standard_normal_log_density_backward(dlog_pz, cache["prior_cache"])
+    dz_q, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_qz, cache["posterior_cache"])
+    return dlog_px_z, dz + dz_q, dmu, dlogvar
+    # END SOLUTION
