@@ -7,6 +7,8 @@ import pytest
 from minivae import checkpoint, optim
 from minivae.vae import VAE
 
+from checkpoints import stopped_run
+
 
 def test_save_and_load_restore_identical_parameters_and_config(tmp_path):
     model = VAE(6, 2, hidden=(5, 4), likelihood="gaussian", activation="tanh", dtype=np.float32, seed=3)
@@ -21,15 +23,16 @@ def test_save_and_load_restore_identical_parameters_and_config(tmp_path):
 
 
 def test_optimizer_and_training_state_round_trip(tmp_path):
-    model = VAE(4, 2, hidden=(3,))
-    opt = optim.Adam(model.params)
-    opt.step({k: np.ones_like(v) for k, v in model.params.items()})
-    checkpoint.save(tmp_path / "c.npz", model, opt.state_dict(), {"epoch": 2, "note": "x"},
-                    {"order": np.arange(5)})
-    c = checkpoint.load(tmp_path / "c.npz")
-    assert c["train_state"] == {"epoch": 2, "note": "x"}
-    assert np.array_equal(c["train_arrays"]["order"], np.arange(5))
-    assert all(np.array_equal(c["optimizer_state"][k], v) for k, v in opt.state_dict().items())
+    path = stopped_run(tmp_path / "c.npz")
+    c = checkpoint.load(path)
+    assert (c["train_state"]["epoch"], c["train_state"]["batch"]) == (1, 2)
+    assert sorted(c["train_arrays"]["order"]) == list(range(40))
+    checkpoint.save(tmp_path / "again.npz", c["model"], c["optimizer_state"], c["train_state"],
+                    c["train_arrays"])
+    again = checkpoint.load(tmp_path / "again.npz")
+    assert again["train_state"] == c["train_state"]
+    assert all(np.array_equal(again["optimizer_state"][k], v) for k, v in c["optimizer_state"].items())
+    assert np.array_equal(again["train_arrays"]["order"], c["train_arrays"]["order"])
 
 
 def test_a_truncated_checkpoint_is_a_clear_error_at_every_offset(tmp_path):
@@ -95,12 +98,8 @@ def zip_landmarks(data):
 def saved_checkpoint(tmp_path_factory):
     """A small training-style checkpoint (model, Adam state, train state, arrays) and its bytes."""
     folder = tmp_path_factory.mktemp("ckpt")
-    model = VAE(4, 2, hidden=(3,), seed=3)
-    opt = optim.Adam(model.params)
-    opt.step({k: np.ones_like(v) for k, v in model.params.items()})
-    checkpoint.save(folder / "good.npz", model, opt.state_dict(), {"epoch": 1, "batch": 2},
-                    {"order": np.arange(6)})
-    return model, (folder / "good.npz").read_bytes()
+    path = stopped_run(folder / "good.npz")
+    return checkpoint.load(path)["model"], path.read_bytes()
 
 
 def load_or_error(path):
