@@ -236,3 +236,157 @@ def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_and_no_tempora
         checkpoint.save(tmp_path / "m.npz", model)
     assert (tmp_path / "m.npz").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def edited(path, out, **changes):
+    """A copy of the checkpoint at ``path`` with entries replaced (None removes one).
+
+    A change to a JSON entry is a function from the decoded value to the new one.
+    """
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    for key, value in changes.items():
+        if value is None:
+            del arrays[key]
+        elif callable(value):
+            arrays[key] = np.array(json.dumps(value(json.loads(str(arrays[key])))))
+        else:
+            arrays[key] = value
+    np.savez(out, **arrays)
+    return out
+
+
+def state_with(**fields):
+    def change(state):
+        for name, value in fields.items():
+            section, _, key = name.rpartition("__")
+            (state[section] if section else state)[key] = value
+        return state
+    return change
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    return stopped_run(tmp_path_factory.mktemp("stopped") / "model.npz")
+
+
+W = "encoder.0.W"
+BAD_ENTRIES = [
+    ({f"optim/m.{W}": np.full((6, 5), np.nan)}, r"optim: state\['m.encoder.0.W'\] contains NaN"),
+    ({f"optim/v.{W}": -np.ones((6, 5))}, r"optim: state\['v.encoder.0.W'\] has negative entries"),
+    ({f"optim/v.{W}": np.ones((5, 6))}, r"state\['v.encoder.0.W'\] has shape \(5, 6\)"),
+    ({f"optim/m.{W}": np.ones((6, 5), np.float32)}, r"must be an array of dtype float64"),
+    ({"optim/lr": np.array(0.5)}, r"optim/name and optim/lr are 'adam' and 0.5, but the training "
+                                  r"settings say 'adam' and 0.003"),
+    ({"optim/beta1": np.array(5.0)}, r"optim: beta1 must be a finite number >= 0 and < 1, got 5.0"),
+    ({"optim/t": np.array(2.7)}, r"optim: state\['t'\] must be an integer"),
+    ({"optim/t": np.array(3)}, r"optim/t is 3, but the position \(epoch 1, batch 2\) comes after 6"),
+    ({"optim/name": np.array("sgd")}, r"unexpected \['optim/beta1'"),
+    ({"optim/name": np.array(7)}, r"optim/name: optimizer must be one of"),
+    ({"train/order": np.arange(40.0)}, r"train/order should hold integer indices, got dtype float64"),
+    ({"train/order": np.zeros(40, np.int64)}, r"train/order should be a permutation of the 40"),
+    ({"train/order": np.arange(40) - 1}, r"train/order should be a permutation"),
+    ({"train/order": np.arange(39)}, r"train/order should be a permutation"),
+    ({"train/order": None}, r"train/order is missing"),
+    ({"train/extra": np.zeros(3)}, r"unknown entries \['train/extra'\]"),
+    ({"extra": np.zeros(3)}, r"not a minivae checkpoint: unknown entries \['extra'\]"),
+    ({"optim/extra": np.zeros(3)}, r"unexpected \['optim/extra'\]"),
+    ({f"optim/m.{W}": None}, r"missing \['optim/m.encoder.0.W'\]"),
+    ({"train_state": state_with(epoch=-1)}, r"train_state\['epoch'\] must be an integer >= 0, got -1"),
+    ({"train_state": state_with(epoch=7)}, r"position epoch 7, batch 2 is outside a run of 2 epochs"),
+    ({"train_state": state_with(batch=5)}, r"position epoch 1, batch 5 is outside"),
+    ({"train_state": state_with(batch=1.5)}, r"train_state\['batch'\] must be an integer"),
+    ({"train_state": state_with(n_train=41)}, r"comes after 7 steps"),    # 5 batches an epoch
+    ({"train_state": state_with(total=float("nan"))}, r"train_state\['total'\] must be a finite"),
+    ({"train_state": state_with(total="3")}, r"train_state\['total'\] must be a real number"),
+    ({"train_state": state_with(history={})}, r"history'\] should have the keys"),
+    ({"train_state": state_with(history__epoch=[])}, r"history\['epoch'\] should be \[1, ..., 1\]"),
+    ({"train_state": state_with(history__train_elbo=[None])}, r"history\['train_elbo'\]\[0\] must"),
+    ({"train_state": state_with(history__beta=[5])}, r"history\['beta'\]\[0\] must be .* <= 1"),
+    ({"train_state": state_with(rng={"bit_generator": "PCG64", "state": 5})}, r"not a loadable PCG64"),
+    ({"train_state": state_with(rng="x")}, r"train_state\['rng'\] should be the state of a PCG64"),
+    ({"train_state": state_with(settings__lr=-1)}, r"learning rate lr must be a finite number > 0"),
+    ({"train_state": state_with(settings__kl="exact")}, r"unknown settings\['kl'\] 'exact'"),
+    ({"train_state": state_with(settings__batch_size=0)}, r"settings\['batch_size'\] must be a "
+                                                          r"positive integer"),
+    ({"train_state": state_with(note="x")}, r"unknown \['note'\]"),
+    ({"train_state": state_with(last_loss=float("inf"))}, r"last_loss'\] must be a finite"),
+    ({"train_state": None}, r"unexpected \['train/order'\]"),
+]
+
+
+@pytest.mark.parametrize("changes, match", BAD_ENTRIES)
+def test_every_optimizer_and_training_entry_is_checked_against_the_model(stopped, tmp_path,
+                                                                        changes, match):
+    bad = edited(stopped, tmp_path / "bad.npz", **changes)
+    with pytest.raises(checkpoint.CheckpointError, match=match):
+        checkpoint.load(bad)
+
+
+def test_an_entry_larger_than_the_model_allows_is_refused_before_it_is_inflated(stopped, tmp_path):
+    import tracemalloc
+    import zipfile
+
+    # 64 MB of zeros compress to 64 kB: a small file that would inflate to the size of 2,000
+    # models (the issue's case was 2 MB inflating to 2 GB)
+    with np.load(stopped) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays[f"optim/m.{W}"] = np.zeros(8 << 20)
+    np.savez_compressed(tmp_path / "bomb.npz", **arrays)
+    assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
+    assert zipfile.ZipFile(tmp_path / "bomb.npz").getinfo(f"optim/m.{W}.npy").file_size > 64e6
+    tracemalloc.start()
+    with pytest.raises(checkpoint.CheckpointError, match=r"entry 'optim/m.encoder.0.W' would take "
+                                                         r"67,108,992 bytes .* at most 65,776"):
+        checkpoint.load(tmp_path / "bomb.npz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8e6, f"{peak:,} bytes were allocated for a refused entry"
+
+
+def test_a_train_state_is_refused_by_save_as_load_would_refuse_it(stopped, tmp_path):
+    c = checkpoint.load(stopped)
+    state = {**c["train_state"], "epoch": -1}
+    with pytest.raises(checkpoint.CheckpointError, match=r"train_state\['epoch'\]"):
+        checkpoint.save(tmp_path / "m.npz", c["model"], c["optimizer_state"], state, c["train_arrays"])
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_save_refuses_a_model_that_is_not_a_vae(tmp_path):
+    with pytest.raises(TypeError, match="model must be a minivae VAE, got str"):
+        checkpoint.save(tmp_path / "m.npz", "str")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_gets_the_mode_of_ordinary_files(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        checkpoint.save(tmp_path / "m.npz", VAE(4, 2, hidden=(3,)))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_temporary_left_by_a_killed_save_is_removed_by_the_next_save(tmp_path):
+    import os
+    import time
+    stale = tmp_path / ".tmp-k1ll3d.npz"                # what SIGKILL mid-save leaves behind
+    stale.write_bytes(b"PK\x03\x04 half")
+    old = time.time() - checkpoint.STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".tmp-another-save-in-progress.npz"
+    fresh.write_bytes(b"PK")
+    other = tmp_path / ".tmp-not-ours.txt"
+    other.write_bytes(b"x")
+    os.utime(other, (old, old))
+    checkpoint.save(tmp_path / "m.npz", VAE(4, 2, hidden=(3,)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name, "m.npz"])
+
+
+def test_a_config_too_large_for_memory_is_a_checkpoint_error_not_a_memory_error(tmp_path):
+    model = VAE(4, 2, hidden=(3,))
+    config = {**model.config(), "z_dim": 99999999999}
+    write_entries(tmp_path / "big.npz", model, config=np.array(json.dumps(config)))
+    with pytest.raises(checkpoint.CheckpointError, match=r"would need about .* GB of memory"):
+        checkpoint.load(tmp_path / "big.npz")
