@@ -18,6 +18,7 @@ Before an entry is read, its uncompressed size (from the zip's directory) is
 compared with the most the model allows (:func:`entry_limits`), so a small
 file that would inflate to gigabytes is refused without inflating it.
 """
+import inspect
 import math
 
 import numpy as np
@@ -165,6 +166,14 @@ def check_optimizer_against(optimizer_state, state, steps):
     if name != settings["optimizer"] or lr != settings["lr"]:
         raise ValueError(f"optim/name and optim/lr are {name!r} and {lr!r}, but the training "
                          f"settings say {settings['optimizer']!r} and {settings['lr']!r}")
+    # train() builds its optimiser with the constructor's defaults for all but lr
+    defaults = inspect.signature(optim.OPTIMIZERS[name].__init__).parameters
+    changed = [s for s in optim.OPTIMIZERS[name].settings
+               if s != "lr" and optimizer_state[s].item() != defaults[s].default]
+    if changed:
+        raise ValueError("train() uses the defaults " + ", ".join(
+            f"{s}={defaults[s].default!r}" for s in changed) + f" for {name}; this state has "
+            + ", ".join(f"{s}={optimizer_state[s].item()!r}" for s in changed))
     if optimizer_state["t"].item() != steps:
         raise ValueError(f"optim/t is {optimizer_state['t'].item()}, but the position (epoch "
                          f"{state['epoch']}, batch {state['batch']}) comes after {steps} steps")

@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from minivae import checkpoint, optim
 from minivae.vae import VAE
 
-from checkpoints import stopped_run
+from checkpoints import resume, stopped_run
 
 
 def test_save_and_load_restore_identical_parameters_and_config(tmp_path):
@@ -279,6 +280,8 @@ BAD_ENTRIES = [
     ({"optim/lr": np.array(0.5)}, r"optim/name and optim/lr are 'adam' and 0.5, but the training "
                                   r"settings say 'adam' and 0.003"),
     ({"optim/beta1": np.array(5.0)}, r"optim: beta1 must be a finite number >= 0 and < 1, got 5.0"),
+    ({"optim/beta1": np.array(0.5)}, r"train\(\) uses the defaults beta1=0.9 for adam; this "
+                                     r"state has beta1=0.5"),
     ({"optim/t": np.array(2.7)}, r"optim: state\['t'\] must be an integer"),
     ({"optim/t": np.array(3)}, r"optim/t is 3, but the position \(epoch 1, batch 2\) comes after 6"),
     ({"optim/name": np.array("sgd")}, r"unexpected \['optim/beta1'"),
@@ -390,3 +393,101 @@ def test_a_config_too_large_for_memory_is_a_checkpoint_error_not_a_memory_error(
     write_entries(tmp_path / "big.npz", model, config=np.array(json.dumps(config)))
     with pytest.raises(checkpoint.CheckpointError, match=r"would need about .* GB of memory"):
         checkpoint.load(tmp_path / "big.npz")
+
+
+# ---------------------------------------------------------------------------
+# Property: an edited checkpoint is a CheckpointError or resumes exactly as the original
+# ---------------------------------------------------------------------------
+
+BAD_JSON = [None, -1, 2.5, "x", [], {}, float("nan"), float("inf"), True, -1e300]
+BAD_SCALARS = [-1, 0, 1, 5, 2.7, np.nan, np.inf, 1e300]
+DTYPES = [np.int64, np.int32, np.float32, np.float64, np.complex128, np.bool_, "U5"]
+
+
+def json_paths(value, prefix=()):
+    """Every path into a decoded JSON value (lists by index), the value itself first."""
+    yield prefix
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, child in items:
+        yield from json_paths(child, prefix + (key,))
+
+
+def set_path(value, path, new):
+    if not path:
+        return new
+    value[path[0]] = set_path(value[path[0]], path[1:], new)
+    return value
+
+
+@st.composite
+def edits(draw, entries):
+    """(key, replacement) for one entry of ``entries``; a replacement of None removes it."""
+    key = draw(st.sampled_from(sorted(entries) + ["<extra>"]))
+    if key == "<extra>":
+        name = draw(st.sampled_from(["extra", "param/extra", "optim/extra", "train/extra",
+                                     "optim/m.extra", "train_state2"]))
+        return name, np.zeros(draw(st.integers(0, 3)))
+    original = entries[key]
+    kind = draw(st.sampled_from(["remove", "shape", "dtype", "value", "json"]))
+    if kind == "remove":
+        return key, None
+    if kind == "json" and key in ("config", "train_state"):
+        decoded = json.loads(str(original))
+        path = draw(st.sampled_from(list(json_paths(decoded))))
+        return key, np.array(json.dumps(set_path(decoded, path, draw(st.sampled_from(BAD_JSON)))))
+    if kind == "shape":
+        shape = tuple(draw(st.lists(st.integers(0, 4), max_size=2)))
+        if shape == original.shape:
+            shape = shape + (1,)
+        return key, np.zeros(shape, original.dtype)
+    if kind == "dtype":
+        dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+        try:
+            return key, original.astype(dtype)
+        except (ValueError, TypeError):
+            return key, np.zeros(original.shape, dtype)
+    # "value": a number outside what the entry may hold, at one element
+    name = key.rpartition("/")[2]
+    if original.dtype.kind == "U":              # a name or JSON text given as a number
+        return key, np.array(draw(st.sampled_from(BAD_SCALARS)))
+    bad_values = {"lr": [-1.0, 0.0, np.nan, np.inf], "beta1": [-1.0, 1.0, 5.0, np.nan],
+                  "beta2": [-1.0, 1.0, 5.0, np.inf], "eps": [-1.0, np.nan, np.inf],
+                  "format_version": [0, 2, -1]}.get(name)
+    if name == "t":
+        bad_values = [-1, 2.7, int(original) + 1, 1e300]
+    if name == "order":
+        bad_values = [-1, len(original), int(original[0])]
+    if bad_values is None and name.startswith("v."):
+        bad_values = [-1.0, np.nan, np.inf]
+    if bad_values is None:                      # a parameter or first moment: any finite value
+        bad_values = [np.nan, np.inf, -np.inf]  # is another valid state, so only these
+    value = draw(st.sampled_from(bad_values))
+    changed = original.astype(np.float64) if isinstance(value, float) else original.copy()
+    flat = changed.reshape(-1)
+    # the order's last element, so that setting it to the first one's makes a duplicate
+    flat[len(flat) - 1 if name == "order" else draw(st.integers(0, flat.size - 1))] = value
+    return key, changed
+
+
+@pytest.fixture(scope="module")
+def original_resume(stopped):
+    return resume(checkpoint.load(stopped))
+
+
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_an_edited_checkpoint_is_a_checkpoint_error_or_resumes_identically(stopped, original_resume,
+                                                                         tmp_path_factory, data):
+    with np.load(stopped) as f:
+        entries = {k: f[k] for k in f.files}
+    key, replacement = data.draw(edits(entries))
+    bad = edited(stopped, tmp_path_factory.mktemp("edit") / "edited.npz", **{key: replacement})
+    try:
+        loaded = checkpoint.load(bad)
+    except checkpoint.CheckpointError as error:
+        assert str(bad) in str(error)
+        return
+    params = resume(loaded)
+    assert all(np.array_equal(params[k], original_resume[k]) for k in original_resume), \
+        f"{key} edited to {replacement!r} loaded and resumed differently"
