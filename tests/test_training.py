@@ -169,6 +169,33 @@ def test_resuming_from_a_divergence_checkpoint_repeats_the_failing_step_exactly(
     assert np.array_equal(replay[0]["x"], calls[-1]["x"])
     assert replay[0]["rng"] == calls[-1]["rng"]
     assert str(replay[0]["loss"]) == str(calls[-1]["loss"])
+    # the resumed run names the last finite loss of the run it continues, not None
+    assert again.value.last_loss == error.last_loss is not None
+    assert f"last finite loss: {error.last_loss}" in str(again.value)
+
+
+def test_a_divergence_never_names_a_checkpoint_of_another_run(grey, tmp_path):
+    # a file from an earlier run sits at checkpoint_path; this run overflows its parameters
+    # at the first update, before saving anything: the message must not call that file the
+    # last good state of this run
+    path = tmp_path / "model.npz"
+    train(VAE(8, 2, hidden=(6,), seed=1), grey, epochs=1, batch_size=10, verbose=False,
+          checkpoint_path=path)
+    before = path.read_bytes()
+    with pytest.raises(TrainingDiverged) as info:      # float32: lr * g overflows to inf
+        train(VAE(8, 2, hidden=(6,), dtype=np.float32), grey, epochs=1, batch_size=10,
+              optimizer="sgd", lr=1e300, verbose=False, checkpoint_path=path)
+    assert info.value.checkpoint_path is None and str(path) not in str(info.value)
+    assert "no checkpoint was saved" in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_no_runtime_warning_reaches_the_user_when_training_diverges(grey):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # any warning fails the test
+        with pytest.raises(TrainingDiverged):
+            train(VAE(8, 2, hidden=(6,)), grey, epochs=2, batch_size=10, lr=1e300, verbose=False)
 
 
 # --- bad input: a TypeError/ValueError before anything is trained or written ---------------

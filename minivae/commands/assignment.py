@@ -2,6 +2,7 @@
 import json
 import sys
 
+from minivae.checks import check_number
 from minivae.commands.common import names
 
 
@@ -20,6 +21,7 @@ def make(args):
 def grade(args):
     """Grade a tree; exit status 0 only if every test passed."""
     from minivae import assignment
+    check_number("--timeout", args.timeout, low=0, low_inclusive=False)
     reference = None
     if args.mode != "whole":
         reference, why = assignment.reference_solution()
