@@ -166,7 +166,7 @@ def test_train_refuses_a_folder_that_holds_a_run_unless_overwrite(tmp_path, caps
     out.mkdir()
     (out / "model.npz").write_bytes(b"another run's model")
     (out / "notes.txt").write_text("mine")
-    small = ["--epochs", "1", "--hidden", "8", "--z-dim", "2", "--batch-size", "900", "--quiet"]
+    small = ["--epochs", "1", "--hidden", "8", "--z-dim", "2", "--batch-size", "3000", "--quiet"]
     assert main(["train", "--out", str(out)] + small) == 2
     line = one_line(capsys.readouterr().err)
     assert f"{out} already holds a run (model.npz)" in line and "--overwrite" in line
