@@ -8,33 +8,45 @@ loading one can never run code.  Its entries:
     param/<name>           every array of model.params
     optim/<key>            the optimiser's state_dict(), if given
     train_state            JSON text: where training stands (epoch, batch, history, ...)
-    train/<key>            arrays of the training position (e.g. the epoch's shuffle order)
+    train/order            mid-epoch: the epoch's shuffle order
 
-Writing is atomic: the archive goes to a temporary file in the same folder
-and is then renamed over the target (``os.replace``), so a crash or Ctrl-C
-during a save leaves the previous checkpoint intact, never half a file.
-Parameters that are not finite are refused, so a diverged model never
-replaces a good file.
+Writing is atomic: the archive goes to a temporary file ``.tmp-*.npz`` in the
+same folder and is then renamed over the target (``os.replace``), so a crash
+or Ctrl-C during a save leaves the previous checkpoint intact, never half a
+file; a temporary file left by a process killed mid-save (SIGKILL) is removed
+by the next save into that folder.  Parameters that are not finite are
+refused, so a diverged model never replaces a good file.
 
 Reading trusts nothing in the file: anything that is not a complete,
 consistent checkpoint of this format version (a truncated or corrupted file,
-another program's archive, parameters of the wrong shape, dtype or
-finiteness for the architecture in the config) raises :class:`CheckpointError`
-with the path and the reason; no zipfile, pickle or NumPy exception escapes.
+another program's archive, an unknown entry, an entry larger than the model
+allows, parameters, optimiser buffers, settings or a training position that
+do not fit the model in the config; see minivae.checkpoint_checks) raises
+:class:`CheckpointError` with the path, the entry and the reason; no zipfile,
+pickle or NumPy exception escapes.
 """
+import contextlib
+import glob
 import json
 import os
 import tempfile
+import time
 
 import numpy as np
 
+from minivae import optim
+from minivae.checks import check_choice
+from minivae.checkpoint_checks import (TEXT_BYTES, CheckpointError,
+                                       check_optimizer_against, check_train_arrays,
+                                       check_train_state, entry_limits)
+from minivae.memory import check_fits, parameter_count
 from minivae.vae import VAE
 
 FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A file that is not a readable minivae checkpoint (truncated, corrupted, wrong version)."""
+# a temporary file of a save that is this old belongs to no save in progress but to a process
+# killed mid-save (SIGKILL, power loss); the next save into the folder removes it
+STALE_SECONDS = 600
+TMP_PREFIX, TMP_SUFFIX = ".tmp-", ".npz"
 
 
 def save(path, model, optimizer_state=None, train_state=None, train_arrays=None):
@@ -49,9 +61,18 @@ def save(path, model, optimizer_state=None, train_state=None, train_arrays=None)
     optimizer_state : dict of arrays, optional
         An optimiser's ``state_dict()``.
     train_state : dict, optional
-        JSON-serialisable training position (see minivae.training).
+        The training position, as minivae.train writes it (epoch, batch,
+        total, rng, history, settings, n_train; minivae.checkpoint_checks).
     train_arrays : dict of arrays, optional
-        Arrays of the training position.
+        Mid-epoch, ``{"order": the epoch's shuffle order}``.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a VAE.
+    ValueError
+        Non-finite parameters, or (a CheckpointError) an optimiser or
+        training state that :func:`load` would refuse; nothing is written.
     """
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a minivae VAE, got {type(model).__name__}")
@@ -66,14 +87,24 @@ def save(path, model, optimizer_state=None, train_state=None, train_arrays=None)
         arrays[f"optim/{key}"] = np.asarray(value)
     if train_state is not None:
         arrays["train_state"] = np.array(json.dumps(train_state))
+        train_state = json.loads(str(arrays["train_state"]))      # checked as load will see it
     for key, value in (train_arrays or {}).items():
         arrays[f"train/{key}"] = np.asarray(value)
+    # what load would refuse is not written: the same checks, before the file is touched
+    _check_contents(os.fspath(path), model,
+                    {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")},
+                    train_state,
+                    {k[len("train/"):]: v for k, v in arrays.items() if k.startswith("train/")})
 
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    remove_stale_temporaries(folder)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX, suffix=TMP_SUFFIX)
     try:
+        # mkstemp makes the file private (0600); a checkpoint gets the mode of the run's other
+        # files, the usual 0666 less the umask
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -83,6 +114,27 @@ def save(path, model, optimizer_state=None, train_state=None, train_arrays=None)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def _umask():
+    mask = os.umask(0o022)      # the only way to read it is to set it, and set it back
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder, pattern=TMP_PREFIX + "*" + TMP_SUFFIX, age=STALE_SECONDS):
+    """Remove files of minivae's temporary naming in ``folder`` older than ``age`` seconds.
+
+    Such a file is left only by a process killed mid-write (SIGKILL, power
+    loss); a younger one may be another process's save in progress and is kept.
+    """
+    now = time.time()
+    for leftover in glob.glob(os.path.join(glob.escape(folder), pattern)):
+        try:
+            if now - os.path.getmtime(leftover) > age:
+                os.remove(leftover)
+        except OSError:          # removed meanwhile, or not ours to remove
+            pass
 
 
 def _fsync_folder(folder):
@@ -99,8 +151,9 @@ def _fsync_folder(folder):
         os.close(fd)
 
 
-def _read_entries(path):
-    """Every array of the ``.npz`` archive at ``path``, or CheckpointError saying why not."""
+@contextlib.contextmanager
+def _archive(path):
+    """The open .npz archive at ``path``; CheckpointError for anything that is not one."""
     if not os.path.isfile(path):
         raise CheckpointError(f"{path} is not a file (a checkpoint is a single .npz file)")
     try:
@@ -110,7 +163,7 @@ def _read_entries(path):
                 raise CheckpointError(f"{path} holds a single {type(archive).__name__}, not an "
                                       ".npz archive of named arrays")
             with archive:
-                entries = {key: archive[key] for key in archive.files}
+                yield archive
     except CheckpointError:
         raise
     # A damaged zip can fail in many ways inside zipfile and NumPy (BadZipFile, EOFError,
@@ -120,17 +173,32 @@ def _read_entries(path):
     except Exception as error:
         raise CheckpointError(f"{path} is not a readable minivae checkpoint (truncated or "
                               f"corrupted?): {type(error).__name__}: {error}") from None
-    # NpzFile hands back members that are not .npy files as raw bytes
-    raw = [key for key, value in entries.items() if not isinstance(value, np.ndarray)]
+
+
+def _sizes(archive, path):
+    """Entry name -> uncompressed bytes, from the zip's directory (nothing is inflated)."""
+    raw = [info.filename for info in archive.zip.infolist() if not info.filename.endswith(".npy")]
     if raw:
         raise CheckpointError(f"{path} is a zip archive but not a minivae checkpoint: members "
                               f"{raw} are not .npy arrays")
-    return entries
+    return {info.filename[:-len(".npy")]: info.file_size for info in archive.zip.infolist()}
 
 
-def _json_entry(entries, key, path):
-    """The JSON text stored under ``key``, decoded; CheckpointError if it is not JSON."""
-    value = entries[key]
+def _entry(archive, sizes, key, limit, path):
+    """Read entry ``key``, but only if its uncompressed size is at most ``limit`` bytes."""
+    if sizes[key] > limit:
+        raise CheckpointError(f"{path}: entry {key!r} would take {sizes[key]:,} bytes when "
+                              f"uncompressed; for this model it can take at most {limit:,} (a "
+                              "damaged file, or one built to exhaust memory); nothing was read")
+    try:
+        return archive[key]
+    except Exception as error:    # as in _archive: a damaged member
+        raise CheckpointError(f"{path}: entry {key!r} is not readable (truncated or corrupted?): "
+                              f"{type(error).__name__}: {error}") from None
+
+
+def _json_entry(value, key, path):
+    """The JSON text of entry ``key``, decoded; CheckpointError if it is not JSON."""
     if value.shape != () or value.dtype.kind != "U":
         raise CheckpointError(f"{path}: entry {key!r} should be JSON text, got an array of "
                               f"shape {value.shape} and dtype {value.dtype}")
@@ -140,63 +208,109 @@ def _json_entry(entries, key, path):
         raise CheckpointError(f"{path}: entry {key!r} is not valid JSON: {error}") from None
 
 
-def load(path):
-    """Read a checkpoint; return a dict with keys model, optimizer_state, train_state, train_arrays.
-
-    optimizer_state and train_arrays are dicts of arrays (empty if not saved);
-    train_state is a dict or None.  Raises FileNotFoundError for a missing
-    file and CheckpointError (a ValueError) for anything unreadable.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    entries = _read_entries(path)
-
-    if "format_version" not in entries or "config" not in entries:
-        raise CheckpointError(f"{path} is an .npz file but not a minivae checkpoint "
-                              "(no format_version/config entries)")
-    version = entries["format_version"]
-    if version.shape != () or version.dtype.kind not in "iu":
-        raise CheckpointError(f"{path}: format_version should be one integer, got an array of "
-                              f"shape {version.shape} and dtype {version.dtype}")
-    if int(version) != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {int(version)}; this "
-                              f"minivae reads version {FORMAT_VERSION}")
-    config = _json_entry(entries, "config", path)
+def _model(config, path):
+    """The VAE of ``config``, once its parameters are known to fit in memory."""
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: config should be a JSON object of VAE arguments, "
                               f"got {type(config).__name__}")
     try:
-        model = VAE(**config)
+        count = parameter_count(config.get("x_dim"), config.get("z_dim"), config.get("hidden", ()))
+        # the parameters, their copies being read, the optimiser's buffers and scratch
+        check_fits(f"the model in {path}", 5 * 8 * count)
+        return VAE(**config)
     except (ValueError, TypeError, OverflowError, MemoryError) as error:
         raise CheckpointError(f"{path} holds an invalid model config {config}: "
-                              f"{type(error).__name__}: {error}") from None
+                              f"{type(error).__name__}: {error}"[:2000]) from None
 
-    params = {key[len("param/"):]: value for key, value in entries.items() if key.startswith("param/")}
-    if sorted(params) != sorted(model.params):
-        raise CheckpointError(f"{path}: parameters {sorted(params)} do not match the architecture "
-                              f"in its config, which has {sorted(model.params)}")
-    for name, value in params.items():
-        if value.shape != model.params[name].shape or value.dtype != model.dtype:
-            raise CheckpointError(f"{path}: parameter {name} has shape {value.shape} and dtype "
-                                  f"{value.dtype}; the config needs {model.params[name].shape}, "
-                                  f"{model.dtype}")
-        if not np.isfinite(value).all():
+
+def _checked(path, entry, check, *args):
+    """Run ``check(*args)``; its TypeError or ValueError becomes a CheckpointError naming ``entry``."""
+    try:
+        return check(*args)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: {entry}: {error}") from None
+
+
+def _check_contents(path, model, optimizer_state, train_state, train_arrays):
+    """CheckpointError naming the entry unless optimiser and training state fit ``model``."""
+    if optimizer_state:
+        _checked(path, "optim", optim.check_state_dict, optimizer_state, model.params)
+    if train_state is not None:
+        steps = _checked(path, "train_state", check_train_state, train_state, model)
+        if not optimizer_state:
+            raise CheckpointError(f"{path}: a training state but no optimizer state (optim/*)")
+        _checked(path, "optim", check_optimizer_against, optimizer_state, train_state, steps)
+        _checked(path, "train/order", check_train_arrays, train_arrays, train_state)
+    elif train_arrays:
+        raise CheckpointError(f"{path}: train/* entries but no train_state")
+
+
+def load(path):
+    """Read a checkpoint; return a dict with keys model, optimizer_state, train_state, train_arrays.
+
+    optimizer_state and train_arrays are dicts of arrays (empty if not saved);
+    train_state is a dict or None.  Everything returned has been checked
+    against the model (see the module docstring).  Raises FileNotFoundError
+    for a missing file and CheckpointError (a ValueError) for anything else.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    with _archive(path) as archive:
+        sizes = _sizes(archive, path)
+        unknown = sorted(k for k in sizes if k not in TEXT_BYTES
+                         and not k.startswith(("param/", "optim/")) and k != "train/order")
+        if unknown:
+            raise CheckpointError(f"{path} is not a minivae checkpoint: unknown entries {unknown} "
+                                  "(it holds format_version, config, param/*, optim/*, "
+                                  "train_state, train/order)")
+        if "format_version" not in sizes or "config" not in sizes:
+            raise CheckpointError(f"{path} is an .npz file but not a minivae checkpoint "
+                                  "(no format_version/config entries)")
+        read = lambda key, limit: _entry(archive, sizes, key, limit, path)     # noqa: E731
+        version = read("format_version", TEXT_BYTES["format_version"])
+        if version.shape != () or version.dtype.kind not in "iu":
+            raise CheckpointError(f"{path}: format_version should be one integer, got an array "
+                                  f"of shape {version.shape} and dtype {version.dtype}")
+        if int(version) != FORMAT_VERSION:
+            raise CheckpointError(f"{path} has checkpoint format version {int(version)}; this "
+                                  f"minivae reads version {FORMAT_VERSION}")
+        model = _model(_json_entry(read("config", TEXT_BYTES["config"]), "config", path), path)
+
+        optimizer = None
+        if any(k.startswith("optim/") for k in sizes):
+            if "optim/name" not in sizes:
+                raise CheckpointError(f"{path}: optim/* entries but no optim/name")
+            name = read("optim/name", TEXT_BYTES["optim/name"])
+            optimizer = _checked(path, "optim/name", check_choice, "optimizer",
+                                 name.item() if name.shape == () else name, optim.OPTIMIZERS)
+        train_state = None
+        if "train_state" in sizes:
+            train_state = _json_entry(read("train_state", TEXT_BYTES["train_state"]),
+                                      "train_state", path)
+            _checked(path, "train_state", check_train_state, train_state, model)
+        limits = entry_limits(model, optimizer, train_state and train_state["n_train"])
+        expected = [k for k in limits if k.startswith("param/") or k.startswith("optim/")]
+        missing = [k for k in expected if k not in sizes]
+        extra = sorted(k for k in sizes if k not in limits and k not in TEXT_BYTES)
+        if missing or extra:
+            raise CheckpointError(f"{path}: the entries do not match the architecture in its "
+                                  f"config and its optimizer; missing {missing}, unexpected {extra}")
+        arrays = {key: read(key, limit) for key, limit in limits.items() if key in sizes}
+
+    for name, value in model.params.items():
+        saved = arrays[f"param/{name}"]
+        if saved.shape != value.shape or saved.dtype != model.dtype:
+            raise CheckpointError(f"{path}: parameter {name} has shape {saved.shape} and dtype "
+                                  f"{saved.dtype}; the config needs {value.shape}, {model.dtype}")
+        if not np.isfinite(saved).all():
             raise CheckpointError(f"{path}: parameter {name} contains NaN or inf")
-        model.params[name][...] = value      # in place: the model keeps its own arrays
-
-    train_state = None
-    if "train_state" in entries:
-        train_state = _json_entry(entries, "train_state", path)
-        if not isinstance(train_state, dict):
-            raise CheckpointError(f"{path}: train_state should be a JSON object, "
-                                  f"got {type(train_state).__name__}")
-    return {
-        "model": model,
-        "optimizer_state": {k[len("optim/"):]: v for k, v in entries.items() if k.startswith("optim/")},
-        "train_state": train_state,
-        "train_arrays": {k[len("train/"):]: v for k, v in entries.items() if k.startswith("train/")},
-    }
+        value[...] = saved      # in place: the model keeps its own arrays
+    optimizer_state = {k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")}
+    train_arrays = {k[len("train/"):]: v for k, v in arrays.items() if k.startswith("train/")}
+    _check_contents(path, model, optimizer_state, train_state, train_arrays)
+    return {"model": model, "optimizer_state": optimizer_state, "train_state": train_state,
+            "train_arrays": train_arrays}
 
 
 def load_model(path):

@@ -10,7 +10,8 @@
 Errors in what the user typed or gave (a bad option, a missing file) are
 printed as one line, without a traceback, and the exit status is 2.  A
 training run that diverges (NaN loss) says so in one line and exits with
-status 1; one stopped by Ctrl-C or SIGTERM saves a checkpoint and exits with 130.
+status 1; one stopped by Ctrl-C or SIGTERM saves a checkpoint and exits with 130, and so
+does any command interrupted by Ctrl-C (or a download by SIGTERM), in one line.
 In a student edition, reaching an exercise that is still a stub prints its hint
 and the line to write, and exits with status 1.
 
@@ -46,6 +47,12 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as error:   # OSError: missing files, failed downloads
         print(f"minivae {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except MemoryError:          # sizes are checked first; this is what slips past the estimates
+        print(f"minivae {args.command}: error: not enough memory for these sizes", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:    # Ctrl-C, or SIGTERM during a download: nothing half-written left
+        print(f"minivae {args.command}: interrupted", file=sys.stderr)
+        return 130
     except NotImplementedError as error:
         # a student edition (`minivae assignment make`) reached an exercise's stub: its hint,
         # and where to write the missing lines, instead of a page of traceback

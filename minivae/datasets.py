@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from minivae.checks import check_count
-from minivae.download import (FASHION_MNIST_FILES, FASHION_MNIST_MIRRORS, MNIST_FILES,
-                              MNIST_MIRRORS, download_files)
+from minivae.download import (DEFAULT_TIMEOUT, FASHION_MNIST_FILES, FASHION_MNIST_MIRRORS,
+                              FASHION_MNIST_SIZES, MNIST_FILES, MNIST_MIRRORS, MNIST_SIZES,
+                              download_files)
 from minivae.idx import read_idx
 from minivae.preprocessing import to_unit_interval
 
@@ -89,7 +90,8 @@ class Dataset:
 # 2. Loaders
 # ---------------------------------------------------------------------------
 
-def load_mnist(root=None, *, download=False, mirrors=None, test_size=1000, seed=0):
+def load_mnist(root=None, *, download=False, mirrors=None, timeout=DEFAULT_TIMEOUT, test_size=1000,
+               seed=0):
     """Load MNIST: the embedded 10,000-image subset, or full MNIST from IDX files.
 
     Parameters
@@ -108,6 +110,8 @@ def load_mnist(root=None, *, download=False, mirrors=None, test_size=1000, seed=
         (see :func:`minivae.download.download_mnist`).
     mirrors : list of str, optional
         Base URLs for the download; default :data:`minivae.download.MNIST_MIRRORS`.
+    timeout : float
+        Seconds each downloaded file may take as a whole (default 120).
     test_size : int
         Embedded subset only: the number of test images, 0 < test_size < 10000.
     seed : int
@@ -131,18 +135,19 @@ def load_mnist(root=None, *, download=False, mirrors=None, test_size=1000, seed=
         raise ValueError(f"test_size and seed choose the split of the embedded subset; the IDX files "
                          f"in {root} come with the official 60,000 / 10,000 split (got "
                          f"test_size={test_size!r}, seed={seed!r})")
-    return _load_idx_directory(root, "mnist", download, MNIST_FILES,
-                               MNIST_MIRRORS if mirrors is None else mirrors)
+    return _load_idx_directory(root, "mnist", download, MNIST_FILES, MNIST_SIZES,
+                               MNIST_MIRRORS if mirrors is None else mirrors, timeout)
 
 
-def load_fashion_mnist(root, *, download=False, mirrors=None):
+def load_fashion_mnist(root, *, download=False, mirrors=None, timeout=DEFAULT_TIMEOUT):
     """Load Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017) from the IDX files in ``root``.
 
     The files have the same names and format as MNIST's (see :func:`load_mnist`);
     the split is the official one, 60,000 training and 10,000 test images.
     With ``download=True`` the missing files are first fetched from ``mirrors``
     (default :data:`minivae.download.FASHION_MNIST_MIRRORS`) and checked
-    against :data:`minivae.download.FASHION_MNIST_FILES`.
+    against :data:`minivae.download.FASHION_MNIST_FILES`; each file may take
+    ``timeout`` seconds as a whole.
 
     Returns
     -------
@@ -151,7 +156,8 @@ def load_fashion_mnist(root, *, download=False, mirrors=None):
         pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot.
     """
     return _load_idx_directory(root, "fashion-mnist", download, FASHION_MNIST_FILES,
-                               FASHION_MNIST_MIRRORS if mirrors is None else mirrors)
+                               FASHION_MNIST_SIZES,
+                               FASHION_MNIST_MIRRORS if mirrors is None else mirrors, timeout)
 
 
 def _load_embedded(test_size, seed):
@@ -185,7 +191,7 @@ def _find_file(root, name):
     return None
 
 
-def _load_idx_directory(root, name, download, files, mirrors):
+def _load_idx_directory(root, name, download, files, sizes, mirrors, timeout):
     """Read the four IDX files of ``name`` from ``root``, downloading missing ones if asked."""
     root = os.path.expanduser(os.fspath(root))
     wanted = TRAIN_FILES + TEST_FILES
@@ -194,7 +200,7 @@ def _load_idx_directory(root, name, download, files, mirrors):
         # since the published ones are of the .gz files, so it is trusted as it is
         missing = {gz: digest for gz, digest in files.items()
                    if not os.path.isfile(os.path.join(root, gz[:-len(".gz")]))}
-        download_files(root, missing, mirrors)
+        download_files(root, missing, mirrors, sizes=sizes, timeout=timeout)
     if not os.path.isdir(root):
         raise FileNotFoundError(
             f"{name} directory {root!r} does not exist (expected the IDX files {', '.join(wanted)}, "
@@ -221,6 +227,11 @@ def _read_split(images_path, labels_path):
         raise ValueError(f"{images_path}: expected uint8 pixels (IDX type 0x08), got {images.dtype}")
     if labels.ndim != 1:
         raise ValueError(f"{labels_path}: expected labels of shape (N,), got {labels.shape}")
+    if labels.dtype != np.uint8:
+        raise ValueError(f"{labels_path}: expected uint8 labels (IDX type 0x08), got {labels.dtype}")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{labels_path}: labels must be 0-9 (ten classes), got values up to "
+                         f"{labels.max()}")
     if len(images) != len(labels):
         raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds "
                          f"{len(labels)} labels; the two files must come from the same split")

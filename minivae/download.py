@@ -12,7 +12,17 @@ How a download stays safe:
 * a file is streamed into a temporary ``.part`` file next to its target and
   renamed into place (``os.replace``) only once its checksum matches, so it
   appears complete or not at all; the ``.part`` file is removed on any
-  failure, Ctrl-C included;
+  failure, Ctrl-C and SIGTERM included (SIGTERM is turned into a
+  KeyboardInterrupt while a download runs), and one left by a process that
+  was killed (SIGKILL) is removed by the next download into that folder;
+* every file has a deadline (``timeout``, 120 s by default) for all of it,
+  from connecting to the last byte, checked whenever bytes arrive, so a
+  server that sends one byte every few seconds is given up; one that sends
+  nothing at all is given up after :data:`READ_TIMEOUT` (or ``timeout``, if
+  shorter), the cap on any single wait for the network;
+* a body larger than the file's known size (the table's, or the announced
+  Content-Length) is given up as soon as the extra bytes arrive, so an
+  endless response fills no disk;
 * a network error, a short body or a wrong checksum moves on to the next
   mirror; when none is left, :class:`DownloadError` names every URL tried
   and why it failed.
@@ -20,11 +30,16 @@ How a download stays safe:
 Progress lines (what is fetched from where, and how many bytes) go to stderr
 through :class:`minivae.progress.Progress`.
 """
+import contextlib
+import glob
 import hashlib
 import http.client
 import os
+import signal
 import sys
 import tempfile
+import threading
+import time
 import urllib.request
 
 from minivae.checks import check_number
@@ -47,6 +62,20 @@ FASHION_MNIST_FILES = {
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
 
+# Sizes in bytes of the same files as served: a body that grows past its size is given up at once
+MNIST_SIZES = {
+    "train-images-idx3-ubyte.gz": 9912422,
+    "train-labels-idx1-ubyte.gz": 28881,
+    "t10k-images-idx3-ubyte.gz": 1648877,
+    "t10k-labels-idx1-ubyte.gz": 4542,
+}
+FASHION_MNIST_SIZES = {
+    "train-images-idx3-ubyte.gz": 26421880,
+    "train-labels-idx1-ubyte.gz": 29515,
+    "t10k-images-idx3-ubyte.gz": 4422102,
+    "t10k-labels-idx1-ubyte.gz": 5148,
+}
+
 # Base URLs tried in order; a file's URL is the base followed by its name
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",     # PyTorch's copy
@@ -58,34 +87,37 @@ FASHION_MNIST_MIRRORS = (
 )
 
 CHUNK_SIZE = 1 << 16       # bytes read from the network at a time
+DEFAULT_TIMEOUT = 120      # seconds for all of one file, from connecting to the last byte
+READ_TIMEOUT = 30          # seconds for any single wait for the network
+MAX_BYTES = 1 << 30        # the most any file may have when neither table nor server gives a size
 
 
 class DownloadError(OSError):
     """No mirror gave a file with the expected checksum; the message lists every attempt."""
 
 
-def download_mnist(root, *, mirrors=None, timeout=30, progress=True):
+def download_mnist(root, *, mirrors=None, timeout=DEFAULT_TIMEOUT, progress=True):
     """Download the four MNIST IDX files (.gz) into ``root``, checking their MD5s.
 
     See :func:`download_files`; ``mirrors`` defaults to :data:`MNIST_MIRRORS`,
-    the checksums are :data:`MNIST_FILES`.
+    the checksums are :data:`MNIST_FILES`, the sizes :data:`MNIST_SIZES`.
     """
     return download_files(root, MNIST_FILES, MNIST_MIRRORS if mirrors is None else mirrors,
-                          timeout=timeout, progress=progress)
+                          sizes=MNIST_SIZES, timeout=timeout, progress=progress)
 
 
-def download_fashion_mnist(root, *, mirrors=None, timeout=30, progress=True):
+def download_fashion_mnist(root, *, mirrors=None, timeout=DEFAULT_TIMEOUT, progress=True):
     """Download the four Fashion-MNIST IDX files (.gz) into ``root``, checking their MD5s.
 
     See :func:`download_files`; ``mirrors`` defaults to :data:`FASHION_MNIST_MIRRORS`,
-    the checksums are :data:`FASHION_MNIST_FILES`.
+    the checksums are :data:`FASHION_MNIST_FILES`, the sizes :data:`FASHION_MNIST_SIZES`.
     """
     return download_files(root, FASHION_MNIST_FILES,
                           FASHION_MNIST_MIRRORS if mirrors is None else mirrors,
-                          timeout=timeout, progress=progress)
+                          sizes=FASHION_MNIST_SIZES, timeout=timeout, progress=progress)
 
 
-def download_files(root, files, mirrors, *, timeout=30, progress=True):
+def download_files(root, files, mirrors, *, sizes=None, timeout=DEFAULT_TIMEOUT, progress=True):
     """Download each file of ``files`` into ``root`` from the first mirror that serves it intact.
 
     For each file: if it is already in ``root`` with the right checksum it
@@ -107,8 +139,14 @@ def download_files(root, files, mirrors, *, timeout=30, progress=True):
         Base URLs, tried in order; a file's URL is the base, a ``/`` if the
         base does not end with one, and the file name.  A single string is
         taken as a list of one.
+    sizes : dict of str -> int, optional
+        File name -> its size in bytes as served; a body that grows past it
+        is given up at once (without it: the announced Content-Length, else
+        :data:`MAX_BYTES`).
     timeout : float
-        Seconds to wait for a connection or for the next bytes, > 0.
+        Seconds for each file as a whole, from connecting to the last byte,
+        > 0 (default 120); each single wait for the network is at most
+        :data:`READ_TIMEOUT` seconds.
     progress : bool
         Print what is being fetched from where, and how many bytes, to stderr.
 
@@ -125,6 +163,8 @@ def download_files(root, files, mirrors, *, timeout=30, progress=True):
     ValueError
         No mirrors, a checksum that is neither 32 nor 64 hex digits, or a
         ``timeout`` that is not > 0.
+    KeyboardInterrupt
+        Ctrl-C or SIGTERM during the download; no partial file is left.
     DownloadError
         Some file could be fetched intact from none of the mirrors; the
         message names each URL tried and why it failed.
@@ -134,9 +174,11 @@ def download_files(root, files, mirrors, *, timeout=30, progress=True):
     algorithms = {name: _algorithm_for(name, digest) for name, digest in files.items()}
     timeout = check_number("timeout", timeout, low=0, low_inclusive=False)
     reporter = Progress(sys.stderr if progress else None)
+    sizes = dict(sizes or {})
     os.makedirs(root, exist_ok=True)
     paths = []
     for name, expected in files.items():
+        _remove_stale_parts(root, name, timeout)
         target = os.path.join(root, name)
         algorithm = algorithms[name]
         if os.path.isfile(target):
@@ -145,7 +187,9 @@ def download_files(root, files, mirrors, *, timeout=30, progress=True):
                 paths.append(target)
                 continue
             reporter.say(f"{name}: the copy in {root} has the wrong {algorithm}; downloading again")
-        _download_from_mirrors(name, expected.lower(), algorithm, root, mirrors, timeout, reporter)
+        with _sigterm_interrupts():
+            _download_from_mirrors(name, expected.lower(), algorithm, root, mirrors,
+                                   sizes.get(name), timeout, reporter)
         paths.append(target)
     return paths
 
@@ -190,14 +234,48 @@ def _file_digest(path, algorithm):
     return digest.hexdigest()
 
 
-def _download_from_mirrors(name, expected, algorithm, root, mirrors, timeout, reporter):
+def _part_prefix(target):
+    """The naming of a download's temporary file: ``.<name>.<random>.part`` beside the target."""
+    return "." + os.path.basename(target) + "."
+
+
+def _remove_stale_parts(root, name, timeout):
+    """Remove ``.part`` files of ``name`` older than the deadline: left by a killed process."""
+    now = time.time()
+    pattern = os.path.join(glob.escape(root), glob.escape(_part_prefix(name)) + "*.part")
+    for leftover in glob.glob(pattern):
+        try:
+            if now - os.path.getmtime(leftover) > timeout:      # no live download is that old
+                os.remove(leftover)
+        except OSError:
+            pass
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """While active (main thread only), SIGTERM raises KeyboardInterrupt, so cleanups run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM during a download")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _download_from_mirrors(name, expected, algorithm, root, mirrors, size, timeout, reporter):
     """Try each mirror in turn until one gives ``name`` with the expected digest."""
     failures = []
     for base in mirrors:
         url = base + name if base.endswith("/") else base + "/" + name
         reporter.say(f"{name}: downloading from {url}")
         try:
-            size = _download_one(url, os.path.join(root, name), expected, algorithm, timeout)
+            size = _download_one(url, os.path.join(root, name), expected, algorithm, size, timeout)
         # OSError covers URLError, HTTPError and timeouts; HTTPException a connection that
         # breaks mid-response; ValueError an unusable URL or a wrong checksum
         except (OSError, http.client.HTTPException, ValueError) as error:
@@ -214,17 +292,17 @@ def _download_from_mirrors(name, expected, algorithm, root, mirrors, timeout, re
           "or copy the file there by hand.")
 
 
-def _download_one(url, target, expected, algorithm, timeout):
+def _download_one(url, target, expected, algorithm, known_size, timeout):
     """Stream ``url`` to a temporary file next to ``target``; check it; rename it into place.
 
     Returns the number of bytes.  Raises (and leaves nothing behind) on any failure.
     """
     # same directory as the target, so os.replace is a rename, never a copy across disks
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target),
-                               prefix="." + os.path.basename(target) + ".", suffix=".part")
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(target), prefix=_part_prefix(target),
+                               suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            size, digest = _stream(url, out, algorithm, timeout)
+            size, digest = _stream(url, out, algorithm, known_size, timeout)
         if digest != expected:
             raise ValueError(f"{algorithm} mismatch: expected {expected}, got {digest} "
                              f"({size:,} bytes received)")
@@ -237,16 +315,35 @@ def _download_one(url, target, expected, algorithm, timeout):
             os.remove(tmp)
 
 
-def _stream(url, out, algorithm, timeout):
-    """Copy the body of ``url`` into the open file ``out``; return (bytes, hex digest)."""
+def _stream(url, out, algorithm, known_size, timeout):
+    """Copy the body of ``url`` into the open file ``out``; return (bytes, hex digest).
+
+    Gives up (OSError) once ``timeout`` seconds have passed or more bytes have
+    arrived than the file can have.
+    """
     digest = _new_hash(algorithm)
     size = 0
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+    deadline = time.monotonic() + timeout
+    with urllib.request.urlopen(url, timeout=min(timeout, READ_TIMEOUT)) as response:
         announced = response.headers.get("Content-Length")
-        for chunk in iter(lambda: response.read(CHUNK_SIZE), b""):
+        limit = known_size if known_size is not None else (
+            int(announced) if announced is not None and announced.isdigit() else MAX_BYTES)
+        if announced is not None and announced.isdigit() and int(announced) > limit:
+            raise OSError(f"the server announces {int(announced):,} bytes; the file has {limit:,}")
+        while True:
+            # read1: at most one wait for the network, so the deadline is checked between waits
+            chunk = response.read1(CHUNK_SIZE)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise OSError(f"more than {limit:,} bytes received, the size of the file; "
+                              "given up")
+            if time.monotonic() > deadline:
+                raise OSError(f"timed out: {size:,} bytes in {timeout:g} s, the deadline for "
+                              "one file")
             out.write(chunk)
             digest.update(chunk)
-            size += len(chunk)
     # http.client may return a short body without complaint when the connection drops
     if announced is not None and announced.isdigit() and size != int(announced):
         raise OSError(f"connection closed after {size:,} of {int(announced):,} bytes")

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from minivae.checks import check_choice, check_number
+from minivae.checks import check_choice, check_count, check_numeric_array, check_number
 
 
 # Subnormal ("denormal") numbers are the floats between 0 and the smallest normal one,
@@ -66,6 +66,23 @@ def _check_eps(eps):
     return check_number("eps", eps, low=0)
 
 
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+# The rule for each setting, shared by the constructors and load_state_dict
+SETTING_RULES = {
+    "lr": _check_lr,
+    "momentum": lambda value: _check_fraction("momentum", value),
+    "beta1": lambda value: _check_fraction("beta1", value),
+    "beta2": lambda value: _check_fraction("beta2", value),
+    "eps": _check_eps,
+    "nesterov": lambda value: _check_flag("nesterov", value),
+}
+
+
 class Optimizer:
     """Shared bookkeeping; a subclass sets ``name``, ``settings``, ``buffers`` and ``_update``.
 
@@ -79,6 +96,7 @@ class Optimizer:
     name = ""
     settings = ("lr",)
     buffers = ()
+    nonnegative = ()         # buffers that can only be >= 0 (sums and averages of g^2)
 
     def __init__(self, params, lr):
         if not isinstance(params, dict) or not params:
@@ -101,7 +119,7 @@ class Optimizer:
         All of ``grads`` is checked before any parameter changes, so a bad call leaves the
         model and the optimiser untouched.
         """
-        self._check_grads(grads)
+        grads = self._check_grads(grads)
         self.t += 1
         for k, p in self.params.items():
             self._update(p, grads[k], self._scratch[k], *self._buffers_of[k])
@@ -118,21 +136,28 @@ class Optimizer:
                 buffer *= normal                        # subnormal entries -> 0, the rest unchanged
 
     def _check_grads(self, grads):
+        """``grads`` as a dict of real arrays of the parameters' shapes, all finite; or raise."""
+        if not isinstance(grads, dict):
+            raise TypeError(f"grads must be a dict of arrays keyed like params, got "
+                            f"{type(grads).__name__}")
         if grads.keys() != self.params.keys():
             missing = sorted(self.params.keys() - grads.keys())
             extra = sorted(grads.keys() - self.params.keys())
             raise ValueError(f"grads must have exactly the keys of params; missing {missing}, "
                              f"unexpected {extra}")
+        # a complex, string or object gradient is a TypeError here, before t or a buffer moves
+        checked = {k: check_numeric_array(g, f"grads[{k!r}]") for k, g in grads.items()}
         for k, p in self.params.items():
-            if np.shape(grads[k]) != p.shape:
-                raise ValueError(f"grads[{k!r}] has shape {np.shape(grads[k])}, "
+            g = checked[k]
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{k!r}] has shape {g.shape}, "
                                  f"but params[{k!r}] has shape {p.shape}")
             # one NaN would spread to every parameter it touches, and never leave.  min and
             # max see it (NaN propagates through both, inf is one of them) without allocating
             # the boolean array np.isfinite(g) would
-            g = np.asarray(grads[k])
             if g.size and not (math.isfinite(g.min()) and math.isfinite(g.max())):
                 raise NonFiniteGradient(f"grads[{k!r}] contains NaN or inf; no parameter was updated")
+        return checked
 
     def _update(self, p, g, tmp, *buffers):
         raise NotImplementedError
@@ -150,34 +175,16 @@ class Optimizer:
     def load_state_dict(self, state):
         """Restore a ``state_dict()`` exactly: step count, settings and every buffer.
 
-        Raises ValueError (and changes nothing) if it is another optimiser's state, if an
-        entry is missing or unexpected, or if a buffer's shape differs from its parameter's.
+        Everything is checked first (see :func:`check_state_dict`), so a bad state
+        raises (TypeError or ValueError) and changes nothing.
         """
-        saved_name = str(state["name"]) if "name" in state else None
-        if saved_name != self.name:
-            raise ValueError(f"this state is for optimizer {saved_name!r}, not {self.name!r}")
-        buffer_keys = [f"{b}.{k}" for b in self.buffers for k in self.params]
-        expected = {"name", "t", *self.settings, *buffer_keys}
-        if state.keys() != expected:
-            missing = sorted(expected - state.keys())
-            extra = sorted(state.keys() - expected)
-            raise ValueError(f"{self.name} state does not match these params; missing {missing}, "
-                             f"unexpected {extra}")
-        for key in buffer_keys:
-            want = self.params[key.split(".", 1)[1]].shape
-            if np.shape(state[key]) != want:
-                raise ValueError(f"state[{key!r}] has shape {np.shape(state[key])}, expected {want}")
-        t = int(state["t"])
-        if t < 0:
-            raise ValueError(f"state['t'] must be >= 0, got {t}")
-        _check_lr(float(state["lr"]))
-
+        t, settings = check_state_dict(state, self.params, name=self.name)
         self.t = t
-        for s in self.settings:
-            setattr(self, s, state[s].item())   # back to a Python scalar, like the constructor's
+        for s, value in settings.items():
+            setattr(self, s, value)
         for b in self.buffers:
             for k, v in self.state[b].items():
-                v[...] = state[f"{b}.{k}"]      # into the existing buffer, keeping its dtype
+                v[...] = state[f"{b}.{k}"]      # same dtype: checked
 
 
 class SGD(Optimizer):
@@ -246,6 +253,7 @@ class Adagrad(Optimizer):
     name = "adagrad"
     settings = ("lr", "eps")
     buffers = ("h",)
+    nonnegative = ("h",)
 
     def __init__(self, params, lr=0.01, eps=1e-8):
         super().__init__(params, lr)
@@ -282,6 +290,7 @@ class Adam(Optimizer):
     name = "adam"
     settings = ("lr", "beta1", "beta2", "eps")
     buffers = ("m", "v")
+    nonnegative = ("v",)
 
     def __init__(self, params, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(params, lr)
@@ -333,6 +342,64 @@ def make_optimizer(name, params, lr=None, **kwargs):
             raise ValueError(f"optimizer {name!r} has no default learning rate; pass lr=...")
         return OPTIMIZERS[name](params, **kwargs)
     return OPTIMIZERS[name](params, lr, **kwargs)
+
+
+def state_keys(name, params):
+    """The entries of the ``state_dict()`` of optimizer ``name`` over ``params``."""
+    cls = OPTIMIZERS[check_choice("optimizer", name, OPTIMIZERS)]
+    return ["name", "t", *cls.settings] + [f"{b}.{k}" for b in cls.buffers for k in params]
+
+
+def _scalar(state, key, kinds, what):
+    """The 0-d array ``state[key]`` as a Python scalar, if its dtype kind is one of ``kinds``."""
+    value = state[key]
+    if not isinstance(value, np.ndarray) or value.shape != () or value.dtype.kind not in kinds:
+        raise TypeError(f"state[{key!r}] must be {what} (a 0-d array), got "
+                        f"{type(value).__name__} {getattr(value, 'dtype', '')} of shape "
+                        f"{np.shape(value)}")
+    return value.item()
+
+
+def check_state_dict(state, params, name=None):
+    """Check a ``state_dict()`` against ``params`` by the constructors' rules; return (t, settings).
+
+    ``name`` (optional) is the optimiser the state must belong to.  Checked: the
+    entries are exactly those of that optimiser; ``t`` is an integer >= 0; every
+    setting obeys its constructor's rule (lr > 0, betas and momentum in [0, 1),
+    eps >= 0); every buffer has its parameter's shape and dtype, is finite, and
+    the buffers of squared gradients (Adam's v, Adagrad's h) are >= 0.  A value of
+    the wrong type is a TypeError, of the wrong value a ValueError.
+    """
+    if not isinstance(state, dict):
+        raise TypeError(f"an optimizer state must be a dict of arrays, got {type(state).__name__}")
+    saved = _scalar(state, "name", "U", "the optimizer's name") if "name" in state else None
+    if name is not None and saved != name:
+        raise ValueError(f"this state is for optimizer {saved!r}, not {name!r}")
+    expected = state_keys(saved, params)
+    if state.keys() != set(expected):
+        missing = sorted(set(expected) - state.keys())
+        extra = sorted(state.keys() - set(expected))
+        raise ValueError(f"{saved} state does not match these params; missing {missing}, "
+                         f"unexpected {extra}")
+    t = check_count("state['t'] (steps taken)", _scalar(state, "t", "iu", "an integer"), low=0)
+    cls = OPTIMIZERS[saved]
+    settings = {s: SETTING_RULES[s](_scalar(state, s, "b", "True or False") if s == "nesterov"
+                                    else _scalar(state, s, "iuf", "a number"))
+                for s in cls.settings}
+    for b in cls.buffers:
+        for k, p in params.items():
+            key, value = f"{b}.{k}", state[f"{b}.{k}"]
+            if not isinstance(value, np.ndarray) or value.dtype != p.dtype:
+                raise TypeError(f"state[{key!r}] must be an array of dtype {p.dtype} like its "
+                                f"parameter, got {type(value).__name__} {getattr(value, 'dtype', '')}")
+            if value.shape != p.shape:
+                raise ValueError(f"state[{key!r}] has shape {value.shape}, expected {p.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state[{key!r}] contains NaN or inf")
+            if b in cls.nonnegative and (value < 0).any():
+                raise ValueError(f"state[{key!r}] has negative entries; {b} is a sum or average "
+                                 "of squared gradients, never < 0")
+    return t, settings
 
 
 def optimizer_from_state(params, state):

@@ -37,12 +37,13 @@ class TrainingDiverged(RuntimeError):
 
     @classmethod
     def at(cls, what, *, epoch, batch, n_batches, loss, last_loss, intact, saved, first_step, lr,
-           optimizer):
+           optimizer, resumed=False):
         """The error for step ``batch`` of ``epoch`` (both from 0), with what went wrong and why.
 
         ``intact``: the model still holds the last good parameters; ``saved``: the
-        checkpoint file holding the last good state (or None); ``first_step``: no
-        update came before, so the learning rate cannot have caused it.
+        checkpoint file this run wrote holding the last good state (or None);
+        ``first_step``: no update came before, so the learning rate cannot have
+        caused it; ``resumed``: the run continues a checkpoint.
         """
         if intact:
             state = ("The parameters were not updated with it"
@@ -62,8 +63,12 @@ class TrainingDiverged(RuntimeError):
                       "expects (unnormalised values; pixels that are constant drive a learned "
                       "Gaussian variance to 0)")
         step = epoch * n_batches + batch + 1                   # counted from 1
+        if last_loss is not None:
+            last = f"last finite loss: {last_loss}"
+        else:                          # a resumed run from a checkpoint that did not record it
+            last = ("no finite loss since the resume" if resumed else "no step had a finite loss")
         return cls(f"{what} at step {step} (epoch {epoch + 1}, batch {batch + 1} of {n_batches}); "
-                   f"last finite loss: {last_loss}. {state}. {causes}.",
+                   f"{last}. {state}. {causes}.",
                    epoch=epoch + 1, step=step, loss=loss, last_loss=last_loss,
                    checkpoint_path=saved)
 
@@ -81,8 +86,13 @@ def check_checkpoint_path(path):
     return path
 
 
-def check_resume(resume, model, N, settings):
-    """Raise a ValueError unless ``resume`` can continue *this* run exactly."""
+def check_resume(resume, model, N, settings, opt=None):
+    """Raise a ValueError unless ``resume`` can continue *this* run exactly.
+
+    ``opt`` is the optimiser this run built: the checkpoint's optimiser settings
+    (betas, eps, momentum) must be its own, or the resumed run would use others
+    than it reports.
+    """
     if not isinstance(resume, dict) or "train_state" not in resume or "model" not in resume:
         raise TypeError("resume must be the dict returned by minivae.checkpoint.load(path), "
                         f"got {type(resume).__name__}")
@@ -114,6 +124,14 @@ def check_resume(resume, model, N, settings):
             or any(not np.array_equal(saved_model.params[k], model.params[k]) for k in model.params)):
         raise ValueError("resume: the model given is not the checkpoint's (different "
                          "architecture or parameters); pass model=resume['model']")
+    if opt is not None:
+        saved_opt = resume.get("optimizer_state") or {}
+        differ = [s for s in opt.settings if s in saved_opt and saved_opt[s].item() != getattr(opt, s)]
+        if differ:
+            raise ValueError("resume: the checkpoint's optimizer has "
+                             + ", ".join(f"{s}={saved_opt[s].item()!r}" for s in differ)
+                             + f"; this run's {opt.name} has "
+                             + ", ".join(f"{s}={getattr(opt, s)!r}" for s in differ))
     order = resume["train_arrays"].get("order")
     if state["batch"] > 0 and (order is None or len(order) != N):
         raise ValueError(f"resume: the checkpoint stopped mid-epoch but holds no shuffle order "

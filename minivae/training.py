@@ -81,17 +81,17 @@ def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, bin
         xb = bernoulli_binarize(xb, rng, check=False)
     t1 = time.perf_counter()
     # NumPy's overflow warnings would only repeat, without the step, what the finiteness
-    # checks below report
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+    # checks report (here for the loss and gradients, in train for the updated parameters)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta, rng=rng,
                                            check=False)
-    t2 = time.perf_counter()
-    if not math.isfinite(loss):
-        raise StepRejected(f"the loss became non-finite ({loss})", loss)
-    try:
-        opt.step(grads)          # refuses NaN/inf gradients before changing anything
-    except optim.NonFiniteGradient as error:
-        raise StepRejected(str(error), loss) from None
+        t2 = time.perf_counter()
+        if not math.isfinite(loss):
+            raise StepRejected(f"the loss became non-finite ({loss})", loss)
+        try:
+            opt.step(grads)          # refuses NaN/inf gradients before changing anything
+        except optim.NonFiniteGradient as error:
+            raise StepRejected(str(error), loss) from None
     if phase_seconds is not None:
         phase_seconds += (t1 - t0, t2 - t1, time.perf_counter() - t2)
     return loss
@@ -110,6 +110,24 @@ def _check_float_data(x, name):
                  "f": " (x.astype(np.float32))"}
         raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}"
                         + hints.get(x.dtype.kind, ""))
+    return x
+
+
+# A Gaussian likelihood with a learned variance starts at unit scale; data beyond this (pixels
+# 0-255, raw prices) drives the first steps to losses of 1e7 and, in float32, to overflow,
+# in float64 to an ELBO of -1e85 after a few epochs.  Refused before training, with advice.
+GAUSSIAN_DATA_LIMIT = 100.0
+
+
+def _check_gaussian_scale(model, x, name):
+    """A ValueError if ``x`` (already validated) is far from unit scale, for a Gaussian model."""
+    if model.likelihood == "gaussian":
+        largest = float(np.abs(x).max())
+        if largest > GAUSSIAN_DATA_LIMIT:
+            raise ValueError(
+                f"{name} has values up to {largest:g}, far from the unit scale a Gaussian "
+                f"likelihood is trained at (|x| <= {GAUSSIAN_DATA_LIMIT:g}); standardise it, "
+                "(x - x.mean(0)) / x.std(0) (pixels 0-255: divide by 255)")
     return x
 
 
@@ -180,12 +198,14 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     lr = opt.lr                                                     # a Python float
     # validated once as a whole, in the model dtype
     x_train = model.check_data(_check_float_data(x_train, "x_train"), "x_train")
+    _check_gaussian_scale(model, x_train, "x_train")
     if batch_size > len(x_train):
         raise ValueError(f"batch_size {batch_size} is larger than the training set "
                          f"({len(x_train)} examples)")
     binarize_data = bool(binarize_data) and model.likelihood == "bernoulli"
     if x_test is not None:
         x_test = model.check_data(_check_float_data(x_test, "x_test"), "x_test")
+        _check_gaussian_scale(model, x_test, "x_test")
         if binarize_data:
             x_test = fixed_binarization(x_test, seed)
     if checkpoint_path is not None:
@@ -197,31 +217,38 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 "n_samples": n_samples, "kl": kl, "warmup_epochs": warmup_epochs, "seed": seed,
                 "binarize_data": binarize_data}
     if resume is not None:
-        check_resume(resume, model, N, settings)
+        check_resume(resume, model, N, settings, opt)
     rng = np.random.default_rng(seed)
     history = {"epoch": [], "beta": [], "train_elbo": [], "valid_elbo": [], "seconds": [],
                "examples_per_second": []}
-    start_epoch, start_batch, order, total = 0, 0, None, 0.0
+    start_epoch, start_batch, order, total, last_loss = 0, 0, None, 0.0, None
     if resume is not None:
         opt.load_state_dict(resume["optimizer_state"])
         state = resume["train_state"]
         history = state["history"]
         rng.bit_generator.state = state["rng"]
         start_epoch, start_batch, total = state["epoch"], state["batch"], state["total"]
+        last_loss = state.get("last_loss")
         order = resume["train_arrays"].get("order")
 
     stream = sys.stderr if stream is None else stream
     enabled = stream.isatty() if verbose is None else verbose
     progress = Progress(stream if enabled else None)
 
+    # the checkpoint file holds this run's state once this run (or the one it resumes) wrote
+    # it; before that, a file at checkpoint_path is another run's and is never named
+    saved_by_this_run = [resume is not None and os.path.exists(checkpoint_path or "")]
+
     def save_checkpoint(epoch, batch, rng_state=None):
         """Save the position "next: step ``batch`` of ``epoch``" and the Generator state for it."""
         if checkpoint_path is not None:
             rng_state = rng.bit_generator.state if rng_state is None else rng_state
             state = {"epoch": epoch, "batch": batch, "total": total, "rng": rng_state,
-                     "history": history, "settings": settings, "n_train": N}
+                     "history": history, "settings": settings, "n_train": N,
+                     "last_loss": last_loss}
             arrays = {} if order is None or batch == 0 else {"order": order}
             checkpoint.save(checkpoint_path, model, opt.state_dict(), state, arrays)
+            saved_by_this_run[0] = True
 
     def diverged(epoch, batch, rng_state, loss, what):
         """Save the last good state if the model still holds it; return the error to raise."""
@@ -233,13 +260,13 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         intact = all_finite(model.params)
         if intact and checkpoint_path is not None:
             save_checkpoint(epoch, batch, rng_state)
-        saved = checkpoint_path if checkpoint_path and os.path.exists(checkpoint_path) else None
+        saved = checkpoint_path if saved_by_this_run[0] else None
         return TrainingDiverged.at(what, epoch=epoch, batch=batch, n_batches=n_batches, loss=loss,
                                    last_loss=last_loss, intact=intact, saved=saved,
                                    first_step=last_loss is None and resume is None,
+                                   resumed=resume is not None,
                                    lr=lr, optimizer=optimizer)
 
-    last_loss = None
     history["interrupted"] = False
     stop = StopRequest()
     with stop:

@@ -392,9 +392,9 @@ class VAE:
         """
         eps = check_numeric_array(eps, name)
         L = eps.shape[0] if eps.ndim == 3 else n_samples or 1
-        if eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
-            raise ValueError(f"{name} must have shape (n_samples, B, z_dim) = "
-                             f"({n_samples or L}, {B}, {self.z_dim}), got {eps.shape}")
+        if L < 1 or eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
+            raise ValueError(f"{name} must have shape (n_samples, B, z_dim) = ({n_samples or L}, "
+                             f"{B}, {self.z_dim}) with n_samples >= 1, got {eps.shape}")
         check_finite(eps, name)
         return eps.astype(self.dtype, copy=False)
 

@@ -3,9 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from minivae import checkpoint, optim
 from minivae.vae import VAE
+
+from checkpoints import resume, stopped_run
 
 
 def test_save_and_load_restore_identical_parameters_and_config(tmp_path):
@@ -21,15 +24,16 @@ def test_save_and_load_restore_identical_parameters_and_config(tmp_path):
 
 
 def test_optimizer_and_training_state_round_trip(tmp_path):
-    model = VAE(4, 2, hidden=(3,))
-    opt = optim.Adam(model.params)
-    opt.step({k: np.ones_like(v) for k, v in model.params.items()})
-    checkpoint.save(tmp_path / "c.npz", model, opt.state_dict(), {"epoch": 2, "note": "x"},
-                    {"order": np.arange(5)})
-    c = checkpoint.load(tmp_path / "c.npz")
-    assert c["train_state"] == {"epoch": 2, "note": "x"}
-    assert np.array_equal(c["train_arrays"]["order"], np.arange(5))
-    assert all(np.array_equal(c["optimizer_state"][k], v) for k, v in opt.state_dict().items())
+    path = stopped_run(tmp_path / "c.npz")
+    c = checkpoint.load(path)
+    assert (c["train_state"]["epoch"], c["train_state"]["batch"]) == (1, 2)
+    assert sorted(c["train_arrays"]["order"]) == list(range(40))
+    checkpoint.save(tmp_path / "again.npz", c["model"], c["optimizer_state"], c["train_state"],
+                    c["train_arrays"])
+    again = checkpoint.load(tmp_path / "again.npz")
+    assert again["train_state"] == c["train_state"]
+    assert all(np.array_equal(again["optimizer_state"][k], v) for k, v in c["optimizer_state"].items())
+    assert np.array_equal(again["train_arrays"]["order"], c["train_arrays"]["order"])
 
 
 def test_a_truncated_checkpoint_is_a_clear_error_at_every_offset(tmp_path):
@@ -95,12 +99,8 @@ def zip_landmarks(data):
 def saved_checkpoint(tmp_path_factory):
     """A small training-style checkpoint (model, Adam state, train state, arrays) and its bytes."""
     folder = tmp_path_factory.mktemp("ckpt")
-    model = VAE(4, 2, hidden=(3,), seed=3)
-    opt = optim.Adam(model.params)
-    opt.step({k: np.ones_like(v) for k, v in model.params.items()})
-    checkpoint.save(folder / "good.npz", model, opt.state_dict(), {"epoch": 1, "batch": 2},
-                    {"order": np.arange(6)})
-    return model, (folder / "good.npz").read_bytes()
+    path = stopped_run(folder / "good.npz")
+    return checkpoint.load(path)["model"], path.read_bytes()
 
 
 def load_or_error(path):
@@ -237,3 +237,257 @@ def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_and_no_tempora
         checkpoint.save(tmp_path / "m.npz", model)
     assert (tmp_path / "m.npz").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def edited(path, out, **changes):
+    """A copy of the checkpoint at ``path`` with entries replaced (None removes one).
+
+    A change to a JSON entry is a function from the decoded value to the new one.
+    """
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    for key, value in changes.items():
+        if value is None:
+            del arrays[key]
+        elif callable(value):
+            arrays[key] = np.array(json.dumps(value(json.loads(str(arrays[key])))))
+        else:
+            arrays[key] = value
+    np.savez(out, **arrays)
+    return out
+
+
+def state_with(**fields):
+    def change(state):
+        for name, value in fields.items():
+            section, _, key = name.rpartition("__")
+            (state[section] if section else state)[key] = value
+        return state
+    return change
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory):
+    return stopped_run(tmp_path_factory.mktemp("stopped") / "model.npz")
+
+
+W = "encoder.0.W"
+BAD_ENTRIES = [
+    ({f"optim/m.{W}": np.full((6, 5), np.nan)}, r"optim: state\['m.encoder.0.W'\] contains NaN"),
+    ({f"optim/v.{W}": -np.ones((6, 5))}, r"optim: state\['v.encoder.0.W'\] has negative entries"),
+    ({f"optim/v.{W}": np.ones((5, 6))}, r"state\['v.encoder.0.W'\] has shape \(5, 6\)"),
+    ({f"optim/m.{W}": np.ones((6, 5), np.float32)}, r"must be an array of dtype float64"),
+    ({"optim/lr": np.array(0.5)}, r"optim/name and optim/lr are 'adam' and 0.5, but the training "
+                                  r"settings say 'adam' and 0.003"),
+    ({"optim/beta1": np.array(5.0)}, r"optim: beta1 must be a finite number >= 0 and < 1, got 5.0"),
+    ({"optim/beta1": np.array(0.5)}, r"train\(\) uses the defaults beta1=0.9 for adam; this "
+                                     r"state has beta1=0.5"),
+    ({"optim/t": np.array(2.7)}, r"optim: state\['t'\] must be an integer"),
+    ({"optim/t": np.array(3)}, r"optim/t is 3, but the position \(epoch 1, batch 2\) comes after 6"),
+    ({"optim/name": np.array("sgd")}, r"unexpected \['optim/beta1'"),
+    ({"optim/name": np.array(7)}, r"optim/name: optimizer must be one of"),
+    ({"train/order": np.arange(40.0)}, r"train/order should hold integer indices, got dtype float64"),
+    ({"train/order": np.zeros(40, np.int64)}, r"train/order should be a permutation of the 40"),
+    ({"train/order": np.arange(40) - 1}, r"train/order should be a permutation"),
+    ({"train/order": np.arange(39)}, r"train/order should be a permutation"),
+    ({"train/order": None}, r"train/order is missing"),
+    ({"train/extra": np.zeros(3)}, r"unknown entries \['train/extra'\]"),
+    ({"extra": np.zeros(3)}, r"not a minivae checkpoint: unknown entries \['extra'\]"),
+    ({"optim/extra": np.zeros(3)}, r"unexpected \['optim/extra'\]"),
+    ({f"optim/m.{W}": None}, r"missing \['optim/m.encoder.0.W'\]"),
+    ({"train_state": state_with(epoch=-1)}, r"train_state\['epoch'\] must be an integer >= 0, got -1"),
+    ({"train_state": state_with(epoch=7)}, r"position epoch 7, batch 2 is outside a run of 2 epochs"),
+    ({"train_state": state_with(batch=5)}, r"position epoch 1, batch 5 is outside"),
+    ({"train_state": state_with(batch=1.5)}, r"train_state\['batch'\] must be an integer"),
+    ({"train_state": state_with(n_train=41)}, r"comes after 7 steps"),    # 5 batches an epoch
+    ({"train_state": state_with(total=float("nan"))}, r"train_state\['total'\] must be a finite"),
+    ({"train_state": state_with(total="3")}, r"train_state\['total'\] must be a real number"),
+    ({"train_state": state_with(history={})}, r"history'\] should have the keys"),
+    ({"train_state": state_with(history__epoch=[])}, r"history\['epoch'\] should be \[1, ..., 1\]"),
+    ({"train_state": state_with(history__train_elbo=[None])}, r"history\['train_elbo'\]\[0\] must"),
+    ({"train_state": state_with(history__beta=[5])}, r"history\['beta'\]\[0\] must be .* <= 1"),
+    ({"train_state": state_with(rng={"bit_generator": "PCG64", "state": 5})}, r"not a loadable PCG64"),
+    ({"train_state": state_with(rng="x")}, r"train_state\['rng'\] should be the state of a PCG64"),
+    ({"train_state": state_with(settings__lr=-1)}, r"learning rate lr must be a finite number > 0"),
+    ({"train_state": state_with(settings__kl="exact")}, r"unknown settings\['kl'\] 'exact'"),
+    ({"train_state": state_with(settings__batch_size=0)}, r"settings\['batch_size'\] must be a "
+                                                          r"positive integer"),
+    ({"train_state": state_with(note="x")}, r"unknown \['note'\]"),
+    ({"train_state": state_with(last_loss=float("inf"))}, r"last_loss'\] must be a finite"),
+    ({"train_state": None}, r"unexpected \['train/order'\]"),
+]
+
+
+@pytest.mark.parametrize("changes, match", BAD_ENTRIES)
+def test_every_optimizer_and_training_entry_is_checked_against_the_model(stopped, tmp_path,
+                                                                        changes, match):
+    bad = edited(stopped, tmp_path / "bad.npz", **changes)
+    with pytest.raises(checkpoint.CheckpointError, match=match):
+        checkpoint.load(bad)
+
+
+def test_an_entry_larger_than_the_model_allows_is_refused_before_it_is_inflated(stopped, tmp_path):
+    import tracemalloc
+    import zipfile
+
+    # 64 MB of zeros compress to 64 kB: a small file that would inflate to the size of 2,000
+    # models (the issue's case was 2 MB inflating to 2 GB)
+    with np.load(stopped) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays[f"optim/m.{W}"] = np.zeros(8 << 20)
+    np.savez_compressed(tmp_path / "bomb.npz", **arrays)
+    assert (tmp_path / "bomb.npz").stat().st_size < 1 << 20
+    assert zipfile.ZipFile(tmp_path / "bomb.npz").getinfo(f"optim/m.{W}.npy").file_size > 64e6
+    tracemalloc.start()
+    with pytest.raises(checkpoint.CheckpointError, match=r"entry 'optim/m.encoder.0.W' would take "
+                                                         r"67,108,992 bytes .* at most 65,776"):
+        checkpoint.load(tmp_path / "bomb.npz")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8e6, f"{peak:,} bytes were allocated for a refused entry"
+
+
+def test_a_train_state_is_refused_by_save_as_load_would_refuse_it(stopped, tmp_path):
+    c = checkpoint.load(stopped)
+    state = {**c["train_state"], "epoch": -1}
+    with pytest.raises(checkpoint.CheckpointError, match=r"train_state\['epoch'\]"):
+        checkpoint.save(tmp_path / "m.npz", c["model"], c["optimizer_state"], state, c["train_arrays"])
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_save_refuses_a_model_that_is_not_a_vae(tmp_path):
+    with pytest.raises(TypeError, match="model must be a minivae VAE, got str"):
+        checkpoint.save(tmp_path / "m.npz", "str")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_gets_the_mode_of_ordinary_files(tmp_path):
+    import os
+    old = os.umask(0o022)
+    try:
+        checkpoint.save(tmp_path / "m.npz", VAE(4, 2, hidden=(3,)))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.npz").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_temporary_left_by_a_killed_save_is_removed_by_the_next_save(tmp_path):
+    import os
+    import time
+    stale = tmp_path / ".tmp-k1ll3d.npz"                # what SIGKILL mid-save leaves behind
+    stale.write_bytes(b"PK\x03\x04 half")
+    old = time.time() - checkpoint.STALE_SECONDS - 60
+    os.utime(stale, (old, old))
+    fresh = tmp_path / ".tmp-another-save-in-progress.npz"
+    fresh.write_bytes(b"PK")
+    other = tmp_path / ".tmp-not-ours.txt"
+    other.write_bytes(b"x")
+    os.utime(other, (old, old))
+    checkpoint.save(tmp_path / "m.npz", VAE(4, 2, hidden=(3,)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name, "m.npz"])
+
+
+def test_a_config_too_large_for_memory_is_a_checkpoint_error_not_a_memory_error(tmp_path):
+    model = VAE(4, 2, hidden=(3,))
+    config = {**model.config(), "z_dim": 99999999999}
+    write_entries(tmp_path / "big.npz", model, config=np.array(json.dumps(config)))
+    with pytest.raises(checkpoint.CheckpointError, match=r"would need about .* GB of memory"):
+        checkpoint.load(tmp_path / "big.npz")
+
+
+# ---------------------------------------------------------------------------
+# Property: an edited checkpoint is a CheckpointError or resumes exactly as the original
+# ---------------------------------------------------------------------------
+
+BAD_JSON = [None, -1, 2.5, "x", [], {}, float("nan"), float("inf"), True, -1e300]
+BAD_SCALARS = [-1, 0, 1, 5, 2.7, np.nan, np.inf, 1e300]
+DTYPES = [np.int64, np.int32, np.float32, np.float64, np.complex128, np.bool_, "U5"]
+
+
+def json_paths(value, prefix=()):
+    """Every path into a decoded JSON value (lists by index), the value itself first."""
+    yield prefix
+    items = value.items() if isinstance(value, dict) else (
+        enumerate(value) if isinstance(value, list) else ())
+    for key, child in items:
+        yield from json_paths(child, prefix + (key,))
+
+
+def set_path(value, path, new):
+    if not path:
+        return new
+    value[path[0]] = set_path(value[path[0]], path[1:], new)
+    return value
+
+
+@st.composite
+def edits(draw, entries):
+    """(key, replacement) for one entry of ``entries``; a replacement of None removes it."""
+    key = draw(st.sampled_from(sorted(entries) + ["<extra>"]))
+    if key == "<extra>":
+        name = draw(st.sampled_from(["extra", "param/extra", "optim/extra", "train/extra",
+                                     "optim/m.extra", "train_state2"]))
+        return name, np.zeros(draw(st.integers(0, 3)))
+    original = entries[key]
+    kind = draw(st.sampled_from(["remove", "shape", "dtype", "value", "json"]))
+    if kind == "remove":
+        return key, None
+    if kind == "json" and key in ("config", "train_state"):
+        decoded = json.loads(str(original))
+        path = draw(st.sampled_from(list(json_paths(decoded))))
+        return key, np.array(json.dumps(set_path(decoded, path, draw(st.sampled_from(BAD_JSON)))))
+    if kind == "shape":
+        shape = tuple(draw(st.lists(st.integers(0, 4), max_size=2)))
+        if shape == original.shape:
+            shape = shape + (1,)
+        return key, np.zeros(shape, original.dtype)
+    if kind == "dtype":
+        dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+        try:
+            return key, original.astype(dtype)
+        except (ValueError, TypeError):
+            return key, np.zeros(original.shape, dtype)
+    # "value": a number outside what the entry may hold, at one element
+    name = key.rpartition("/")[2]
+    if original.dtype.kind == "U":              # a name or JSON text given as a number
+        return key, np.array(draw(st.sampled_from(BAD_SCALARS)))
+    bad_values = {"lr": [-1.0, 0.0, np.nan, np.inf], "beta1": [-1.0, 1.0, 5.0, np.nan],
+                  "beta2": [-1.0, 1.0, 5.0, np.inf], "eps": [-1.0, np.nan, np.inf],
+                  "format_version": [0, 2, -1]}.get(name)
+    if name == "t":
+        bad_values = [-1, 2.7, int(original) + 1, 1e300]
+    if name == "order":
+        bad_values = [-1, len(original), int(original[0])]
+    if bad_values is None and name.startswith("v."):
+        bad_values = [-1.0, np.nan, np.inf]
+    if bad_values is None:                      # a parameter or first moment: any finite value
+        bad_values = [np.nan, np.inf, -np.inf]  # is another valid state, so only these
+    value = draw(st.sampled_from(bad_values))
+    changed = original.astype(np.float64) if isinstance(value, float) else original.copy()
+    flat = changed.reshape(-1)
+    # the order's last element, so that setting it to the first one's makes a duplicate
+    flat[len(flat) - 1 if name == "order" else draw(st.integers(0, flat.size - 1))] = value
+    return key, changed
+
+
+@pytest.fixture(scope="module")
+def original_resume(stopped):
+    return resume(checkpoint.load(stopped))
+
+
+@given(data=st.data())
+@settings(max_examples=60, deadline=None)
+def test_an_edited_checkpoint_is_a_checkpoint_error_or_resumes_identically(stopped, original_resume,
+                                                                         tmp_path_factory, data):
+    with np.load(stopped) as f:
+        entries = {k: f[k] for k in f.files}
+    key, replacement = data.draw(edits(entries))
+    bad = edited(stopped, tmp_path_factory.mktemp("edit") / "edited.npz", **{key: replacement})
+    try:
+        loaded = checkpoint.load(bad)
+    except checkpoint.CheckpointError as error:
+        assert str(bad) in str(error)
+        return
+    params = resume(loaded)
+    assert all(np.array_equal(params[k], original_resume[k]) for k in original_resume), \
+        f"{key} edited to {replacement!r} loaded and resumed differently"

@@ -1,9 +1,12 @@
 """Tests of the minivae command: a short real run writes everything; user errors exit 2."""
 import json
+import os
+import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from minivae import checkpoint
 from minivae.cli import main
@@ -156,3 +159,108 @@ def test_an_exercise_stub_prints_its_hint_and_where_to_write_it_and_exits_1(tmp_
     first, second = err.strip().splitlines()
     assert first == "minivae train: Exercise adam_update: update m and v in place (see docs)"
     assert second.startswith(f"  to do in {__file__}, line ") and second.endswith("in stub")
+
+
+def test_train_refuses_a_folder_that_holds_a_run_unless_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "model.npz").write_bytes(b"another run's model")
+    (out / "notes.txt").write_text("mine")
+    small = ["--epochs", "1", "--hidden", "8", "--z-dim", "2", "--batch-size", "3000", "--quiet"]
+    assert main(["train", "--out", str(out)] + small) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"{out} already holds a run (model.npz)" in line and "--overwrite" in line
+    assert (out / "model.npz").read_bytes() == b"another run's model"
+    assert main(["train", "--out", str(out), "--overwrite"] + small) == 0
+    assert checkpoint.load(out / "model.npz")["train_state"]["epoch"] == 1
+    assert (out / "notes.txt").read_text() == "mine"          # only the run's own files replaced
+    # resuming the run in its own folder is continuing it, not overwriting it
+    assert main(["train", "--out", str(out), "--resume", str(out / "model.npz"), "--epochs", "2",
+                 "--quiet"]) == 0
+    assert checkpoint.load(out / "model.npz")["train_state"]["epoch"] == 2
+
+
+def test_sizes_too_large_for_memory_exit_2_in_one_line_before_a_folder_is_made(tmp_path, capsys):
+    out = tmp_path / "run"
+    for flags, expected in [(["--z-dim", "99999999999"], r"would need about [\d,.]+ GB of memory"),
+                            (["--hidden", "999999,999999"], r"would need about [\d,.]+ GB of memory"),
+                            (["--batch-size", "100000"], r"--batch-size 100000 is larger than the "
+                                                         r"training set \(9000 images\)"),
+                            (["--out", ""], "--out must be a path, got an empty one"),
+                            (["--download-timeout", "-1"], "--download-timeout must be a finite "
+                                                           "number > 0")]:
+        args = ["train", "--quiet", *flags] if flags[0] == "--out" else \
+            ["train", "--out", str(out), "--quiet", *flags]
+        assert main(args) == 2, flags
+        assert re.search(expected, one_line(capsys.readouterr().err)), flags
+        assert not out.exists()
+    model = tmp_path / "m.npz"
+    from minivae.vae import VAE
+    checkpoint.save(model, VAE(784, 2, hidden=(8,)))
+    assert main(["sample", str(model), "--n", "100000000"]) == 2
+    assert re.search(r"sample --n 100000000 would need about [\d,.]+ GB of memory",
+                     one_line(capsys.readouterr().err))
+
+
+def test_sample_into_a_folder_writes_samples_png_there_and_says_so(tmp_path, capsys):
+    from minivae.vae import VAE
+    checkpoint.save(tmp_path / "m.npz", VAE(784, 2, hidden=(8,)))
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    assert main(["sample", str(tmp_path / "m.npz"), "--n", "4", "--out", str(folder)]) == 0
+    assert f"to {folder / 'samples.png'}" in capsys.readouterr().out
+    assert os.listdir(folder) == ["samples.png"] and not (tmp_path / "figures.png").exists()
+    for bad, expected in [(str(tmp_path / "x.jpg"), "--out must be a .png file or an existing "
+                                                    "folder"), ("", "--out must be a path")]:
+        assert main(["sample", str(tmp_path / "m.npz"), "--out", bad]) == 2
+        assert expected in one_line(capsys.readouterr().err)
+
+
+def test_the_download_timeout_reaches_load_mnist(tmp_path, capsys, monkeypatch):
+    from minivae import datasets
+    seen = {}
+
+    def load_mnist(root, **kwargs):
+        seen.update(kwargs)
+        raise FileNotFoundError("stop here")
+
+    monkeypatch.setattr(datasets, "load_mnist", load_mnist)
+    assert main(["train", "--data", str(tmp_path), "--download", "--download-timeout", "7",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert seen == {"download": True, "timeout": 7.0} and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("timeout", ["-1", "0", "nan"])
+def test_assignment_grade_refuses_a_timeout_that_is_not_positive(timeout, capsys):
+    assert main(["assignment", "grade", "--timeout", timeout]) == 2
+    assert "--timeout must be a finite number > 0" in one_line(capsys.readouterr().err)
+
+
+def test_a_full_disk_while_writing_json_leaves_no_temporary(tmp_path, monkeypatch):
+    import errno
+    from minivae.commands import common
+
+    def dump(obj, f, **kwargs):
+        f.write('{"half')
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(common.json, "dump", dump)
+    with pytest.raises(OSError, match="No space left"):
+        common.write_json(str(tmp_path / "metrics.json"), {"a": 1})
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("error, code, expected", [
+    (KeyboardInterrupt(), 130, "minivae gradcheck: interrupted"),
+    (MemoryError(), 2, "minivae gradcheck: error: not enough memory for these sizes"),
+])
+def test_ctrl_c_and_memory_errors_are_one_line_not_a_traceback(monkeypatch, capsys, error, code,
+                                                               expected):
+    from minivae.commands import gradcheck
+
+    def run(args):
+        raise error
+
+    monkeypatch.setattr(gradcheck, "run", run)
+    assert main(["gradcheck"]) == code
+    assert one_line(capsys.readouterr().err) == expected

@@ -144,6 +144,20 @@ def test_mismatched_image_and_label_counts_are_rejected(tmp_path):
         datasets.load_mnist(tmp_path)
 
 
+@pytest.mark.parametrize("labels, match", [
+    (np.array([0, 3, 10] * 10, np.uint8), r"labels must be 0-9 \(ten classes\), got values up to 10"),
+    (np.array([0, 255] * 15, np.uint8), r"labels must be 0-9"),
+    (np.array([0.0, np.nan] * 15, np.float32), r"expected uint8 labels \(IDX type 0x08\), got float32"),
+    (np.arange(30, dtype=np.int32), r"expected uint8 labels"),
+])
+def test_labels_that_are_not_digits_0_to_9_are_rejected(tmp_path, labels, match):
+    arrays = fake_mnist(n_train=30)
+    arrays["train-labels-idx1-ubyte"] = labels
+    write_fake_mnist(tmp_path, arrays)
+    with pytest.raises(ValueError, match=match):
+        datasets.load_mnist(tmp_path)
+
+
 def test_images_that_are_not_28_by_28_are_rejected(tmp_path):
     arrays = fake_mnist()
     arrays["train-images-idx3-ubyte"] = arrays["train-images-idx3-ubyte"][:, :27, :]

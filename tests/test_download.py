@@ -8,7 +8,11 @@ import hashlib
 import http.server
 import os
 import socket
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -27,12 +31,26 @@ class LocalServer:
     """Serves ``routes[path] = (body, content_length)`` on 127.0.0.1; logs every request path."""
 
     def __init__(self):
-        self.routes, self.requests = {}, []
-        routes, requests = self.routes, self.requests
+        self.routes, self.requests, self.streams = {}, [], {}
+        routes, requests, streams = self.routes, self.requests, self.streams
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 requests.append(self.path)
+                if self.path in streams:          # (chunks, seconds between them, length or None)
+                    chunks, pause, length = streams[self.path]
+                    self.send_response(200)
+                    if length is not None:
+                        self.send_header("Content-Length", str(length))
+                    self.end_headers()
+                    try:
+                        for chunk in chunks():
+                            self.wfile.write(chunk)
+                            self.wfile.flush()
+                            time.sleep(pause)
+                    except OSError:               # the client gave up: what the tests want
+                        pass
+                    return
                 if self.path not in routes:
                     self.send_error(404)
                     return
@@ -222,3 +240,95 @@ def test_a_timeout_that_is_not_a_positive_number_is_rejected_before_any_request(
 def test_mirrors_must_be_a_non_empty_list_of_strings(tmp_path, mirrors, error):
     with pytest.raises(error, match="mirrors must be"):
         download.download_files(tmp_path, {"x.gz": "0" * 32}, mirrors, progress=False)
+
+
+def forever(chunk):
+    def chunks():
+        while True:
+            yield chunk
+    return chunks
+
+
+NAME = "train-images-idx3-ubyte.gz"
+
+
+def test_a_server_dripping_one_byte_at_a_time_is_given_up_at_the_deadline(server, tmp_path):
+    # each byte arrives well within any per-read timeout, so only a deadline for the whole
+    # file ends this download
+    server.streams[f"/drip/{NAME}"] = (forever(b"x"), 0.02, 10**6)
+    tic = time.monotonic()
+    with pytest.raises(download.DownloadError, match=r"timed out: .* bytes in 0.5 s, the deadline"):
+        download.download_files(tmp_path, {NAME: "0" * 32}, [f"{server.base}/drip/"],
+                                timeout=0.5, progress=False)
+    assert time.monotonic() - tic < 5
+    assert os.listdir(tmp_path) == []
+
+
+def test_load_mnist_passes_its_timeout_to_the_download(server, tmp_path):
+    server.streams[f"/drip/{NAME}"] = (forever(b"x"), 0.02, 10**6)
+    with pytest.raises(download.DownloadError, match="timed out"):
+        datasets.load_mnist(tmp_path, download=True, mirrors=[f"{server.base}/drip/"], timeout=0.3)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_endless_response_is_given_up_once_it_exceeds_the_known_size(server, tmp_path):
+    server.streams[f"/endless/{NAME}"] = (forever(b"\0" * 65536), 0, None)   # no Content-Length
+    with pytest.raises(download.DownloadError, match=r"more than 100,000 bytes received"):
+        download.download_files(tmp_path, {NAME: "0" * 32}, [f"{server.base}/endless/"],
+                                sizes={NAME: 100_000}, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_announced_size_larger_than_the_known_one_is_refused_before_reading(server, tmp_path):
+    server.streams[f"/big/{NAME}"] = (forever(b"\0" * 65536), 0, 2 * 10**9)
+    with pytest.raises(download.DownloadError, match=r"announces 2,000,000,000 bytes; the file "
+                                                     r"has 9,912,422"):
+        download.download_files(tmp_path, {NAME: "0" * 32}, [f"{server.base}/big/"],
+                                sizes=download.MNIST_SIZES, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_size_tables_cover_every_file_of_the_checksum_tables():
+    assert set(download.MNIST_SIZES) == set(download.MNIST_FILES)
+    assert set(download.FASHION_MNIST_SIZES) == set(download.FASHION_MNIST_FILES)
+
+
+CHILD = """
+import sys
+from minivae import download
+download.download_files(sys.argv[1], {sys.argv[2]: "0" * 32}, [sys.argv[3]], timeout=60,
+                        progress=False)
+"""
+
+
+def test_sigterm_during_a_download_leaves_no_part_file(server, tmp_path):
+    server.streams[f"/drip/{NAME}"] = (forever(b"x" * 100), 0.05, 10**6)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), NAME,
+                              f"{server.base}/drip/"], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):                              # until the .part file exists
+            if any(p.endswith(".part") for p in os.listdir(tmp_path)):
+                break
+            time.sleep(0.05)
+        assert any(p.endswith(".part") for p in os.listdir(tmp_path)), "the download never began"
+        child.send_signal(signal.SIGTERM)
+        _, stderr = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    assert child.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_part_file_left_by_a_killed_download_is_removed_by_the_next_one(server, served, tmp_path):
+    _, files, table = served
+    stale = tmp_path / f".{NAME}.k1ll3d.part"           # what SIGKILL mid-download leaves
+    stale.write_bytes(b"half")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    live = tmp_path / f".{NAME}.another-download.part"  # a download in progress elsewhere
+    live.write_bytes(b"x")
+    unrelated = tmp_path / ".notes.part"
+    unrelated.write_bytes(b"mine")
+    os.utime(unrelated, (old, old))
+    download.download_files(tmp_path, table, [server.mirror("good", files)], progress=False)
+    assert not stale.exists() and live.exists() and unrelated.exists()

@@ -410,3 +410,68 @@ def test_load_state_dict_rejects_foreign_incomplete_or_misshapen_state_and_chang
     assert all(np.array_equal(good[k], after[k]) for k in good), "a rejected state was partly loaded"
     with pytest.raises(ValueError, match="not an optimizer state"):
         optim.optimizer_from_state(params, {"t": np.array(1)})
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (np.ones((2, 3)) + 1j, TypeError, r"grads\['W'\] must hold real numbers, got dtype complex128"),
+    ("0.5", TypeError, r"grads\['W'\] must hold real numbers"),
+    (None, TypeError, r"grads\['W'\] must hold real numbers, got dtype object"),
+    ([["a"] * 3] * 2, TypeError, r"grads\['W'\] must hold real numbers"),
+])
+@pytest.mark.parametrize("name, settings", [("sgd", {}), ("momentum", {}), ("adagrad", {}), ("adam", {})])
+def test_step_rejects_complex_string_and_none_gradients_before_changing_anything(
+        name, settings, bad, error, match):
+    params = {"W": np.ones((2, 3)), "b": np.ones(3)}
+    opt = optim.make_optimizer(name, params, lr=0.1, **settings)
+    opt.step({"W": np.ones((2, 3)), "b": np.ones(3)})
+    before = opt.state_dict()
+    W = params["W"].copy()
+    with pytest.raises(error, match=match):
+        opt.step({"W": bad, "b": np.ones(3)})
+    after = opt.state_dict()
+    assert opt.t == 1 and all(np.array_equal(before[k], after[k]) for k in before)
+    assert np.array_equal(params["W"], W)
+    with pytest.raises(TypeError, match="grads must be a dict"):
+        opt.step([np.ones((2, 3)), np.ones(3)])
+
+
+def test_a_list_of_numbers_is_accepted_as_a_gradient_like_an_array():
+    a, b = {"w": np.ones(2)}, {"w": np.ones(2)}
+    optim.Adam(a).step({"w": [0.5, -1.0]})
+    optim.Adam(b).step({"w": np.array([0.5, -1.0])})
+    assert np.array_equal(a["w"], b["w"])
+
+
+@pytest.mark.parametrize("change, error, match", [
+    ({"m.W": np.full((2, 3), np.nan)}, ValueError, r"state\['m.W'\] contains NaN or inf"),
+    ({"v.W": -np.ones((2, 3))}, ValueError, r"state\['v.W'\] has negative entries"),
+    ({"v.b": np.zeros(3, np.float32)}, TypeError, r"state\['v.b'\] must be an array of dtype float64"),
+    ({"beta1": np.array(5.0)}, ValueError, r"beta1 must be a finite number >= 0 and < 1, got 5.0"),
+    ({"beta2": np.array(np.nan)}, ValueError, "beta2 must be a finite number"),
+    ({"eps": np.array(-1e-8)}, ValueError, "eps must be a finite number >= 0"),
+    ({"lr": np.array("0.1")}, TypeError, r"state\['lr'\] must be a number"),
+    ({"t": np.array(2.7)}, TypeError, r"state\['t'\] must be an integer"),
+    ({"t": np.array(-1)}, ValueError, r"state\['t'\] \(steps taken\) must be an integer >= 0"),
+    ({"t": np.array([1, 2])}, TypeError, r"state\['t'\] must be an integer \(a 0-d array\)"),
+])
+def test_load_state_dict_checks_every_buffer_setting_and_the_step_count(change, error, match):
+    params = {"W": np.zeros((2, 3)), "b": np.zeros(3)}
+    opt = optim.Adam(params)
+    opt.step({k: np.ones_like(p) for k, p in params.items()})
+    good = opt.state_dict()
+    with pytest.raises(error, match=match):
+        opt.load_state_dict({**good, **change})
+    after = opt.state_dict()
+    assert all(np.array_equal(good[k], after[k]) for k in good), "a rejected state was partly loaded"
+
+
+def test_a_negative_momentum_velocity_is_a_valid_state():
+    params = {"W": np.zeros(3)}
+    opt = optim.Momentum(params, lr=0.1)
+    opt.step({"W": np.ones(3)})                         # v = -0.1: velocities may be negative
+    state = opt.state_dict()
+    fresh = optim.Momentum({"W": np.zeros(3)}, lr=0.1)
+    fresh.load_state_dict(state)
+    assert np.array_equal(fresh.state["v"]["W"], state["v.W"])
+    with pytest.raises(TypeError, match=r"state\['nesterov'\] must be True or False"):
+        fresh.load_state_dict({**state, "nesterov": np.array(1)})

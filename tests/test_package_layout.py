@@ -16,11 +16,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minivae"
 # module -> rank; imports go from a higher rank to a strictly lower one
 RANK = {
     "checks": 0, "progress": 0, "gradcheck": 0,          # import nothing of the package
+    "memory": 0.5,
     "nn": 1,
     "distributions": 2,
     "elbo": 2.5, "vae": 3,
     # above the model: each uses the ones below it
-    "evaluate": 4, "checkpoint": 4, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
+    "evaluate": 4, "checkpoint_checks": 4.5, "checkpoint": 4.6, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
     "preprocessing": 4, "diagnostics": 4, "run_control": 4,
     "gradient_estimators": 5, "datasets": 5,
     "training": 6, "plots": 6,

@@ -113,6 +113,27 @@ def test_the_same_seed_gives_bit_identical_parameters_in_two_processes(uninterru
     assert not np.array_equal(other["decoder.0.W"], uninterrupted["decoder.0.W"])
 
 
+def test_sigterm_to_the_minivae_command_saves_a_checkpoint_and_exits_130(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "minivae", "train", "--epochs", "200",
+                              "--hidden", "8", "--z-dim", "2", "--out", str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in child.stdout:                      # "training ..." comes just before train()
+            if line.startswith("training"):
+                break
+        # the first epoch's progress on stderr shows train() has installed its handlers
+        child.stderr.read(1)
+        child.send_signal(signal.SIGTERM)
+        stdout, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    assert "resume with: minivae train --resume" in stdout and "Traceback" not in stderr
+    assert checkpoint.load(out / "model.npz")["train_state"]["epoch"] < 200
+
+
 # --- docs/reliability.md: every test it names exists and is not marked to fail ------------
 
 def named_tests(markdown):

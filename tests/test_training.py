@@ -169,6 +169,33 @@ def test_resuming_from_a_divergence_checkpoint_repeats_the_failing_step_exactly(
     assert np.array_equal(replay[0]["x"], calls[-1]["x"])
     assert replay[0]["rng"] == calls[-1]["rng"]
     assert str(replay[0]["loss"]) == str(calls[-1]["loss"])
+    # the resumed run names the last finite loss of the run it continues, not None
+    assert again.value.last_loss == error.last_loss is not None
+    assert f"last finite loss: {error.last_loss}" in str(again.value)
+
+
+def test_a_divergence_never_names_a_checkpoint_of_another_run(grey, tmp_path):
+    # a file from an earlier run sits at checkpoint_path; this run overflows its parameters
+    # at the first update, before saving anything: the message must not call that file the
+    # last good state of this run
+    path = tmp_path / "model.npz"
+    train(VAE(8, 2, hidden=(6,), seed=1), grey, epochs=1, batch_size=10, verbose=False,
+          checkpoint_path=path)
+    before = path.read_bytes()
+    with pytest.raises(TrainingDiverged) as info:      # float32: lr * g overflows to inf
+        train(VAE(8, 2, hidden=(6,), dtype=np.float32), grey, epochs=1, batch_size=10,
+              optimizer="sgd", lr=1e300, verbose=False, checkpoint_path=path)
+    assert info.value.checkpoint_path is None and str(path) not in str(info.value)
+    assert "no checkpoint was saved" in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_no_runtime_warning_reaches_the_user_when_training_diverges(grey):
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # any warning fails the test
+        with pytest.raises(TrainingDiverged):
+            train(VAE(8, 2, hidden=(6,)), grey, epochs=2, batch_size=10, lr=1e300, verbose=False)
 
 
 # --- bad input: a TypeError/ValueError before anything is trained or written ---------------
@@ -250,11 +277,30 @@ def test_resume_refuses_what_would_not_continue_the_run_exactly(grey, tmp_path):
     assert history["epoch"] == [1, 2]
 
 
-def test_pixels_0_to_255_given_to_a_gaussian_model_stop_at_step_1_with_advice_to_standardise(grey):
-    # exp(logvar) overflows on the very first batch: no update came before, so the message
-    # blames the data's scale, not the learning rate
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pixels_0_to_255_given_to_a_gaussian_model_are_refused_with_advice_to_standardise(
+        grey, dtype, tmp_path):
+    # float32 overflows exp(logvar) on the first batch; float64 does not, and used to train on
+    # to an ELBO of -2.7e85 without a word: both are refused before the first step
+    model = VAE(8, 2, hidden=(6,), likelihood="gaussian", dtype=dtype, seed=0)
+    before = {k: v.copy() for k, v in model.params.items()}
+    pixels = np.round(grey * 255).astype(dtype)       # grey levels 0-255, not standardised
+    with pytest.raises(ValueError, match=r"x_train has values up to 2\d\d, far from the unit "
+                                         r"scale.*standardise"):
+        train(model, pixels, epochs=1, batch_size=10, verbose=False,
+              checkpoint_path=tmp_path / "run" / "model.npz")
+    with pytest.raises(ValueError, match=r"x_test has values up to 2\d\d"):
+        train(model, grey.astype(dtype), pixels, epochs=1, batch_size=10, verbose=False)
+    assert not (tmp_path / "run").exists()
+    assert all(np.array_equal(before[k], model.params[k]) for k in before)
+
+
+def test_a_failure_at_the_first_step_blames_the_data_not_the_learning_rate(grey):
+    # parameters 1e4 times too large overflow exp(logvar) before any update happened
     model = VAE(8, 2, hidden=(6,), likelihood="gaussian", dtype=np.float32, seed=0)
-    pixels = np.round(grey * 255)                  # grey levels 0-255, not standardised
-    with pytest.raises(TrainingDiverged, match=r"step 1 .*first step.*standardise") as info:
-        train(model, pixels, epochs=1, batch_size=10, verbose=False)
+    for name in model.params:
+        model.params[name] *= 1e4
+    with pytest.raises(TrainingDiverged, match=r"step 1 .*no step had a finite loss.*first "
+                                               r"step.*standardise") as info:
+        train(model, grey, epochs=1, batch_size=10, verbose=False)
     assert info.value.last_loss is None and "learning rate" not in str(info.value)

@@ -221,6 +221,13 @@ def test_eps_of_the_wrong_shape_is_a_clear_value_error(model):
         model.loss_and_grads(x, n_samples=3, eps=np.zeros((2, 2, 2)))
 
 
+def test_eps_with_zero_samples_is_a_clear_value_error_not_a_nan_loss(model):
+    x = np.zeros((2, 4))
+    for call in (model.loss_and_grads, model.elbo):
+        with pytest.raises(ValueError, match=r"n_samples >= 1, got \(0, 2, 2\)"):
+            call(x, eps=np.zeros((0, 2, 2)))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(activation="gelu"), "unknown activation 'gelu'"),
     (dict(likelihood="poisson"), "unknown likelihood 'poisson'"),

@@ -3,13 +3,20 @@ import json
 import sys
 
 from minivae import assignment
-from minivae.commands.common import names, write_json
+from minivae.checks import check_number
+from minivae.commands.common import check_counts, names, write_json
 
 
 def _table(args):
     config = assignment.load_config(getattr(args, "config", None))
     return assignment.apply_config({"exercises": config.get("settings", config.get("exercises", {}))}
                                    if isinstance(config.get("exercises"), dict) or "settings" in config else {})
+
+
+def _check_limits(args):
+    """--timeout a number of seconds > 0 and --jobs a count, named as typed."""
+    check_number("--timeout", args.timeout, low=0, low_inclusive=False)
+    check_counts(args, {"jobs": 1})
 
 
 def _reference(args):
@@ -37,6 +44,7 @@ def make(args):
 
 def check(args):
     """Run one exercise's own tests on the tree here (a student's local feedback)."""
+    check_number("--timeout", args.timeout, low=0, low_inclusive=False)
     rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
                                     timeout=args.timeout)
     print(assignment.format_local(rows))
@@ -45,6 +53,7 @@ def check(args):
 
 def grade(args):
     """Grade a submission; exit status 0 only if every check passed."""
+    _check_limits(args)
     info = None
     if args.edition:
         settings = assignment.load_config(args.edition)
@@ -60,6 +69,7 @@ def grade(args):
 
 def grade_all(args):
     """Grade every submission folder of a folder, in parallel; write a CSV of the points."""
+    _check_limits(args)
     reports = assignment.grade_all(args.submissions, reference=_reference(args), jobs=args.jobs,
                                    csv_path=args.csv, table=_table(args), timeout=args.timeout,
                                    mode=args.mode)

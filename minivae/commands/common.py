@@ -32,8 +32,20 @@ def sizes(text):
     return sizes
 
 
+def check_out(value, option="--out"):
+    """An output path typed by the user: None (the default) or a non-empty path."""
+    if value is not None and not value.strip():
+        raise ValueError(f"{option} must be a path, got an empty one")
+    return value
+
+
 def write_json(path, obj):
+    """Write ``obj`` as JSON to ``path`` atomically; a failure (a full disk) leaves no temporary."""
     tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

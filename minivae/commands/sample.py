@@ -1,7 +1,20 @@
 """`minivae sample`: digits drawn from p(z) through a saved model's decoder, into a PNG."""
 import os
 
-from minivae.commands.common import check_counts
+from minivae.commands.common import check_counts, check_out
+from minivae.memory import activation_count, check_fits
+
+
+def output_path(out, model_path):
+    """Where the PNG goes: ``out`` (a .png path, or a folder for samples.png in it), or beside the model."""
+    check_out(out)
+    if out is None:
+        return os.path.join(os.path.dirname(os.path.abspath(model_path)), "samples.png")
+    if os.path.isdir(out):
+        return os.path.join(out, "samples.png")
+    if not out.lower().endswith(".png"):
+        raise ValueError(f"--out must be a .png file or an existing folder, got {out!r}")
+    return out
 
 
 def run(args):
@@ -11,11 +24,17 @@ def run(args):
     from minivae import checkpoint, plots
 
     check_counts(args, {"n": 1, "seed": 0})
+    out = output_path(args.out, args.model)
     model = checkpoint.load_model(args.model)
-    images = model.sample(args.n, rng=np.random.default_rng(args.seed))
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.model)), "samples.png")
     cols = int(np.ceil(np.sqrt(args.n)))
-    plots.plot_samples(images, out, n_rows=int(np.ceil(args.n / cols)), n_cols=cols)
+    rows = int(np.ceil(args.n / cols))
+    # the decoder's activations, the image grid (float64) and the figure: RGBA pixels, each
+    # image 0.6 inch at 100 dpi (minivae.plots.plot_samples)
+    check_fits(f"sample --n {args.n}", model.dtype.itemsize * activation_count(
+        model.x_dim, model.z_dim, model.hidden, args.n) + 8 * args.n * model.x_dim
+        + 4 * (60 * cols + 100) * (60 * rows + 100), hint="; ask for fewer samples")
+    images = model.sample(args.n, rng=np.random.default_rng(args.seed))
+    plots.plot_samples(images, out, n_rows=rows, n_cols=cols)
     print(f"wrote {args.n} samples from p(z) through {args.model} to {out}")
     return 0
 
@@ -25,6 +44,7 @@ def add_parser(commands):
     p = commands.add_parser("sample", help="draw samples from a saved model into a PNG")
     p.add_argument("model", help="a model.npz written by `minivae train`")
     p.add_argument("--n", type=int, default=64, help="number of samples")
-    p.add_argument("--out", default=None, help="PNG path (default: samples.png beside the model)")
+    p.add_argument("--out", default=None,
+                   help="PNG path, or a folder for samples.png (default: samples.png beside the model)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)

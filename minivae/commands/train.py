@@ -5,7 +5,8 @@ import sys
 import time
 
 from minivae.checks import FLOAT_DTYPES, check_number
-from minivae.commands.common import check_counts, sizes, write_json
+from minivae.commands.common import check_counts, check_out, sizes, write_json
+from minivae.memory import activation_count, check_fits, parameter_count
 from minivae.nn import ACTIVATIONS
 from minivae.optim import OPTIMIZERS
 from minivae.vae import KL_ESTIMATORS, LIKELIHOODS
@@ -53,8 +54,42 @@ def _settings_from_checkpoint(args, resume):
             setattr(args, option, saved[key])
 
 
+# the files of a run folder: a folder holding any of them holds a run
+RUN_FILES = ("model.npz", "history.json", "metrics.json", "reconstructions.png", "samples.png",
+             "elbo.png", "manifold.png", "latent_scatter.png")
+
+
+def check_run_folder(out, resume_path, overwrite):
+    """Refuse an ``out`` that holds another run, unless ``overwrite`` or it is the run resumed."""
+    found = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+    model_path = os.path.join(out, "model.npz")
+    if resume_path is not None and os.path.exists(model_path) and \
+            os.path.samefile(resume_path, model_path):
+        return []                    # continuing this very run: its files are its own
+    if not found or overwrite:
+        return found
+    raise ValueError(f"{out} already holds a run ({', '.join(found)}); pass --overwrite to "
+                     f"replace it, --resume {model_path} to continue it, or another --out")
+
+
+def check_memory(args, x_dim, itemsize, model=None):
+    """Refuse sizes whose parameters or training step cannot fit in memory, before allocating."""
+    z_dim, hidden = (model.z_dim, model.hidden) if model is not None else (args.z_dim, args.hidden)
+    # parameters, gradients, scratch and up to two optimiser buffers; one step's activations
+    # (forward and backward) for the batch times its L samples
+    need = itemsize * (5 * parameter_count(x_dim, z_dim, hidden)
+                       + 2 * activation_count(x_dim, z_dim, hidden, args.batch_size * args.samples))
+    check_fits(f"a {x_dim}-{'-'.join(map(str, hidden))}-{z_dim} model trained with batches of "
+               f"{args.batch_size} x {args.samples} samples", need,
+               hint="; use a smaller --z-dim, --hidden, --batch-size or --samples")
+
+
 def run(args):
-    """Train a model as the options say; exit status 0, 1 (diverged) or 130 (stopped)."""
+    """Train a model as the options say; exit status 0, 1 (diverged) or 130 (stopped).
+
+    Every option, the data, the checkpoint to resume, the run folder and the
+    memory the sizes need are checked before the run folder is created.
+    """
     import numpy as np
 
     from minivae import checkpoint, datasets
@@ -67,21 +102,32 @@ def run(args):
     check_counts(args, {"epochs": 1, "batch_size": 1, "samples": 1, "z_dim": 1, "warmup": 0,
                          "seed": 0})
     check_number("--lr", args.lr, low=0, low_inclusive=False)
-    data = datasets.load_mnist(args.data, download=args.download)
-    print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
+    check_number("--download-timeout", args.download_timeout, low=0, low_inclusive=False)
+    out = check_out(args.out) or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     resume = checkpoint.load(args.resume) if args.resume else None
-    out = args.out or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(out, exist_ok=True)     # only once the data and the checkpoint are readable
+    found = check_run_folder(out, args.resume, args.overwrite)
+    data = datasets.load_mnist(args.data, download=args.download, timeout=args.download_timeout)
+    print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
     model_path = os.path.join(out, "model.npz")
 
+    x_dim = data.train.x.shape[1]
     if resume is not None:
         model = resume["model"]
         _settings_from_checkpoint(args, resume)
-        print(f"resuming from {args.resume} (epoch {(resume['train_state'] or {}).get('epoch')})")
+        check_memory(args, x_dim, model.dtype.itemsize, model)
     else:
-        model = VAE(data.train.x.shape[1], args.z_dim, hidden=args.hidden,
-                    likelihood=args.likelihood, activation=args.activation,
-                    dtype=np.dtype(args.dtype), seed=args.seed)
+        check_memory(args, x_dim, np.dtype(args.dtype).itemsize)
+        model = VAE(x_dim, args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
+                    activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed)
+    if args.batch_size > len(data.train.x):
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
+                         f"({len(data.train.x)} images)")
+    # only now, with every argument known to be good, is anything written
+    os.makedirs(out, exist_ok=True)
+    for name in found:                  # --overwrite: nothing of the old run stays behind
+        os.remove(os.path.join(out, name))
+    if resume is not None:
+        print(f"resuming from {args.resume} (epoch {(resume['train_state'] or {}).get('epoch')})")
     print(f"model: {model}")
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
@@ -131,6 +177,10 @@ def add_parser(commands):
                    help="folder with MNIST or Fashion-MNIST IDX files (default: the embedded subset)")
     p.add_argument("--download", action="store_true", help="download MNIST into --data first")
     p.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it, such a folder is refused)")
+    p.add_argument("--download-timeout", type=float, default=120,
+                   help="seconds each downloaded file may take as a whole")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"])
