@@ -1,7 +1,7 @@
 """`minivae bench`: how fast one training step is, and what limits it.
 
 One timed step is the inner loop of :func:`minivae.train`, nothing more: it
-calls the same :func:`minivae.training.train_step`,
+calls the same :func:`minivae.training.train_step`::
 
     xb = x_train[batch indices]                     gather a minibatch of B examples
     train_step(model, opt, xb, rng)                 binarise (fresh draws), loss_and_grads

@@ -3,11 +3,11 @@
 Three questions, each one function (tutorials 09 and 11):
 
 * how many nats each latent dimension costs:  :func:`kl_per_dimension`,
-      KL_bd = KL(q(z_d|x_b) || N(0, 1)) = 1/2 (mu_bd^2 + sigma_bd^2 - 1 - log sigma_bd^2),
+  ``KL_bd = KL(q(z_d|x_b) || N(0, 1)) = 1/2 (mu_bd^2 + sigma_bd^2 - 1 - log sigma_bd^2)``,
   whose sum over d is the analytic KL of estimator B;
 * which dimensions carry information about x:  :func:`active_units`, the
   criterion of Burda, Grosse & Salakhutdinov (2016, Sec. 5.2),
-      A_d = Cov_x(E_q[z_d]) = Var_b(mu_bd),  unit d active if A_d > 0.01;
+  ``A_d = Cov_x(E_q[z_d]) = Var_b(mu_bd)``, unit d active if A_d > 0.01;
 * how far the encoder's q_phi(z|x) is from the best Gaussian for each x:
   :func:`local_elbo` (the ELBO estimator B for free per-example parameters
   (mu, logvar) instead of the encoder's outputs, with its gradient, for an

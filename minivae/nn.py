@@ -108,7 +108,7 @@ def tanh_backward(dh, cache):
 
 
 def sigmoid_forward(a):
-    """h = 1 / (1 + exp(-a)), computed without overflow as (1 or e) / (1 + e) with e = exp(-|a|).
+    """h = 1 / (1 + exp(-a)), computed without overflow as ``(1 or e) / (1 + e)``, ``e = exp(-|a|)``.
 
     For a >= 0 that is 1 / (1 + e^-a); for a < 0 it is e^a / (1 + e^a), the same
     number with numerator and denominator multiplied by e^a.  e lies in (0, 1],
