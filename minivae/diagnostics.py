@@ -24,9 +24,8 @@ Shapes: B examples, P data dimensions, D latent dimensions, L samples.
 """
 import numpy as np
 
-from minivae import distributions as dist
-from minivae import nn
 from minivae.checks import check_finite, check_number, check_numeric_array
+from minivae.evaluate import log_weights_and_cache
 from minivae.vae import VAE
 
 ACTIVE_THRESHOLD = 1e-2      # Burda et al. (2016), Sec. 5.2
@@ -74,21 +73,9 @@ def active_units(mu, threshold=ACTIVE_THRESHOLD):
     return activity, activity > threshold
 
 
-def _decoder_log_px_z(model, x, z):
-    """log p_theta(x|z) for z (L, B, D): (L, B), and the caches for the backward."""
-    L, B, D = z.shape
-    out_flat, decoder_cache = nn.mlp_forward(model.params, "decoder", model.n_layers,
-                                             z.reshape(L * B, D), model.activation)
-    out = out_flat.reshape(L, B, model.x_dim)
-    if model.likelihood == "bernoulli":
-        log_px_z, likelihood_cache = dist.bernoulli_log_likelihood(x, out)
-    else:
-        if model.obs_logvar == "learned":
-            obs_logvar = model.params["decoder.logvar"]
-        else:
-            obs_logvar = np.full(model.x_dim, model.obs_logvar, dtype=model.dtype)
-        log_px_z, likelihood_cache = dist.gaussian_log_density(x, out, obs_logvar)
-    return log_px_z, (decoder_cache, likelihood_cache)
+def _given_q(mu, logvar):
+    """The (h, encoder_cache) pair VAE.forward takes, for a q given by mu and logvar, not encoded."""
+    return np.concatenate([mu, logvar], axis=1), None
 
 
 def _check_local(model, x, mu, logvar, eps):
@@ -112,35 +99,21 @@ def local_elbo(model, x, mu, logvar, eps, *, grad=True):
     With mu, logvar = model.encode(x) this is ``model.elbo(x, eps=eps)``.  The
     decoder is fixed; only q varies.  The gradient is that of sum_b ELBO_b, so
     row b of dmu, dlogvar is d ELBO_b / d(mu_b, logvar_b): each example's q is
-    optimised on its own.  Backward: the likelihood backward, the decoder's
-    ``mlp_backward`` down to z, the reparameterisation backward, plus the
-    analytic KL backward (docs/derivations.md, "Gradient of the ELBO
-    estimators", steps 1-4 without the encoder).
+    optimised on its own.  It is the model's own forward (with q in place of the
+    encoder's output) and ``VAE.backward_to_encoder_output``: the likelihood,
+    decoder, reparameterisation and KL backward, without the encoder
+    (docs/derivations.md, "Gradient of the ELBO estimators").
 
     x: (B, P); mu, logvar: (B, D); eps: (L, B, D)  ->  elbo: (B,), and with
     ``grad=True`` also dmu, dlogvar: (B, D).
     """
     x, mu, logvar, eps = _check_local(model, x, mu, logvar, eps)
-    L, B, _ = eps.shape
-    z, sample_cache = dist.gaussian_sample(mu, logvar, eps)
-    log_px_z, (decoder_cache, likelihood_cache) = _decoder_log_px_z(model, x, z)
-    kl_qp, kl_cache = dist.kl_standard_normal(mu, logvar)
-    elbo = log_px_z.mean(axis=0) - kl_qp
+    elbo, cache = model.forward(x, eps, kl="analytic", encoded=_given_q(mu, logvar))
     if not grad:
         return elbo
-
-    # objective sum_b elbo_b: d/d elbo_b = 1
-    dlog_px_z = np.full((L, B), 1.0 / L, dtype=model.dtype)             # elbo = mean_l log_px_z ...
-    dmu, dlogvar = dist.kl_standard_normal_backward(                    # ... - kl_qp
-        np.full(B, -1.0, dtype=model.dtype), kl_cache)
-    if model.likelihood == "bernoulli":
-        dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, likelihood_cache)
-    else:
-        _, dout, _ = dist.gaussian_log_density_backward(dlog_px_z, likelihood_cache)
-    dz_flat, _ = nn.mlp_backward(dout.reshape(L * B, model.x_dim), decoder_cache, "decoder",
-                                 model.activation)                      # down to z
-    dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz_flat.reshape(z.shape), sample_cache)
-    return elbo, dmu + dmu_z, dlogvar + dlogvar_z
+    # objective sum_b elbo_b, so d/d elbo_b = 1: the model's own backward, stopped at h = [mu, logvar]
+    dh, _ = model.backward_to_encoder_output(cache, np.ones(len(x), dtype=model.dtype))
+    return elbo, dh[:, :model.z_dim], dh[:, model.z_dim:]
 
 
 def local_log_weights(model, x, mu, logvar, eps):
@@ -153,8 +126,5 @@ def local_log_weights(model, x, mu, logvar, eps):
     x: (B, P); mu, logvar: (B, D); eps: (L, B, D)  ->  log_w: (L, B), float64.
     """
     x, mu, logvar, eps = _check_local(model, x, mu, logvar, eps)
-    z, _ = dist.gaussian_sample(mu, logvar, eps)
-    log_px_z, _ = _decoder_log_px_z(model, x, z)
-    log_pz, _ = dist.standard_normal_log_density(z)
-    log_qz, _ = dist.gaussian_log_density(z, mu, logvar)
-    return log_px_z.astype(np.float64) + log_pz - log_qz
+    log_w, _ = log_weights_and_cache(model, x, eps, encoded=_given_q(mu, logvar))
+    return log_w

@@ -72,14 +72,14 @@ def log_weights(model, x, eps):
     return log_w
 
 
-def log_weights_and_cache(model, x, eps):
+def log_weights_and_cache(model, x, eps, encoded=None):
     """:func:`log_weights` on validated x and eps, with the forward pass's cache (no checks).
 
     The one place the log-weight is summed; the score-function gradient
     estimator (minivae.gradient_estimators) reuses it with the cache.
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
-    _, cache = model.forward(x, eps, kl="mc")
+    _, cache = model.forward(x, eps, kl="mc", encoded=encoded)
     # receives cache (estimator A's: log_px_z, log_pz, log_qz, each (L, B)); must leave log_w
     # BEGIN SOLUTION importance_sampled_log_likelihood
     # the three terms are added in float64, so the sum adds no float32 rounding of its own

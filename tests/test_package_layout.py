@@ -22,8 +22,8 @@ RANK = {
     "elbo": 2.5, "vae": 3,
     # above the model: each uses the ones below it
     "evaluate": 4, "checkpoint_checks": 4.5, "checkpoint": 4.6, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
-    "preprocessing": 4, "diagnostics": 4, "run_control": 4,
-    "gradient_estimators": 5, "datasets": 5,
+    "preprocessing": 4, "run_control": 4,
+    "gradient_estimators": 5, "datasets": 5, "diagnostics": 5,
     "training": 6, "plots": 6,
     # tools built on everything
     "gradcheck_table": 7, "bench": 7,

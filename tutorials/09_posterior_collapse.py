@@ -37,6 +37,7 @@
 # there are asserted). Figures go to `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 

@@ -29,6 +29,7 @@
 # `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 

@@ -41,6 +41,7 @@
 # `tutorials/figures/` or to `MINIVAE_FIGURES`.
 
 # %%
+# %matplotlib inline
 import os
 from pathlib import Path
 
