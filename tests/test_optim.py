@@ -93,21 +93,35 @@ def test_adam_two_steps_match_hand_computation():
     np.testing.assert_allclose(p["w"], [0.8067820361, -0.9366103527], rtol=1e-9)
 
 
-def test_adam_matches_algorithm_1_written_out_literally_with_eps():
-    # eps comparable to sqrt(v_hat) here, so folding eps into eps_t = eps sqrt(1 - b2^t) is tested
-    lr, b1, b2, eps = 0.01, 0.8, 0.99, 1e-2
-    rng = np.random.default_rng(0)
-    grads = [rng.standard_normal((2, 3)) * 0.05 for _ in range(5)]
-    p = {"w": np.ones((2, 3))}
-    opt = optim.Adam(p, lr=lr, beta1=b1, beta2=b2, eps=eps)
-    expected, m, v = np.ones((2, 3)), 0.0, 0.0
-    for t, g in enumerate(grads, start=1):
-        opt.step({"w": g})
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
-        expected = expected - lr * m_hat / (np.sqrt(v_hat) + eps)
-        np.testing.assert_allclose(p["w"], expected, rtol=1e-12, err_msg=f"Algorithm 1, step t={t}")
+def test_adam_three_steps_with_a_large_eps_match_hand_computation():
+    # eps comparable to sqrt(v_hat), so where eps enters (after the bias correction) matters.
+    # p0 = 1, lr = 0.1, b1 = 0.9, b2 = 0.999, eps = 0.1, g = 2, 1, -3 (worked by hand, 10 digits):
+    # t=1: m_hat = 2,           v_hat = 4,            p1 = 1 - 0.1 * 2 / (2 + 0.1)           = 0.9047619048
+    # t=2: m_hat = 0.28 / 0.19, v_hat = 0.004996 / 0.001999 = 2.4992496248,
+    #      p2 = p1 - 0.1 * 1.4736842105 / (1.5808952..+ 0.1)                                 = 0.8170896533
+    # t=3: m_hat = -0.048 / 0.271, v_hat = 0.013991004 / 0.002997001 = 4.6683347787,
+    #      p3 = p2 + 0.1 * 0.1771217712 / (2.1606329..+ 0.1)                                 = 0.8249247054
+    p = {"w": np.array([1.0])}
+    opt = optim.Adam(p, lr=0.1, eps=0.1)
+    for g, expected in zip([2.0, 1.0, -3.0], [0.9047619048, 0.8170896533, 0.8249247054]):
+        opt.step({"w": np.array([g])})
+        np.testing.assert_allclose(p["w"], [expected], rtol=1e-9,
+                                   err_msg="Adam, Kingma & Ba Algorithm 1: eps is added to sqrt(v_hat)")
+
+
+@given(seed=st.integers(0, 2**32 - 1), scale=st.floats(1e-3, 1e3))
+def test_adam_is_invariant_to_rescaling_the_gradients_and_eps_together(seed, scale):
+    # m_hat / (sqrt(v_hat) + eps) is unchanged when every gradient and eps are multiplied by c > 0
+    # (Kingma & Ba 2015, Sec. 2.1: the step size is invariant to the scale of the gradient)
+    rng = np.random.default_rng(seed)
+    grads = [rng.standard_normal((2, 3)) for _ in range(5)]
+    p, q = {"w": np.ones((2, 3))}, {"w": np.ones((2, 3))}
+    a = optim.Adam(p, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-2)
+    b = optim.Adam(q, lr=0.01, beta1=0.8, beta2=0.99, eps=1e-2 * scale)
+    for g in grads:
+        a.step({"w": g})
+        b.step({"w": g * scale})
+        np.testing.assert_allclose(q["w"], p["w"], rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------- convergence

@@ -198,7 +198,8 @@ EXERCISES = {
         "points": 8,
         "tests": [
             "tests/test_optim.py::test_adam_two_steps_match_hand_computation",
-            "tests/test_optim.py::test_adam_matches_algorithm_1_written_out_literally_with_eps",
+            "tests/test_optim.py::test_adam_three_steps_with_a_large_eps_match_hand_computation",
+            "tests/test_optim.py::test_adam_is_invariant_to_rescaling_the_gradients_and_eps_together",
             "tests/test_optim.py::test_each_optimizer_minimises_a_convex_quadratic[adam]",
             "tests/test_optim.py::test_float32_params_and_state_stay_float32[adam]",
             "tests/test_optim.py::test_step_updates_the_callers_arrays_in_place[adam]",
