@@ -130,8 +130,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float
     n_samples : int
         L, Monte Carlo samples per example.
-    kl : {"analytic", "mc"}
-        Estimator B or A.
+    kl : {"analytic", "mc", "iwae"}
+        Estimator B or A, or the IWAE bound L_k with k = n_samples (no warm-up).
     warmup_epochs : int
         KL warm-up length (see :func:`beta_schedule`); 0 for none.
     binarize_data : bool
@@ -176,6 +176,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     warmup_epochs = check_count("warmup_epochs", warmup_epochs, 0)
     seed = check_count("seed", seed, 0)
     check_choice("kl estimator", kl, KL_ESTIMATORS)
+    if kl == "iwae" and warmup_epochs:
+        raise ValueError("the IWAE bound (kl='iwae') has no KL weight to warm up: use warmup_epochs=0")
     opt = optim.make_optimizer(optimizer, model.params, lr=lr)      # checks optimizer and lr
     lr = opt.lr                                                     # a Python float
     # validated once as a whole, in the model dtype

@@ -13,6 +13,10 @@ estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7):
     estimator A, kl="mc":        1/L sum_l [log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)]
     estimator B, kl="analytic":  -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z(l))
 
+and, with kl="iwae", the L samples give the importance-weighted bound of Burda, Grosse &
+Salakhutdinov (2016), log 1/L sum_l w_l with w_l = p(x|z(l)) p(z(l)) / q(z(l)|x): L_k for
+k = L, a training objective that is L = 1's estimator A and tightens towards log p(x) as L grows.
+
 ``beta`` multiplies the KL part in both (beta = 1 is the ELBO; beta < 1 is
 the KL warm-up used early in training).
 
@@ -42,12 +46,12 @@ import numpy as np
 from minivae import distributions as dist
 from minivae import nn
 from minivae.elbo import (estimator_a_backward, estimator_a_forward, estimator_b_backward,
-                         estimator_b_forward)
+                         estimator_b_forward, iwae_backward, iwae_forward)
 from minivae.checks import (check_choice, check_count, check_finite, check_float_dtype,
                             check_number, check_numeric_array, check_rng)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-KL_ESTIMATORS = ("analytic", "mc")
+KL_ESTIMATORS = ("analytic", "mc", "iwae")
 
 
 class VAE:
@@ -167,8 +171,10 @@ class VAE:
         # the estimator's own terms: -beta KL (B) or beta (log p(z) - log q(z|x)) (A)
         if kl == "analytic":
             elbo, terms = estimator_b_forward(log_px_z, mu, logvar, beta)
-        else:
+        elif kl == "mc":
             elbo, terms = estimator_a_forward(log_px_z, z, mu, logvar, beta)
+        else:       # "iwae": log 1/L sum_l w_l, no KL weight (_prepare refuses beta != 1)
+            elbo, terms = iwae_forward(log_px_z, z, mu, logvar)
         cache.update(terms)
         cache["elbo"] = elbo
         return elbo, cache
@@ -211,7 +217,8 @@ class VAE:
         L, B, D = cache["eps"].shape
 
         # the estimator's terms in reverse: dlog_px_z (L, B), dz (0 or (L, B, D)), dmu, dlogvar (B, D)
-        backward = estimator_b_backward if cache["settings"]["kl"] == "analytic" else estimator_a_backward
+        backward = {"analytic": estimator_b_backward, "mc": estimator_a_backward,
+                    "iwae": iwae_backward}[cache["settings"]["kl"]]
         dlog_px_z, dz, dmu, dlogvar = backward(delbo, cache)
 
         # receives dlog_px_z, dz, dmu, dlogvar (above), cache, L, B, D; must leave grads (the
@@ -260,8 +267,9 @@ class VAE:
             A batch of data; Bernoulli models need values in [0, 1].
         n_samples : int, optional
             L, Monte Carlo samples per example (default 1, or ``len(eps)``).
-        kl : {"analytic", "mc"}
-            Estimator B (analytic KL) or estimator A (all Monte Carlo).
+        kl : {"analytic", "mc", "iwae"}
+            Estimator B (analytic KL), estimator A (all Monte Carlo), or the
+            IWAE bound L_k with k = n_samples (Burda et al. 2016; beta must be 1).
         beta : float
             Weight of the KL part (1 = the ELBO).
         rng : numpy.random.Generator, optional
@@ -374,6 +382,8 @@ class VAE:
         x = self.check_data(x, values=check)
         check_choice("kl estimator", kl, KL_ESTIMATORS)
         beta = check_number("beta", beta, low=0)          # a Python float: keeps float32 float32
+        if kl == "iwae" and beta != 1:
+            raise ValueError(f"the IWAE bound (kl='iwae') has no KL weight: beta must be 1, got {beta!r}")
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples

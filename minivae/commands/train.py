@@ -35,6 +35,9 @@ def save_run_figures(model, data, history, out, seed=0):
         written += ["manifold.png", "latent_scatter.png"]
     return written
 
+ESTIMATOR_NAMES = {"analytic": "B (analytic KL)", "mc": "A (Monte Carlo)",
+                   "iwae": "IWAE bound (k = --samples)"}
+
 # `minivae train` option -> the name train() saves it under in a checkpoint's settings
 RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
                     "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed"}
@@ -85,7 +88,7 @@ def run(args):
     print(f"model: {model}")
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
-          f"estimator {'B (analytic KL)' if args.kl == 'analytic' else 'A (Monte Carlo)'}, "
+          f"estimator {ESTIMATOR_NAMES[args.kl]}, "
           f"L = {args.samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
     try:
@@ -139,7 +142,8 @@ def add_parser(commands):
     p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
     p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
     p.add_argument("--kl", default="analytic", choices=list(KL_ESTIMATORS),
-                   help="ELBO estimator: B (analytic KL) or A (Monte Carlo)")
+                   help="ELBO estimator: B (analytic KL), A (Monte Carlo) or the IWAE bound "
+                        "L_k with k = --samples")
     p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
     p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
