@@ -18,7 +18,7 @@ RANK = {
     "checks": 0, "progress": 0, "gradcheck": 0,          # import nothing of the package
     "nn": 1,
     "distributions": 2,
-    "elbo": 2.5, "vae": 3,
+    "elbo": 2.5, "vae": 3, "wake_sleep": 3.5,
     # above the model: each uses the ones below it
     "evaluate": 4, "checkpoint": 4, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
     "preprocessing": 4, "diagnostics": 4, "run_control": 4,
