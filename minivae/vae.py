@@ -80,6 +80,10 @@ class VAE:
     obs_logvar : "learned" or float
         Gaussian likelihood only: a learned per-dimension log-variance
         ``params["decoder.logvar"]`` of shape (P,), or a fixed value.
+    init_std : float, optional
+        Draw every initial weight and bias from N(0, init_std^2) (Kingma & Welling
+        2013: 0.01) instead of the default He/Glorot scheme (:func:`minivae.nn.init_mlp`).
+        Only the initial values depend on it, so it is not part of :meth:`config`.
 
     Parameter names: ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``,
     ``decoder.{k}.b`` for layer k, and ``decoder.logvar`` when learned.  The
@@ -87,7 +91,7 @@ class VAE:
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
-                 activation="relu", dtype=np.float64, seed=0, obs_logvar="learned"):
+                 activation="relu", dtype=np.float64, seed=0, obs_logvar="learned", init_std=None):
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise TypeError(f"hidden must be a sequence of layer widths such as (400,), got {hidden!r}")
         hidden = tuple(hidden)
@@ -102,6 +106,8 @@ class VAE:
         dtype = check_float_dtype(dtype)
         if likelihood == "gaussian" and obs_logvar != "learned":
             obs_logvar = check_number("obs_logvar ('learned' or a number)", obs_logvar)
+        if init_std is not None:
+            init_std = check_number("init_std", init_std, low=0, low_inclusive=False)
 
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
         self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
@@ -111,9 +117,9 @@ class VAE:
         rng = np.random.default_rng(seed)
         self.params = {}
         self.params.update(nn.init_mlp([self.x_dim, *hidden, 2 * self.z_dim], rng,
-                                       "encoder", dtype, activation))
+                                       "encoder", dtype, activation, init_std))
         self.params.update(nn.init_mlp([self.z_dim, *reversed(hidden), self.x_dim], rng,
-                                       "decoder", dtype, activation))
+                                       "decoder", dtype, activation, init_std))
         if likelihood == "gaussian" and obs_logvar == "learned":
             self.params["decoder.logvar"] = np.zeros(self.x_dim, dtype=dtype)
         self.rng = np.random.default_rng(rng.integers(2**63))

@@ -40,7 +40,8 @@ ESTIMATOR_NAMES = {"analytic": "B (analytic KL)", "mc": "A (Monte Carlo)",
 
 # `minivae train` option -> the name train() saves it under in a checkpoint's settings
 RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
-                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed"}
+                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed",
+                    "weight_decay": "weight_decay"}
 
 
 def _settings_from_checkpoint(args, resume):
@@ -84,7 +85,7 @@ def run(args):
     else:
         model = VAE(data.train.x.shape[1], args.z_dim, hidden=args.hidden,
                     likelihood=args.likelihood, activation=args.activation,
-                    dtype=np.dtype(args.dtype), seed=args.seed)
+                    dtype=np.dtype(args.dtype), seed=args.seed, init_std=args.init_std)
     print(f"model: {model}")
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
@@ -96,6 +97,7 @@ def run(args):
                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                         n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
                         seed=args.seed, checkpoint_path=model_path, resume=resume,
+                        weight_decay=args.weight_decay,
                         verbose=not args.quiet)
     except TrainingDiverged as error:   # not a usage error: the run itself failed (status 1)
         print(f"minivae train: training diverged: {error}", file=sys.stderr)
@@ -117,7 +119,8 @@ def run(args):
                "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
                             "lr": args.lr, "kl": args.kl, "n_samples": args.samples,
-                            "warmup_epochs": args.warmup, "seed": args.seed}}
+                            "warmup_epochs": args.warmup, "seed": args.seed,
+                            "init_std": args.init_std, "weight_decay": args.weight_decay}}
     write_json(os.path.join(out, "metrics.json"), metrics)
     written = save_run_figures(model, data, history, out, seed=args.seed)
     print(f"\ntest ELBO {test_elbo:.2f} nats per image (L = 10 samples), "
@@ -150,6 +153,12 @@ def add_parser(commands):
     p.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs (0: none)")
     p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-std", type=float, default=None,
+                   help="draw every initial weight and bias from N(0, std^2) (Kingma & Welling: "
+                        "0.01); default: He/Glorot initialisation")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="lambda of a N(0, I/lambda) prior on the parameters (1: the paper's "
+                        "N(0, I)); adds (lambda / N) * param to each step's gradient")
     p.add_argument("--resume", default=None, help="continue from a run's model.npz")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.set_defaults(run=run)
