@@ -68,6 +68,9 @@ def estimator_a_forward(log_px_z, z, mu, logvar, beta):
 def estimator_a_backward(delbo, cache):
     """Given delbo (B,) and the VAE's cache, return dlog_px_z (L, B), dz (L, B, D), dmu, dlogvar (B, D).
 
+    delbo may also be (L, B), one upstream gradient per sample (sample l of example b
+    then gets delbo[l, b] / L): iwae_backward uses that for its importance weights.
+
     dz, dmu and dlogvar are the gradients from the estimator's own terms (log p(z)
     and log q(z|x)); the decoder's part of dz is added by the VAE's backward.
     Derivation: docs/derivations.md, "Gradient of the ELBO estimators".
@@ -110,12 +113,12 @@ def iwae_forward(log_px_z, z, mu, logvar):
     for the VAE's cache holding log_pz, log_qz, log_w and the normalised importance
     weights (L, B), with the prior's and the posterior's density caches.
     """
-    log_pz, prior_cache = dist.standard_normal_log_density(z)
-    log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)
-    log_w = log_px_z + (log_pz - log_qz)
+    # estimator A's terms log p(z(l)) and log q(z(l)|x), with their caches (beta = 1)
+    _, terms = estimator_a_forward(log_px_z, z, mu, logvar, 1.0)
+    log_w = log_px_z + (terms["log_pz"] - terms["log_qz"])
     elbo, weights = log_mean_exp(log_w)
-    return elbo, {"log_pz": log_pz, "log_qz": log_qz, "log_w": log_w, "weights": weights,
-                  "prior_cache": prior_cache, "posterior_cache": posterior_cache}
+    terms.update(log_w=log_w, weights=weights)
+    return elbo, terms
 
 
 def iwae_backward(delbo, cache):
@@ -125,10 +128,8 @@ def iwae_backward(delbo, cache):
     so each sample's terms get delbo w~_l where estimator A gives them delbo / L.
     Derivation: docs/derivations.md, "Gradient of the IWAE bound".
     """
+    L = cache["weights"].shape[0]
     dlog_w = delbo * cache["weights"]                 # (L, B): d log-mean-exp / d log w_l = w~_l
-    dlog_px_z = dlog_w
-    dlog_pz = dlog_w
-    dlog_qz = -dlog_w
-    dz = dist.standard_normal_log_density_backward(dlog_pz, cache["prior_cache"])
-    dz_q, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_qz, cache["posterior_cache"])
-    return dlog_px_z, dz + dz_q, dmu, dlogvar
+    # estimator A's backward gives each sample delbo / L; a per-sample delbo of L dlog_w
+    # gives it dlog_w instead, through the same chain rule for log p(z) and log q(z|x)
+    return estimator_a_backward(L * dlog_w, cache)

@@ -108,12 +108,12 @@ def sleep_loss_and_grads(model, z, u):
     # the recognition model on the dream
     h, encoder_cache = nn.mlp_forward(model.params, "encoder", model.n_layers, x, model.activation)
     mu, logvar = h[:, :D], h[:, D:]
-    log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)    # (B,)
-    loss = -float(log_qz.mean())
+    log_q_dream, q_cache = dist.gaussian_log_density(z, mu, logvar)      # (B,), one z per x
+    loss = -float(log_q_dream.mean())
 
     # backward: loss -> log_qz -> (mu, logvar) = h -> encoder parameters
-    dlog_qz = np.full(B, -1.0 / B, dtype=model.dtype)
-    _, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_qz, posterior_cache)
+    dlog_q_dream = np.full(B, -1.0 / B, dtype=model.dtype)
+    _, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_q_dream, q_cache)
     dh = np.concatenate([dmu, dlogvar], axis=1)
     _, grads = nn.mlp_backward(dh, encoder_cache, "encoder", model.activation, input_grad=False)
     return loss, grads
