@@ -6,6 +6,7 @@
     minivae gradcheck  check every hand-written gradient against finite differences
     minivae bench      time training steps; matrix-product peak, memory (docs/performance.md)
     minivae assignment make|grade  a student edition with stubs, and its autograder
+    minivae reproduce fig2|iwae    rerun a paper's experiment (docs/reproduction.md)
 
 Errors in what the user typed or gave (a bad option, a missing file) are
 printed as one line, without a traceback, and the exit status is 2.  A
@@ -24,14 +25,14 @@ import argparse
 import sys
 import traceback
 
-from minivae.commands import assignment, bench, evaluate, gradcheck, sample, train
+from minivae.commands import assignment, bench, evaluate, gradcheck, reproduce, sample, train
 
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="minivae", description="The Variational Autoencoder from scratch in NumPy.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for command in (train, sample, evaluate, gradcheck, bench, assignment):
+    for command in (train, sample, evaluate, gradcheck, bench, assignment, reproduce):
         command.add_parser(commands)
     return parser
 

@@ -184,7 +184,7 @@ ACTIVATIONS = {
 # 3. Multi-layer perceptron
 # ---------------------------------------------------------------------------
 
-def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu"):
+def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu", std=None):
     """Initial parameters of an MLP with layer widths ``sizes``.
 
     ``sizes = [n_0, n_1, ..., n_K]`` gives K affine layers; layer k maps
@@ -202,7 +202,9 @@ def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu"):
       W ~ U(-a, a) with a = sqrt(6 / (n_in + n_out));
     * biases start at zero.
 
-    Returns a dict of arrays of dtype ``dtype``.
+    ``std`` (a float) replaces all of this by the Kingma & Welling (2013, Sec. 5)
+    setting: every weight and bias drawn from N(0, std^2) (the paper's "N(0, 0.01)"
+    is read as std = 0.01).  Returns a dict of arrays of dtype ``dtype``.
     """
     check_choice("activation", activation, ACTIVATIONS)
     n_layers = len(sizes) - 1
@@ -210,6 +212,11 @@ def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu"):
     for k in range(n_layers):
         n_in, n_out = sizes[k], sizes[k + 1]
         is_hidden = k < n_layers - 1
+        if std is not None:
+            W = rng.normal(0.0, std, size=(n_in, n_out))
+            params[f"{prefix}.{k}.W"] = W.astype(dtype)
+            params[f"{prefix}.{k}.b"] = rng.normal(0.0, std, size=n_out).astype(dtype)
+            continue
         if is_hidden and activation in ("relu", "softplus"):
             W = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_in, n_out))
         else:

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from minivae import checkpoint, optim
-from minivae.checks import check_choice, check_count
+from minivae.checks import check_choice, check_count, check_number
 from minivae.preprocessing import bernoulli_binarize, fixed_binarization
 from minivae.evaluate import evaluate_elbo
 from minivae.progress import Progress
@@ -65,7 +65,7 @@ class StepRejected(Exception):
 
 
 def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, binarize=True,
-               phase_seconds=None):
+               phase_seconds=None, weight_decay=0.0):
     """One step of Algorithm 1 on the minibatch xb (B, P): binarise, loss and gradients, update.
 
     The minibatch is one already validated as part of the whole training set,
@@ -74,6 +74,8 @@ def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, bin
     :class:`StepRejected` (and changes nothing) when the loss or a gradient is
     not finite.  ``phase_seconds``, an array of 3, gets the seconds of the
     three parts (data, loss_and_grads, optimiser) added to it (minivae bench).
+    ``weight_decay`` = c adds c * param to every gradient: the N(0, I/lambda) prior on
+    the parameters with c = lambda / N (see :func:`train`); the returned loss stays -ELBO.
     """
     t0 = time.perf_counter()
     if binarize:
@@ -85,6 +87,9 @@ def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, bin
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta, rng=rng,
                                            check=False)
+        if weight_decay:
+            # -(1/N) log p(theta) per example, p(theta) = N(0, I/lambda): its gradient is (lambda/N) theta
+            grads = {k: g + weight_decay * model.params[k] for k, g in grads.items()}
         t2 = time.perf_counter()
         if not math.isfinite(loss):
             raise StepRejected(f"the loss became non-finite ({loss})", loss)
@@ -133,7 +138,7 @@ def _check_gaussian_scale(model, x, name):
 
 def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="adam", lr=1e-3,
           n_samples=1, kl="analytic", warmup_epochs=0, binarize_data=True, seed=0,
-          checkpoint_path=None, resume=None, verbose=None, stream=None):
+          checkpoint_path=None, resume=None, verbose=None, stream=None, weight_decay=0.0):
     """Train ``model`` in place; return the history (a dict of per-epoch lists).
 
     Parameters
@@ -148,8 +153,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float
     n_samples : int
         L, Monte Carlo samples per example.
-    kl : {"analytic", "mc"}
-        Estimator B or A.
+    kl : {"analytic", "mc", "iwae"}
+        Estimator B or A, or the IWAE bound L_k with k = n_samples (no warm-up).
     warmup_epochs : int
         KL warm-up length (see :func:`beta_schedule`); 0 for none.
     binarize_data : bool
@@ -167,6 +172,12 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         exactly where it stopped.  Other settings are a ValueError.
     verbose : bool, optional
         Progress output to ``stream`` (stderr).  Default: only on a terminal.
+    weight_decay : float
+        lambda >= 0 of a N(0, I/lambda) prior on every parameter (lambda = 1: the
+        N(0, I) prior of Kingma & Welling 2013, Sec. 5), i.e. the MAP objective
+        sum_i ELBO(x_i) + log p(theta).  Per example, as the loss is, that is
+        mean ELBO + (1/N) log p(theta), so each step adds (lambda / N) theta to the
+        gradient (N = len(x_train)).  The recorded ELBOs leave the prior out.
 
     Returns
     -------
@@ -193,7 +204,10 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     n_samples = check_count("n_samples", n_samples, 1)
     warmup_epochs = check_count("warmup_epochs", warmup_epochs, 0)
     seed = check_count("seed", seed, 0)
+    weight_decay = check_number("weight_decay", weight_decay, low=0)
     check_choice("kl estimator", kl, KL_ESTIMATORS)
+    if kl == "iwae" and warmup_epochs:
+        raise ValueError("the IWAE bound (kl='iwae') has no KL weight to warm up: use warmup_epochs=0")
     opt = optim.make_optimizer(optimizer, model.params, lr=lr)      # checks optimizer and lr
     lr = opt.lr                                                     # a Python float
     # validated once as a whole, in the model dtype
@@ -215,7 +229,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     n_batches = math.ceil(N / batch_size)
     settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
                 "n_samples": n_samples, "kl": kl, "warmup_epochs": warmup_epochs, "seed": seed,
-                "binarize_data": binarize_data}
+                "binarize_data": binarize_data, "weight_decay": weight_decay}
     if resume is not None:
         check_resume(resume, model, N, settings, opt)
     rng = np.random.default_rng(seed)
@@ -284,7 +298,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 xb = x_train[order[batch * batch_size:(batch + 1) * batch_size]]
                 try:
                     loss = train_step(model, opt, xb, rng, n_samples=n_samples, kl=kl, beta=beta,
-                                      binarize=binarize_data)
+                                      binarize=binarize_data, weight_decay=weight_decay / N)
                 except StepRejected as error:
                     raise diverged(epoch, batch, rng_state, error.loss, error.what) from None
                 last_loss = loss

@@ -13,6 +13,10 @@ estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7):
     estimator A, kl="mc":        1/L sum_l [log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)]
     estimator B, kl="analytic":  -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z(l))
 
+and, with kl="iwae", the L samples give the importance-weighted bound of Burda, Grosse &
+Salakhutdinov (2016), log 1/L sum_l w_l with w_l = p(x|z(l)) p(z(l)) / q(z(l)|x): L_k for
+k = L, a training objective that is L = 1's estimator A and tightens towards log p(x) as L grows.
+
 ``beta`` multiplies the KL part in both (beta = 1 is the ELBO; beta < 1 is
 the KL warm-up used early in training).
 
@@ -42,12 +46,12 @@ import numpy as np
 from minivae import distributions as dist
 from minivae import nn
 from minivae.elbo import (estimator_a_backward, estimator_a_forward, estimator_b_backward,
-                         estimator_b_forward)
+                         estimator_b_forward, iwae_backward, iwae_forward)
 from minivae.checks import (check_choice, check_count, check_finite, check_float_dtype,
                             check_number, check_numeric_array, check_rng)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-KL_ESTIMATORS = ("analytic", "mc")
+KL_ESTIMATORS = ("analytic", "mc", "iwae")
 
 
 class VAE:
@@ -76,6 +80,10 @@ class VAE:
     obs_logvar : "learned" or float
         Gaussian likelihood only: a learned per-dimension log-variance
         ``params["decoder.logvar"]`` of shape (P,), or a fixed value.
+    init_std : float, optional
+        Draw every initial weight and bias from N(0, init_std^2) (Kingma & Welling
+        2013: 0.01) instead of the default He/Glorot scheme (:func:`minivae.nn.init_mlp`).
+        Only the initial values depend on it, so it is not part of :meth:`config`.
 
     Parameter names: ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``,
     ``decoder.{k}.b`` for layer k, and ``decoder.logvar`` when learned.  The
@@ -83,7 +91,7 @@ class VAE:
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
-                 activation="relu", dtype=np.float64, seed=0, obs_logvar="learned"):
+                 activation="relu", dtype=np.float64, seed=0, obs_logvar="learned", init_std=None):
         if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
             raise TypeError(f"hidden must be a sequence of layer widths such as (400,), got {hidden!r}")
         hidden = tuple(hidden)
@@ -98,6 +106,8 @@ class VAE:
         dtype = check_float_dtype(dtype)
         if likelihood == "gaussian" and obs_logvar != "learned":
             obs_logvar = check_number("obs_logvar ('learned' or a number)", obs_logvar)
+        if init_std is not None:
+            init_std = check_number("init_std", init_std, low=0, low_inclusive=False)
 
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
         self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
@@ -107,9 +117,9 @@ class VAE:
         rng = np.random.default_rng(seed)
         self.params = {}
         self.params.update(nn.init_mlp([self.x_dim, *hidden, 2 * self.z_dim], rng,
-                                       "encoder", dtype, activation))
+                                       "encoder", dtype, activation, init_std))
         self.params.update(nn.init_mlp([self.z_dim, *reversed(hidden), self.x_dim], rng,
-                                       "decoder", dtype, activation))
+                                       "decoder", dtype, activation, init_std))
         if likelihood == "gaussian" and obs_logvar == "learned":
             self.params["decoder.logvar"] = np.zeros(self.x_dim, dtype=dtype)
         self.rng = np.random.default_rng(rng.integers(2**63))
@@ -169,8 +179,10 @@ class VAE:
         # the estimator's own terms: -beta KL (B) or beta (log p(z) - log q(z|x)) (A)
         if kl == "analytic":
             elbo, terms = estimator_b_forward(log_px_z, mu, logvar, beta)
-        else:
+        elif kl == "mc":
             elbo, terms = estimator_a_forward(log_px_z, z, mu, logvar, beta)
+        else:       # "iwae": log 1/L sum_l w_l, no KL weight (_prepare refuses beta != 1)
+            elbo, terms = iwae_forward(log_px_z, z, mu, logvar)
         cache.update(terms)
         cache["elbo"] = elbo
         return elbo, cache
@@ -213,7 +225,8 @@ class VAE:
         L, B, D = cache["eps"].shape
 
         # the estimator's terms in reverse: dlog_px_z (L, B), dz (0 or (L, B, D)), dmu, dlogvar (B, D)
-        backward = estimator_b_backward if cache["settings"]["kl"] == "analytic" else estimator_a_backward
+        backward = {"analytic": estimator_b_backward, "mc": estimator_a_backward,
+                    "iwae": iwae_backward}[cache["settings"]["kl"]]
         dlog_px_z, dz, dmu, dlogvar = backward(delbo, cache)
 
         # receives dlog_px_z, dz, dmu, dlogvar (above), cache, L, B, D; must leave grads (the
@@ -262,8 +275,9 @@ class VAE:
             A batch of data; Bernoulli models need values in [0, 1].
         n_samples : int, optional
             L, Monte Carlo samples per example (default 1, or ``len(eps)``).
-        kl : {"analytic", "mc"}
-            Estimator B (analytic KL) or estimator A (all Monte Carlo).
+        kl : {"analytic", "mc", "iwae"}
+            Estimator B (analytic KL), estimator A (all Monte Carlo), or the
+            IWAE bound L_k with k = n_samples (Burda et al. 2016; beta must be 1).
         beta : float
             Weight of the KL part (1 = the ELBO).
         rng : numpy.random.Generator, optional
@@ -376,6 +390,8 @@ class VAE:
         x = self.check_data(x, values=check)
         check_choice("kl estimator", kl, KL_ESTIMATORS)
         beta = check_number("beta", beta, low=0)          # a Python float: keeps float32 float32
+        if kl == "iwae" and beta != 1:
+            raise ValueError(f"the IWAE bound (kl='iwae') has no KL weight: beta must be 1, got {beta!r}")
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples

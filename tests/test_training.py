@@ -304,3 +304,41 @@ def test_a_failure_at_the_first_step_blames_the_data_not_the_learning_rate(grey)
                                                r"step.*standardise") as info:
         train(model, grey, epochs=1, batch_size=10, verbose=False)
     assert info.value.last_loss is None and "learning rate" not in str(info.value)
+
+
+def test_weight_decay_adds_lambda_over_n_times_the_parameters_to_the_gradient():
+    # the N(0, I/lambda) prior per example: -(1/N) log p(theta) has gradient (lambda / N) theta
+    from minivae.optim import make_optimizer
+    from minivae.training import train_step
+
+    x = np.random.default_rng(0).uniform(size=(10, 6))
+    plain, decayed = VAE(6, 2, hidden=(4,), seed=1), VAE(6, 2, hidden=(4,), seed=1)
+    before = {k: v.copy() for k, v in plain.params.items()}
+    for model, c in ((plain, 0.0), (decayed, 0.25)):
+        train_step(model, make_optimizer("sgd", model.params, lr=0.1), x, np.random.default_rng(2),
+                   weight_decay=c)
+    for k in before:
+        np.testing.assert_allclose(decayed.params[k] - plain.params[k], -0.1 * 0.25 * before[k],
+                                   rtol=1e-10, atol=1e-14)
+
+
+def test_train_passes_weight_decay_over_n_and_refuses_a_negative_one():
+    x = np.random.default_rng(0).uniform(size=(20, 6))
+    runs = []
+    for wd in (0.0, 2.0):
+        model = VAE(6, 2, hidden=(4,), seed=1)
+        train(model, x, epochs=1, batch_size=20, optimizer="sgd", lr=0.1, weight_decay=wd, verbose=False)
+        runs.append(model)
+    assert not np.array_equal(runs[0].params["encoder.0.W"], runs[1].params["encoder.0.W"])
+    with pytest.raises(ValueError, match="weight_decay"):
+        train(VAE(6, 2, hidden=(4,)), x, epochs=1, batch_size=20, weight_decay=-1.0)
+
+
+def test_train_cli_has_the_papers_settings():
+    from minivae.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--init-std", "0.01", "--weight-decay", "1",
+                                      "--activation", "tanh", "--optimizer", "adagrad", "--kl", "iwae"])
+    assert (args.init_std, args.weight_decay, args.kl) == (0.01, 1.0, "iwae")
+    defaults = build_parser().parse_args(["train"])
+    assert (defaults.init_std, defaults.weight_decay) == (None, 0.0)

@@ -298,3 +298,15 @@ def test_check_false_skips_only_the_value_scan():
     unchecked = model.loss_and_grads(x, eps=eps, check=False)
     assert checked[0] == unchecked[0]
     assert all(np.array_equal(checked[1][k], unchecked[1][k]) for k in checked[1])
+
+
+def test_init_std_draws_every_weight_and_bias_from_a_small_normal_and_leaves_the_default_alone():
+    small = VAE(784, 20, hidden=(500,), activation="tanh", init_std=0.01, seed=0)
+    everything = np.concatenate([p.ravel() for p in small.params.values()])
+    assert abs(everything.std() - 0.01) < 1e-4 and abs(everything.mean()) < 1e-4
+    assert all(small.params[k].any() for k in small.params if k.endswith(".b"))
+    default, again = VAE(6, 2, hidden=(4,), seed=3), VAE(6, 2, hidden=(4,), seed=3, init_std=None)
+    assert all(np.array_equal(default.params[k], again.params[k]) for k in default.params)
+    assert all(not default.params[k].any() for k in default.params if k.endswith(".b"))
+    with pytest.raises(ValueError, match="init_std"):
+        VAE(6, 2, init_std=0.0)

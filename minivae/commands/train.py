@@ -36,9 +36,13 @@ def save_run_figures(model, data, history, out, seed=0):
         written += ["manifold.png", "latent_scatter.png"]
     return written
 
+ESTIMATOR_NAMES = {"analytic": "B (analytic KL)", "mc": "A (Monte Carlo)",
+                   "iwae": "IWAE bound (k = --samples)"}
+
 # `minivae train` option -> the name train() saves it under in a checkpoint's settings
 RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
-                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed"}
+                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed",
+                    "weight_decay": "weight_decay"}
 
 
 def _settings_from_checkpoint(args, resume):
@@ -118,7 +122,8 @@ def run(args):
     else:
         check_memory(args, x_dim, np.dtype(args.dtype).itemsize)
         model = VAE(x_dim, args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
-                    activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed)
+                    activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed,
+                    init_std=args.init_std)
     if args.batch_size > len(data.train.x):
         raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({len(data.train.x)} images)")
@@ -131,7 +136,7 @@ def run(args):
     print(f"model: {model}")
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
-          f"estimator {'B (analytic KL)' if args.kl == 'analytic' else 'A (Monte Carlo)'}, "
+          f"estimator {ESTIMATOR_NAMES[args.kl]}, "
           f"L = {args.samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
     try:
@@ -139,6 +144,7 @@ def run(args):
                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                         n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
                         seed=args.seed, checkpoint_path=model_path, resume=resume,
+                        weight_decay=args.weight_decay,
                         verbose=not args.quiet)
     except TrainingDiverged as error:   # not a usage error: the run itself failed (status 1)
         print(f"minivae train: training diverged: {error}", file=sys.stderr)
@@ -160,7 +166,8 @@ def run(args):
                "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
                             "lr": args.lr, "kl": args.kl, "n_samples": args.samples,
-                            "warmup_epochs": args.warmup, "seed": args.seed}}
+                            "warmup_epochs": args.warmup, "seed": args.seed,
+                            "init_std": args.init_std, "weight_decay": args.weight_decay}}
     write_json(os.path.join(out, "metrics.json"), metrics)
     written = save_run_figures(model, data, history, out, seed=args.seed)
     print(f"\ntest ELBO {test_elbo:.2f} nats per image (L = 10 samples), "
@@ -189,13 +196,20 @@ def add_parser(commands):
     p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
     p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
     p.add_argument("--kl", default="analytic", choices=list(KL_ESTIMATORS),
-                   help="ELBO estimator: B (analytic KL) or A (Monte Carlo)")
+                   help="ELBO estimator: B (analytic KL), A (Monte Carlo) or the IWAE bound "
+                        "L_k with k = --samples")
     p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
     p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
     p.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs (0: none)")
     p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-std", type=float, default=None,
+                   help="draw every initial weight and bias from N(0, std^2) (Kingma & Welling: "
+                        "0.01); default: He/Glorot initialisation")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="lambda of a N(0, I/lambda) prior on the parameters (1: the paper's "
+                        "N(0, I)); adds (lambda / N) * param to each step's gradient")
     p.add_argument("--resume", default=None, help="continue from a run's model.npz")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.set_defaults(run=run)

@@ -1,0 +1,93 @@
+"""`minivae reproduce fig2|iwae`: rerun a paper's experiment into a run folder (JSON + PNG).
+
+    fig2   Kingma & Welling (2013), Fig. 2: AEVB vs wake-sleep lower bounds against
+           training examples seen, for N_z in {3, 5, 10, 20, 200}
+    iwae   Burda et al. (2016), Table 1: VAE vs IWAE (k = 5) test NLL and active units
+
+``--quick`` runs a small version on the embedded 10k subset in under a minute (what the
+tests and CI run); it shows that the code runs end to end, not the papers' numbers.
+docs/reproduction.md gives the full commands and compares the results with the papers.
+"""
+import argparse
+import os
+import sys
+import time
+
+from minivae.commands.common import check_counts, write_json
+
+# the paper's settings (full) and a smoke-test version of each (--quick)
+FIG2 = {"full": {"z_dims": (3, 5, 10, 20, 200), "budget": 10**7, "hidden": 500, "n_points": 12,
+                 "n_eval": 1000},
+        "quick": {"z_dims": (3, 20), "budget": 6000, "hidden": 100, "n_points": 4, "n_eval": 300}}
+IWAE = {"full": {"epochs": 100, "eval_k": 5000, "n_eval": None, "hidden": (200, 200), "z_dim": 50},
+        "quick": {"epochs": 2, "eval_k": 50, "n_eval": 200, "hidden": (100, 100), "z_dim": 20,
+                  "n_train": 2000}}
+
+
+def run(args):
+    """Run the chosen experiment; write results.json and a figure into --out."""
+    from minivae import datasets, reproduce
+
+    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0})
+    mode = "quick" if args.quick else "full"
+    data = datasets.load_mnist(args.data)
+    out = args.out or os.path.join("runs", f"reproduce-{args.experiment}-"
+                                           + time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    print(f"reproduce {args.experiment} ({mode}): {data.source}: {len(data.train.x)} training, "
+          f"{len(data.test.x)} test images; writing {out}/")
+    tic = time.perf_counter()
+    if args.experiment == "fig2":
+        settings = dict(FIG2[mode])
+        if args.budget is not None:
+            settings["budget"] = args.budget
+        results = reproduce.fig2(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
+                                 lr=args.lr, **settings)
+        figure = "fig2.png"
+        reproduce.plot_fig2(results, os.path.join(out, figure))
+        for z, curves in results.items():
+            print(f"N_z = {z:>3}: test bound after {curves['aevb']['examples'][-1]} examples: "
+                  f"AEVB {curves['aevb']['test'][-1]:.2f}, "
+                  f"wake-sleep {curves['wake_sleep']['test'][-1]:.2f}")
+    else:
+        settings = dict(IWAE[mode])
+        n_train = settings.pop("n_train", None)
+        if args.epochs is not None:
+            settings["epochs"] = args.epochs
+        results = reproduce.iwae_compare(data.train.x[:n_train], data.test.x, progress=sys.stderr,
+                                         seed=args.seed, **settings)
+        figure = "iwae.png"
+        reproduce.plot_iwae(results, os.path.join(out, figure))
+        for name, r in results.items():
+            print(f"{name}: test NLL {r['nll']:.2f} nats (k = {settings['eval_k']}), "
+                  f"{r['active_units']} active units, test ELBO {r['test_elbo']:.2f}")
+    seconds = time.perf_counter() - tic
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    write_json(os.path.join(out, "results.json"),
+               {"experiment": args.experiment, "mode": mode, "data": data.source,
+                "settings": settings, "seed": args.seed, "seconds": seconds, "results": results})
+    print(f"wrote {out}/: results.json, {figure} ({seconds:.0f} s)")
+    return 0
+
+
+def add_parser(commands):
+    """Add the command's options to the ``minivae`` parser's subcommands."""
+    p = commands.add_parser("reproduce", help="rerun a paper's experiment (fig2, iwae) into a run folder",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("experiment", choices=["fig2", "iwae"],
+                   help="fig2: AEVB vs wake-sleep (Kingma & Welling 2013); iwae: VAE vs IWAE k=5 "
+                        "(Burda et al. 2016)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small version on the embedded subset (under a minute): a smoke test")
+    p.add_argument("--data", default=None, help="folder with the MNIST IDX files (default: the "
+                   "embedded 10k subset)")
+    p.add_argument("--budget", type=int, default=None,
+                   help=f"fig2: training examples per run (default {FIG2['full']['budget']:g}, "
+                        f"--quick {FIG2['quick']['budget']})")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"iwae: training epochs (default {IWAE['full']['epochs']}, "
+                        f"--quick {IWAE['quick']['epochs']})")
+    p.add_argument("--lr", type=float, default=0.02, help="fig2: Adagrad step size")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")
+    p.set_defaults(run=run)

@@ -1,0 +1,57 @@
+"""Tests of minivae.reproduce and `minivae reproduce`: the --quick runs end to end, the outputs' shape.
+
+The quick runs are smoke tests on the embedded subset: they show the code runs and writes
+its JSON and figure, not the papers' results (docs/reproduction.md).
+"""
+import json
+
+import numpy as np
+import pytest
+
+from minivae import reproduce
+from minivae.cli import main
+
+
+def test_eval_points_are_log_spaced_multiples_of_the_batch_ending_at_the_budget():
+    points = reproduce.eval_points(100, 10**6, 5)
+    assert points == [100, 1000, 10000, 100000, 1000000]
+    assert reproduce.eval_points(100, 50, 3) == [100]
+
+
+def test_fig2_run_records_a_rising_bound_for_both_methods():
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(300, 16)) < np.linspace(0.05, 0.95, 16)).astype(float)
+    for method in reproduce.METHODS:
+        curve = reproduce.fig2_run(method, x, x[:100], 2, budget=3000, hidden=10, lr=0.1,
+                                   n_points=3, n_eval=100)
+        assert curve["examples"] == [100, 500, 3000]
+        assert curve["test"][-1] > curve["test"][0], method
+    with pytest.raises(ValueError, match="unknown method"):
+        reproduce.fig2_run("em", x, x, 2, budget=100)
+
+
+def test_reproduce_fig2_quick_writes_results_and_figure(tmp_path, capsys):
+    # quick: N_z in {3, 20}, 6000 examples each, the embedded subset
+    assert main(["reproduce", "fig2", "--quick", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["mode"] == "quick" and set(saved["results"]) == {"3", "20"}
+    for curves in saved["results"].values():
+        assert set(curves) == {"aevb", "wake_sleep"}
+        assert curves["aevb"]["examples"][-1] == 6000
+        assert all(np.isfinite(curves[m]["test"]).all() for m in curves)
+    assert (tmp_path / "fig2.png").stat().st_size > 1000
+    assert "AEVB" in capsys.readouterr().out
+
+
+def test_reproduce_iwae_quick_writes_nll_and_active_units(tmp_path):
+    assert main(["reproduce", "iwae", "--quick", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())["results"]
+    assert set(results) == {"vae", "iwae_k5"}
+    for r in results.values():
+        assert 0 < r["nll"] < 550 and 0 <= r["active_units"] <= 20
+        assert r["nll"] <= -r["test_elbo"] + 1.0       # log p(x) estimate above the ELBO
+    assert (tmp_path / "iwae.png").stat().st_size > 1000
+
+
+def test_reproduce_refuses_a_bad_budget(tmp_path):
+    assert main(["reproduce", "fig2", "--quick", "--budget", "0", "--out", str(tmp_path)]) == 2
