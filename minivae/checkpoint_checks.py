@@ -83,7 +83,10 @@ def check_train_state(state, model):
     settings = state["settings"]
     if not isinstance(settings, dict):
         raise TypeError(f"train_state['settings'] should be an object, got {type(settings).__name__}")
-    _keys("train_state['settings']", settings, (*SETTINGS, "optimizer", "lr", "kl", "binarize_data"))
+    _keys("train_state['settings']", settings, (*SETTINGS, "optimizer", "lr", "kl", "binarize_data"),
+          ("weight_decay",))                       # optional: checkpoints from before it existed
+    if "weight_decay" in settings:
+        check_number("settings['weight_decay']", settings["weight_decay"], low=0)
     for name, low in SETTINGS.items():
         check_count(f"settings[{name!r}]", settings[name], low)
     check_choice("settings['optimizer']", settings["optimizer"], optim.OPTIMIZERS)
