@@ -30,8 +30,9 @@ from scipy.special import logsumexp
 from minivae.checks import check_count, check_rng
 from minivae.progress import Progress
 
-# default chunking: at most this many numbers in one (samples x examples x width) array
-CHUNK_ELEMENTS = 2 ** 22
+# default chunking: at most this many numbers in one (samples x examples x width) array;
+# 2^18 float32 numbers are 1 MiB (docs/performance.md: evaluation)
+CHUNK_ELEMENTS = 2 ** 18
 # progress lines are written at most this often (seconds); tests may set it to 0
 PROGRESS_SECONDS = 2.0
 
@@ -72,19 +73,33 @@ def log_weights(model, x, eps):
     return log_w
 
 
-def log_weights_and_cache(model, x, eps):
+def log_weights_and_cache(model, x, eps, encoded=None):
     """:func:`log_weights` on validated x and eps, with the forward pass's cache (no checks).
 
     The one place the log-weight is summed; the score-function gradient
     estimator (minivae.gradient_estimators) reuses it with the cache.
+    ``encoded`` = (cache["h"], cache["encoder_cache"]) of an earlier call on
+    the same x skips the encoder (see ``VAE.forward``): :func:`iwae_bound`
+    encodes each batch once for all its chunks of samples.
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
     # BEGIN SOLUTION importance_sampled_log_likelihood
-    _, cache = model.forward(x, eps, kl="mc")
+    _, cache = model.forward(x, eps, kl="mc", encoded=encoded)
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
     log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
     # END SOLUTION
     return log_w, cache
+
+
+def default_chunk(model, k, batch_size):
+    """Samples per pass: as many as keep one (chunk, batch_size, width) array under CHUNK_ELEMENTS.
+
+    width is the widest of x_dim and the hidden layers.  Small on purpose: the
+    elementwise passes over the logits (softplus and the likelihood) then run on
+    arrays that stay in the CPU's cache, not in main memory (docs/performance.md).
+    """
+    width = max((model.x_dim, *model.hidden))
+    return max(1, min(k, CHUNK_ELEMENTS // (batch_size * width)))
 
 
 def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=None,
@@ -109,9 +124,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     batch_size : int
         Examples per pass.
     chunk : int, optional
-        Samples per pass; default: as many as keep one (chunk, batch_size,
-        width) array under ``CHUNK_ELEMENTS`` numbers, width = the widest of
-        x_dim and the hidden layers.
+        Samples per pass; default :func:`default_chunk`.
     progress : text stream, optional
         Where to report progress (e.g. ``sys.stderr``); default: silent.
     return_se : bool
@@ -131,8 +144,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     k = check_count("k", k)
     batch_size = check_count("batch_size", batch_size)
     if chunk is None:
-        width = max((model.x_dim, *model.hidden))
-        chunk = max(1, min(k, CHUNK_ELEMENTS // (min(batch_size, len(x)) * width)))
+        chunk = default_chunk(model, k, min(batch_size, len(x)))
     chunk = check_count("chunk", chunk)
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
 
@@ -145,9 +157,12 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
         log_sum_w = np.full(len(xb), -np.inf)
         log_sum_w2 = np.full(len(xb), -np.inf)
+        encoded = None
         for done in range(0, k, chunk):
             eps = rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim), dtype=model.dtype)
-            log_w, _ = log_weights_and_cache(model, xb, eps)                  # (chunk, B)
+            log_w, cache = log_weights_and_cache(model, xb, eps, encoded)     # (chunk, B)
+            encoded = cache["h"], cache["encoder_cache"]       # q(z|x) does not change with eps
+            del cache                                          # free this chunk's arrays first
             # BEGIN SOLUTION importance_sampled_log_likelihood
             log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
             log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))

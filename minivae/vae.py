@@ -126,20 +126,20 @@ class VAE:
     # Forward and backward
     # ------------------------------------------------------------------
 
-    def forward(self, x, eps, kl="analytic", beta=1.0):
+    def forward(self, x, eps, kl="analytic", beta=1.0, encoded=None):
         """Per-example ELBO estimates and every named intermediate.
 
-        x: (B, P) data (already validated, model dtype); eps: (L, B, D).
-        Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder
-        output), mu, logvar, eps, z, out (the decoder output: logits or mean),
-        log_px_z, the KL terms (kl_qp for estimator B; log_pz and log_qz for A),
-        the sub-caches the backward needs, and ``settings`` = {"kl", "beta"}.
+        x: (B, P) data (already validated, model dtype); eps: (L, B, D); ``encoded``, the
+        (h, encoder_cache) of an earlier pass on the same x, skips the encoder (evaluation).
+        Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder output), mu, logvar,
+        eps, z, out (the decoder output: logits or mean), log_px_z, the KL terms (kl_qp for B;
+        log_pz and log_qz for A), the sub-caches the backward needs, ``settings`` = {"kl", "beta"}.
         """
         params, D = self.params, self.z_dim
         L, B = eps.shape[0], x.shape[0]
 
         # encoder: q_phi(z|x) = N(mu, diag(exp(logvar)))
-        h, encoder_cache = nn.mlp_forward(params, "encoder", self.n_layers, x, self.activation)
+        h, encoder_cache = encoded or nn.mlp_forward(params, "encoder", self.n_layers, x, self.activation)
         mu, logvar = h[:, :D], h[:, D:]
 
         # reparameterisation: z = mu + sigma * eps, all L samples at once
