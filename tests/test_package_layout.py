@@ -25,7 +25,7 @@ RANK = {
     "gradient_estimators": 5, "datasets": 5,
     "training": 6, "plots": 6,
     # tools built on everything
-    "gradcheck_table": 7, "bench": 7,
+    "gradcheck_table": 7, "bench": 7, "bench_eval": 7.1,
     "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
     "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment": 7.4,
     "commands": 8.0, "commands.common": 8.0, "commands.train": 8.1, "commands.sample": 8.1,
