@@ -42,10 +42,8 @@ Adam, float32.  What is measured (all in :func:`run`):
 
 docs/performance.md has the numbers of the machine this was developed on.
 """
-import ctypes
 import os
 import platform
-import re
 import resource
 import sys
 import time
@@ -54,6 +52,7 @@ import tracemalloc
 import numpy as np
 
 from minivae import optim
+from minivae.blas import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
 from minivae.checks import check_count, check_float_dtype
 from minivae.progress import Progress
 from minivae.training import train_step
@@ -129,51 +128,8 @@ def _time_products(operands, n_steps):
 
 
 # ---------------------------------------------------------------------------
-# 2. BLAS threads
+# 2. The machine
 # ---------------------------------------------------------------------------
-
-def _openblas_function(name):
-    """``openblas_<name>`` of the OpenBLAS that NumPy loaded into this process, or None.
-
-    NumPy does not report its BLAS thread count (threadpoolctl does, but it is
-    not a dependency), so on Linux we find the loaded library in
-    /proc/self/maps and ask it directly.  SciPy-OpenBLAS builds prefix and
-    suffix the symbol names (``scipy_openblas_get_num_threads64_``).
-    """
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in (f"openblas_{name}", f"scipy_openblas_{name}64_", f"scipy_openblas_{name}"):
-            function = getattr(lib, symbol, None)
-            if function is not None:
-                return function
-    return None
-
-
-def blas_threads():
-    """The number of threads NumPy's BLAS uses for a matrix product, or None if unknown."""
-    get = _openblas_function("get_num_threads")
-    return None if get is None else int(get())
-
-
-def set_blas_threads(n):
-    """Make NumPy's OpenBLAS use n threads; ValueError if this NumPy's BLAS cannot be reached."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
-    set_threads = _openblas_function("set_num_threads")
-    if set_threads is None:
-        raise ValueError("cannot set the BLAS thread count of this NumPy from Python; set "
-                         f"OPENBLAS_NUM_THREADS={n} (or OMP_NUM_THREADS, MKL_NUM_THREADS) "
-                         "in the environment instead")
-    set_threads(int(n))
-
 
 def _blas_name():
     try:
@@ -199,15 +155,6 @@ def simd_info():
              "AVX2" if __cpu_features__.get("AVX2") else (found or ["baseline"])[-1])
     return {"level": level, "baseline": list(__cpu_baseline__), "found": found,
             "not_found": [name for name in __cpu_dispatch__ if not __cpu_features__.get(name)]}
-
-
-def blas_kernel():
-    """The kernel OpenBLAS chose for this CPU (e.g. "Zen", "SkylakeX", "Haswell"), or None."""
-    get = _openblas_function("get_corename")
-    if get is None:
-        return None
-    get.restype = ctypes.c_char_p
-    return get().decode()
 
 
 def machine_info():

@@ -19,14 +19,17 @@ Derivation: docs/evaluation.md.
 Memory: the log-weights of k samples for B examples need the decoder run on
 k B latent codes.  Here the examples are taken ``batch_size`` at a time and the
 samples ``chunk`` at a time, and the log-mean-exp is accumulated across chunks
-(``np.logaddexp`` of per-chunk ``logsumexp``), so peak memory depends on
+(``np.logaddexp`` of per-chunk log-sum-exps), so peak memory depends on
 batch_size x chunk, never on k or on the number of examples.
 """
+import collections
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.special import logsumexp
 
+from minivae.blas import one_blas_thread
 from minivae.checks import check_count, check_rng
 from minivae.progress import Progress
 
@@ -152,32 +155,57 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     estimate = np.empty(N)
     se = np.empty(N)
     report = Progress(progress, f"log-likelihood (k = {k}):", unit="examples", every=PROGRESS_SECONDS)
-    for start in range(0, N, batch_size):
-        xb = x[start:start + batch_size]
-        # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
-        log_sum_w = np.full(len(xb), -np.inf)
-        log_sum_w2 = np.full(len(xb), -np.inf)
-        encoded = None
-        for done in range(0, k, chunk):
-            eps = rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim), dtype=model.dtype)
-            log_w, cache = log_weights_and_cache(model, xb, eps, encoded)     # (chunk, B)
-            encoded = cache["h"], cache["encoder_cache"]       # q(z|x) does not change with eps
-            del cache                                          # free this chunk's arrays first
+    # speed: each BLAS thread becomes a worker computing whole chunks with one-thread products,
+    # so the elementwise work (mostly softplus) runs on every core too, not on one
+    # (docs/performance.md, "Evaluation").  eps is drawn, and log w summed, in chunk order:
+    # the result does not depend on the number of workers.
+    with one_blas_thread() as workers, ThreadPoolExecutor(workers) as pool:
+        for start in range(0, N, batch_size):
+            xb = x[start:start + batch_size]
+            noise = (rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim),
+                                         dtype=model.dtype) for done in range(0, k, chunk))
+            # the first chunk encodes the batch; q(z|x) does not change with eps, so the
+            # other chunks reuse its encoding
+            log_w, cache = log_weights_and_cache(model, xb, next(noise))
+            encoded = cache["h"], cache["encoder_cache"]
+            del cache                                          # free the chunk's arrays now
+            later = _map_ahead(pool, lambda eps: log_weights_and_cache(model, xb, eps, encoded)[0],
+                               noise, ahead=workers + 1)
+            # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
+            log_sum_w = np.full(len(xb), -np.inf)
+            log_sum_w2 = np.full(len(xb), -np.inf)
+            for log_w in itertools.chain([log_w], later):                    # (chunk, B) each
+                # logsumexp over the chunk's samples as logaddexp folded over them: the same
+                # sum, in float64 (scipy.special.logsumexp costs about 1 ms a call in SciPy
+                # 1.17, more than a chunk's elementwise work)
+                # BEGIN SOLUTION importance_sampled_log_likelihood
+                log_sum_w = np.logaddexp(log_sum_w, np.logaddexp.reduce(log_w, axis=0))
+                log_sum_w2 = np.logaddexp(log_sum_w2, np.logaddexp.reduce(2 * log_w, axis=0))
+                # END SOLUTION
             # BEGIN SOLUTION importance_sampled_log_likelihood
-            log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
-            log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))
+            estimate[start:start + len(xb)] = log_sum_w - math.log(k)
             # END SOLUTION
-        # BEGIN SOLUTION importance_sampled_log_likelihood
-        estimate[start:start + len(xb)] = log_sum_w - math.log(k)
-        # END SOLUTION
-        # delta method: Var(log mean w) ~ Var(w) / (k E[w]^2) = (sum w^2 / (sum w)^2 - 1/k)
-        ratio = np.exp(log_sum_w2 - 2 * log_sum_w)                            # in [1/k, 1]
-        se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))
-        report.update(start + len(xb), N)
+            # delta method: Var(log mean w) ~ Var(w) / (k E[w]^2) = (sum w^2 / (sum w)^2 - 1/k)
+            ratio = np.exp(log_sum_w2 - 2 * log_sum_w)                        # in [1/k, 1]
+            se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))
+            report.update(start + len(xb), N)
     report.finish(f"log-likelihood (k = {k}): {N} examples in {report.elapsed():.0f} s")
     if return_se:
         return estimate, se
     return estimate
+
+
+def _map_ahead(pool, function, items, ahead):
+    """``pool.map(function, items)`` in order, with at most ``ahead`` items submitted and not
+    yet returned: the items (chunks of noise) are drawn as the work goes, so memory stays
+    bounded whatever their number."""
+    pending = collections.deque()
+    for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def log_likelihood(model, x, k=5000, *, rng=None, batch_size=100, chunk=None, progress=None,

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minivae"
 
 # module -> rank; imports go from a higher rank to a strictly lower one
 RANK = {
-    "checks": 0, "progress": 0, "gradcheck": 0,          # import nothing of the package
+    "checks": 0, "progress": 0, "gradcheck": 0, "blas": 0,   # import nothing of the package
     "nn": 1,
     "distributions": 2,
     "vae": 3,
