@@ -14,7 +14,8 @@ does not depend on the weights.  What is measured (all in :func:`run`):
 2. **Time split.**  Right after each call, the matrix products of that call (the
    decoder's two layers on C B rows, once per chunk, and the encoder's on B
    rows, once per batch: :func:`eval_products`) are run on fresh arrays of the
-   same shapes and dtype, back to back, as often as the call ran them.  Their
+   same shapes and dtype, as often as the call ran them and as it runs them (one
+   worker per BLAS thread, one-thread products).  Their
    time over the call's time is the share in products; the rest is elementwise
    work (softplus, the likelihood, log-densities, logsumexp) and Python.
 3. **Memory.**  One call on one batch with two chunks under :mod:`tracemalloc`
@@ -29,10 +30,12 @@ import resource
 import sys
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from minivae.bench import _time_products, machine_info, machine_lines
+from minivae.blas import one_blas_thread
 from minivae.checks import check_count, check_float_dtype
 from minivae.evaluate import default_chunk, log_likelihood
 from minivae.preprocessing import fixed_binarization
@@ -66,13 +69,20 @@ def eval_products(x_dim, hidden, z_dim, n_examples, k, batch_size, chunk):
 
 
 def _products_seconds(products, dtype, rng):
-    """Seconds the products of one call take on fresh arrays (each shape run ``count`` times)."""
-    total = 0.0
-    for p in products:
-        a = rng.standard_normal((p["rows"], p["n_in"]), dtype=dtype)
-        W = rng.standard_normal((p["n_in"], p["n_out"]), dtype=dtype)
-        total += float(_time_products([(a, W)], p["count"])[0])
-    return total
+    """Wall seconds the products of one call take on fresh arrays, run as the evaluation runs
+    them: one worker per BLAS thread, each product on one thread, each shape ``count`` times
+    in all, the runs shared between the workers."""
+    operands = [(rng.standard_normal((p["rows"], p["n_in"]), dtype=dtype),
+                 rng.standard_normal((p["n_in"], p["n_out"]), dtype=dtype)) for p in products]
+
+    def share(worker, workers):
+        for (a, W), p in zip(operands, products):
+            _time_products([(a, W)], len(range(worker, p["count"], workers)))
+
+    with one_blas_thread() as workers, ThreadPoolExecutor(workers) as pool:
+        tic = time.perf_counter()
+        list(pool.map(share, range(workers), [workers] * workers))
+        return time.perf_counter() - tic
 
 
 def run(x_test, *, hidden=EVAL_STANDARD["hidden"], z_dim=EVAL_STANDARD["z_dim"],

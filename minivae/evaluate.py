@@ -34,8 +34,8 @@ from minivae.checks import check_count, check_rng
 from minivae.progress import Progress
 
 # default chunking: at most this many numbers in one (samples x examples x width) array;
-# 2^18 float32 numbers are 1 MiB (docs/performance.md: evaluation)
-CHUNK_ELEMENTS = 2 ** 18
+# 2^19 float32 numbers are 2 MiB (docs/performance.md: evaluation)
+CHUNK_ELEMENTS = 2 ** 19
 # progress lines are written at most this often (seconds); tests may set it to 0
 PROGRESS_SECONDS = 2.0
 

@@ -226,7 +226,7 @@ def softplus_sum_forward(a):
 
 
 def softplus_sum_backward(ds, cache):
-    """dL/da = dL/ds[..., None] * sigmoid(a): the derivative of each softplus(a_i) is sigmoid(a_i)."""
+    """dL/da = dL/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels"."""
     a = cache
     sigmoid, _ = sigmoid_forward(a)
     da = np.multiply(ds[..., None], sigmoid, out=sigmoid)    # broadcast over the last axis
