@@ -238,15 +238,7 @@ def eval_main(args, data):
               f"{100 * row['minivae_matmul_share']:.0f}% in products) | PyTorch "
               + ", ".join(f"{t:.2f} s (chunk {c})" for c, t in torch_seconds.items())
               + f" | ratio {row['ratio']:.2f}x to the fastest", flush=True)
-    ratios = [row["ratio"] for row in rounds]
-    print(f"minivae / PyTorch twin (PyTorch's time over minivae's): median "
-          f"{statistics.median(ratios):.2f}x over {len(ratios)} rounds ("
-          + ", ".join(f"{x:.2f}" for x in ratios) + ")")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "torch": torch.__version__, "numpy": np.__version__,
-                       "config": vars(args), "rounds": rounds}, f, indent=2)
-    return 0
+    return summarise(args, rounds, {"ratio": "PyTorch twin (PyTorch's time over minivae's)"})
 
 
 def main(argv=None):
@@ -309,7 +301,13 @@ def main(argv=None):
               + f" ex/s | ratio {row['ratio']:.2f}x vs {best}"
               + ("" if best == "default" else f", {row['ratio_to_default']:.2f}x vs default"), flush=True)
 
-    for key, label in (("ratio", "fastest PyTorch variant"), ("ratio_to_default", "default PyTorch Adam")):
+    return summarise(args, rounds, {"ratio": "fastest PyTorch variant",
+                                    "ratio_to_default": "default PyTorch Adam"})
+
+
+def summarise(args, rounds, labels):
+    """Print the median of each ratio over the rounds; write every round to --json if given."""
+    for key, label in labels.items():
         ratios = [row[key] for row in rounds]
         print(f"minivae / {label}: median {statistics.median(ratios):.2f}x over {len(ratios)} rounds ("
               + ", ".join(f"{x:.2f}" for x in ratios) + ")")
