@@ -34,16 +34,16 @@ Adam, float32.  What is measured (all in :func:`run`):
    sees every NumPy allocation: the peak of what the step allocates on top
    of the model, optimiser and data (caches, temporaries, gradients); and
    the process's peak resident size from ``resource.getrusage``.
-4. **Threads.**  The BLAS thread count NumPy's OpenBLAS reports (read
-   through ctypes; ``None`` if it cannot be found), the thread environment
-   variables and the CPU count.  Elementwise NumPy work uses one thread.
+4. **Machine.**  The SIMD extensions NumPy found (its runtime information:
+   AVX-512 or AVX2 decides how fast float32 exp, log and log1p are), the BLAS
+   kernel and thread count NumPy's OpenBLAS reports (read through ctypes;
+   ``None`` if it cannot be found), the thread environment variables and the
+   CPU count.  Elementwise NumPy work uses one thread.
 
 docs/performance.md has the numbers of the machine this was developed on.
 """
-import ctypes
 import os
 import platform
-import re
 import resource
 import sys
 import time
@@ -52,6 +52,7 @@ import tracemalloc
 import numpy as np
 
 from minivae import optim
+from minivae.blas import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
 from minivae.checks import check_count, check_float_dtype
 from minivae.progress import Progress
 from minivae.training import train_step
@@ -59,7 +60,9 @@ from minivae.vae import VAE
 
 STANDARD = {"hidden": (400,), "z_dim": 20, "batch_size": 128, "n_samples": 1, "dtype": "float32"}
 EPOCH_EXAMPLES = 60_000          # one epoch of full MNIST
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# thread counts, and OpenBLAS's kernel and cache-size overrides (set on some machines)
+THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 # ---------------------------------------------------------------------------
@@ -125,51 +128,8 @@ def _time_products(operands, n_steps):
 
 
 # ---------------------------------------------------------------------------
-# 2. BLAS threads
+# 2. The machine
 # ---------------------------------------------------------------------------
-
-def _openblas_function(name):
-    """``openblas_<name>`` of the OpenBLAS that NumPy loaded into this process, or None.
-
-    NumPy does not report its BLAS thread count (threadpoolctl does, but it is
-    not a dependency), so on Linux we find the loaded library in
-    /proc/self/maps and ask it directly.  SciPy-OpenBLAS builds prefix and
-    suffix the symbol names (``scipy_openblas_get_num_threads64_``).
-    """
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted(set(re.findall(r"(/\S*openblas\S*\.so\S*)", f.read())))
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in (f"openblas_{name}", f"scipy_openblas_{name}64_", f"scipy_openblas_{name}"):
-            function = getattr(lib, symbol, None)
-            if function is not None:
-                return function
-    return None
-
-
-def blas_threads():
-    """The number of threads NumPy's BLAS uses for a matrix product, or None if unknown."""
-    get = _openblas_function("get_num_threads")
-    return None if get is None else int(get())
-
-
-def set_blas_threads(n):
-    """Make NumPy's OpenBLAS use n threads; ValueError if this NumPy's BLAS cannot be reached."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
-    set_threads = _openblas_function("set_num_threads")
-    if set_threads is None:
-        raise ValueError("cannot set the BLAS thread count of this NumPy from Python; set "
-                         f"OPENBLAS_NUM_THREADS={n} (or OMP_NUM_THREADS, MKL_NUM_THREADS) "
-                         "in the environment instead")
-    set_threads(int(n))
-
 
 def _blas_name():
     try:
@@ -179,12 +139,39 @@ def _blas_name():
         return "unknown"
 
 
+def simd_info():
+    """The SIMD extensions NumPy found on this CPU (what ``np.show_runtime()`` prints), or None.
+
+    ``level`` names the widest: "AVX-512", "AVX2", or the last one found.  The
+    elementwise choices of minivae.nn depend on it (docs/performance.md).
+    """
+    try:          # NumPy's runtime information; not a public attribute, so guarded
+        from numpy._core._multiarray_umath import (__cpu_baseline__, __cpu_dispatch__,
+                                                   __cpu_features__)
+    except ImportError:
+        return None
+    found = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    level = ("AVX-512" if __cpu_features__.get("AVX512F") else
+             "AVX2" if __cpu_features__.get("AVX2") else (found or ["baseline"])[-1])
+    return {"level": level, "baseline": list(__cpu_baseline__), "found": found,
+            "not_found": [name for name in __cpu_dispatch__ if not __cpu_features__.get(name)]}
+
+
 def machine_info():
-    """Versions, CPU count, BLAS and its threads: what a reader needs to compare numbers."""
+    """Versions, CPU count, SIMD level, BLAS, its kernel and threads: what comparing numbers needs."""
     return {"python": platform.python_version(), "numpy": np.__version__,
-            "machine": platform.machine(), "cpu_count": os.cpu_count(), "blas": _blas_name(),
-            "blas_threads": blas_threads(),
+            "machine": platform.machine(), "cpu_count": os.cpu_count(), "simd": simd_info(),
+            "blas": _blas_name(), "blas_kernel": blas_kernel(), "blas_threads": blas_threads(),
             "thread_env": {k: os.environ.get(k) for k in THREAD_VARIABLES}}
+
+
+def machine_lines(mach):
+    """The machine's lines of a report: CPUs, SIMD level, BLAS kernel and threads."""
+    simd = mach.get("simd") or {}
+    return [f"machine    {mach['cpu_count']} CPUs, SIMD {simd.get('level', 'unknown')} "
+            f"(NumPy found {', '.join(simd.get('found', [])) or 'none'}), NumPy {mach['numpy']}",
+            f"BLAS       {mach['blas']}, kernel {mach.get('blas_kernel') or 'unknown'}, threads "
+            f"{mach['blas_threads'] if mach['blas_threads'] is not None else 'unknown'}"]
 
 
 # ---------------------------------------------------------------------------
@@ -341,9 +328,7 @@ def format_report(result):
         f"model      {arch}, ReLU, Bernoulli, analytic KL, L = {c['n_samples']}, "
         f"batch {c['batch_size']}, Adam, {c['dtype']}",
         f"data       {c['data'] or 'given array'} ({c['n_train']} examples)",
-        f"machine    {mach['cpu_count']} CPUs, {mach['blas']}, BLAS threads "
-        f"{mach['blas_threads'] if mach['blas_threads'] is not None else 'unknown'}, "
-        f"NumPy {mach['numpy']}",
+        *machine_lines(mach),
         "",
         f"examples/s           {result['examples_per_second']:10.0f}   (median of "
         f"{result['repeats']} x {result['steps']} steps; runs: "

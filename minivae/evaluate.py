@@ -19,19 +19,23 @@ Derivation: docs/evaluation.md.
 Memory: the log-weights of k samples for B examples need the decoder run on
 k B latent codes.  Here the examples are taken ``batch_size`` at a time and the
 samples ``chunk`` at a time, and the log-mean-exp is accumulated across chunks
-(``np.logaddexp`` of per-chunk ``logsumexp``), so peak memory depends on
+(``np.logaddexp`` of per-chunk log-sum-exps), so peak memory depends on
 batch_size x chunk, never on k or on the number of examples.
 """
+import collections
+import itertools
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.special import logsumexp
 
+from minivae.blas import one_blas_thread
 from minivae.checks import check_count, check_rng
 from minivae.progress import Progress
 
-# default chunking: at most this many numbers in one (samples x examples x width) array
-CHUNK_ELEMENTS = 2 ** 22
+# default chunking: at most this many numbers in one (samples x examples x width) array;
+# 2^19 float32 numbers are 2 MiB (docs/performance.md: evaluation)
+CHUNK_ELEMENTS = 2 ** 19
 # progress lines are written at most this often (seconds); tests may set it to 0
 PROGRESS_SECONDS = 2.0
 
@@ -77,6 +81,9 @@ def log_weights_and_cache(model, x, eps, encoded=None):
 
     The one place the log-weight is summed; the score-function gradient
     estimator (minivae.gradient_estimators) reuses it with the cache.
+    ``encoded`` = (cache["h"], cache["encoder_cache"]) of an earlier call on
+    the same x skips the encoder (see ``VAE.forward``): :func:`iwae_bound`
+    encodes each batch once for all its chunks of samples.
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
     _, cache = model.forward(x, eps, kl="mc", encoded=encoded)
@@ -86,6 +93,17 @@ def log_weights_and_cache(model, x, eps, encoded=None):
     log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
     # END SOLUTION
     return log_w, cache
+
+
+def default_chunk(model, k, batch_size):
+    """Samples per pass: as many as keep one (chunk, batch_size, width) array under CHUNK_ELEMENTS.
+
+    width is the widest of x_dim and the hidden layers.  Small on purpose: the
+    elementwise passes over the logits (softplus and the likelihood) then run on
+    arrays that stay in the CPU's cache, not in main memory (docs/performance.md).
+    """
+    width = max((model.x_dim, *model.hidden))
+    return max(1, min(k, CHUNK_ELEMENTS // (batch_size * width)))
 
 
 def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=None,
@@ -110,9 +128,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     batch_size : int
         Examples per pass.
     chunk : int, optional
-        Samples per pass; default: as many as keep one (chunk, batch_size,
-        width) array under ``CHUNK_ELEMENTS`` numbers, width = the widest of
-        x_dim and the hidden layers.
+        Samples per pass; default :func:`default_chunk`.
     progress : text stream, optional
         Where to report progress (e.g. ``sys.stderr``); default: silent.
     return_se : bool
@@ -132,8 +148,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     k = check_count("k", k)
     batch_size = check_count("batch_size", batch_size)
     if chunk is None:
-        width = max((model.x_dim, *model.hidden))
-        chunk = max(1, min(k, CHUNK_ELEMENTS // (min(batch_size, len(x)) * width)))
+        chunk = default_chunk(model, k, min(batch_size, len(x)))
     chunk = check_count("chunk", chunk)
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
 
@@ -141,31 +156,59 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     estimate = np.empty(N)
     se = np.empty(N)
     report = Progress(progress, f"log-likelihood (k = {k}):", unit="examples", every=PROGRESS_SECONDS)
-    for start in range(0, N, batch_size):
-        xb = x[start:start + batch_size]
-        # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
-        log_sum_w = np.full(len(xb), -np.inf)
-        log_sum_w2 = np.full(len(xb), -np.inf)
-        for done in range(0, k, chunk):
-            eps = rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim), dtype=model.dtype)
-            log_w, _ = log_weights_and_cache(model, xb, eps)                  # (chunk, B)
-            # must update log_sum_w and log_sum_w2 (B,): log sum w and log sum w^2 so far
+    # speed: each BLAS thread becomes a worker computing whole chunks with one-thread products,
+    # so the elementwise work (mostly softplus) runs on every core too, not on one
+    # (docs/performance.md, "Evaluation").  eps is drawn, and log w summed, in chunk order:
+    # the result does not depend on the number of workers.
+    with one_blas_thread() as workers, ThreadPoolExecutor(workers) as pool:
+        for start in range(0, N, batch_size):
+            xb = x[start:start + batch_size]
+            noise = (rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim),
+                                         dtype=model.dtype) for done in range(0, k, chunk))
+            # the first chunk encodes the batch; q(z|x) does not change with eps, so the
+            # other chunks reuse its encoding
+            log_w, cache = log_weights_and_cache(model, xb, next(noise))
+            encoded = cache["h"], cache["encoder_cache"]
+            del cache                                          # free the chunk's arrays now
+            later = _map_ahead(pool, lambda eps: log_weights_and_cache(model, xb, eps, encoded)[0],
+                               noise, ahead=workers + 1)
+            # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
+            log_sum_w = np.full(len(xb), -np.inf)
+            log_sum_w2 = np.full(len(xb), -np.inf)
+            for log_w in itertools.chain([log_w], later):                    # (chunk, B) each
+                # logsumexp over the chunk's samples as logaddexp folded over them: the same
+                # sum, in float64 (scipy.special.logsumexp costs about 1 ms a call in SciPy
+                # 1.17, more than a chunk's elementwise work)
+                # must update log_sum_w and log_sum_w2 (B,): log sum w and log sum w^2 so far
+                # BEGIN SOLUTION importance_sampled_log_likelihood
+                log_sum_w = np.logaddexp(log_sum_w, np.logaddexp.reduce(log_w, axis=0))
+                log_sum_w2 = np.logaddexp(log_sum_w2, np.logaddexp.reduce(2 * log_w, axis=0))
+                # END SOLUTION
+            # must write this batch's log 1/k sum_i w_i into estimate[start:start + len(xb)]
             # BEGIN SOLUTION importance_sampled_log_likelihood
-            log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
-            log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))
+            estimate[start:start + len(xb)] = log_sum_w - math.log(k)
             # END SOLUTION
-        # must write this batch's log 1/k sum_i w_i into estimate[start:start + len(xb)]
-        # BEGIN SOLUTION importance_sampled_log_likelihood
-        estimate[start:start + len(xb)] = log_sum_w - math.log(k)
-        # END SOLUTION
-        # delta method: Var(log mean w) ~ Var(w) / (k E[w]^2) = (sum w^2 / (sum w)^2 - 1/k)
-        ratio = np.exp(log_sum_w2 - 2 * log_sum_w)                            # in [1/k, 1]
-        se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))
-        report.update(start + len(xb), N)
+            # delta method: Var(log mean w) ~ Var(w) / (k E[w]^2) = (sum w^2 / (sum w)^2 - 1/k)
+            ratio = np.exp(log_sum_w2 - 2 * log_sum_w)                        # in [1/k, 1]
+            se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))
+            report.update(start + len(xb), N)
     report.finish(f"log-likelihood (k = {k}): {N} examples in {report.elapsed():.0f} s")
     if return_se:
         return estimate, se
     return estimate
+
+
+def _map_ahead(pool, function, items, ahead):
+    """``pool.map(function, items)`` in order, with at most ``ahead`` items submitted and not
+    yet returned: the items (chunks of noise) are drawn as the work goes, so memory stays
+    bounded whatever their number."""
+    pending = collections.deque()
+    for item in items:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def log_likelihood(model, x, k=5000, *, rng=None, batch_size=100, chunk=None, progress=None,

@@ -165,3 +165,41 @@ def test_set_blas_threads_changes_what_blas_threads_reports():
     assert bench.blas_threads() == before
     with pytest.raises(ValueError, match="positive integer"):
         bench.set_blas_threads(0)
+
+
+def test_eval_products_count_every_product_of_a_log_likelihood_call():
+    # x_dim 3, hidden (2,), z_dim 1; 5 examples in batches of 2 (2, 2, 1), k = 5 in chunks of 2
+    # (2, 2, 1 samples).  Per batch of b: the encoder once (3->2, 2->2 on b rows) and the
+    # decoder per chunk (1->2, 2->3 on c b rows).  FLOPs 2 rows n_in n_out:
+    #   encoder  b = 2, 2, 1:  (12 + 8) * (2 + 2 + 1)            = 100
+    #   decoder  rows c b summed = (2 + 2 + 1) * (2 + 2 + 1) = 25:  (4 + 12) * 25 = 400
+    from minivae.bench_eval import eval_products
+    products = eval_products(3, (2,), 1, 5, 5, 2, 2)
+    assert sum(p["flops"] * p["count"] for p in products) == 500
+    assert sum(p["count"] for p in products if p["name"] == "decoder.1") == 9    # 3 batches x 3 chunks
+
+
+def test_bench_eval_reports_consistent_fields_on_a_tiny_model():
+    from minivae import bench_eval
+    x = np.random.default_rng(0).uniform(size=(12, 10))
+    result = bench_eval.run(x, hidden=(6,), z_dim=2, k=7, n_examples=12, batch_size=5, chunk=3,
+                            repeats=2)
+    assert result["config"]["chunk"] == 3 and len(result["seconds_runs"]) == 2
+    assert math.isclose(result["examples_per_second"] * result["seconds"], 12)
+    assert math.isclose(result["passes_per_second"], 7 * result["examples_per_second"])
+    assert 0 < result["matmul"]["seconds"] and math.isclose(
+        result["matmul"]["share"] + result["elementwise_share"], 1)
+    assert result["memory"]["peak_bytes"] > 0 and np.isfinite(result["mean_log_likelihood"])
+    assert result["machine"]["simd"] is None or result["machine"]["simd"]["level"]
+    json.dumps(result)
+    text = bench_eval.format_report(result)
+    assert "examples/s" in text and "SIMD" in text and "kernel" in text
+
+
+def test_bench_eval_command_prints_json_with_the_machine_s_simd_level(capsys):
+    status = cli.main(["bench", "--eval", "--json", "--hidden", "8", "--z-dim", "2", "--k", "4",
+                       "--examples", "6", "--batch-size", "3", "--repeats", "1"])
+    assert status == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config"]["k"] == 4 and result["config"]["n_examples"] == 6
+    assert "simd" in result["machine"] and "blas_kernel" in result["machine"]

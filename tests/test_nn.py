@@ -132,6 +132,66 @@ def test_mlp_backward_without_input_grad_gives_the_same_parameter_gradients(B, s
     assert all(np.array_equal(grads[k], grads_without[k]) for k in grads)
 
 
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3), seed=seeds)
+def test_softplus_sum_backward_matches_finite_differences(shape, seed):
+    # last axes of every length, odd and even, so the folding stops at every stage (40 = 8 * 5
+    # folds three times, 32 four times, an odd length never)
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-5, 5, size=shape)
+    report = check_operation(nn.softplus_sum_forward, nn.softplus_sum_backward, {"a": a}, ["a"], rng)
+    assert worst(report) <= BOUND, f"softplus_sum_backward disagrees with finite differences: {report}"
+
+
+EXTREMES = [-1e4, -700.0, -100.0, -88.0, -30.0, -17.0, -1.0, -1e-30, 0.0, 1e-30, 1e-8, 0.5, 17.0,
+            30.0, 88.0, 700.0, 1e4]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_per_dtype_softplus_is_within_its_stated_error_bound_at_extreme_inputs(dtype):
+    # nn.log_one_plus takes log(1 + e) in float32 and log1p(e) in float64 (for speed): its
+    # docstring bounds the error by 2u absolutely on top of exp's, and softplus then adds
+    # max(a, 0) (one more rounding, relative): |h - softplus(a)| <= u (4 + 2 softplus(a)).
+    # Reference: log(1 + e^a) = logaddexp(0, a) in float64 on the same (rounded) inputs.
+    u = np.finfo(dtype).eps / 2
+    a = np.array(EXTREMES + list(np.linspace(-20, 20, 401)), dtype=dtype)
+    h, _ = nn.softplus_forward(a)
+    exact = np.logaddexp(0, a.astype(np.float64))
+    assert h.dtype == dtype
+    excess = np.abs(h - exact) / (u * (4 + 2 * exact))
+    assert excess.max() <= 1, f"softplus beyond its bound at a = {a[excess.argmax()]}"
+    # the gradient, sigmoid = exp(a - h): exp turns the absolute error of a - h (h's, plus the
+    # subtraction's rounding, at most u |a - h|) into a relative one, plus its own few u
+    sigmoid = nn.softplus_backward(np.ones_like(a), (a, h))
+    a64 = a.astype(np.float64)
+    relative = np.abs(sigmoid - np.exp(a64 - exact)) / np.maximum(np.exp(a64 - exact), 1e-300)
+    bound = u * (8 + 2 * exact + 2 * np.abs(a64 - exact))
+    ok = (relative <= bound) | (np.abs(sigmoid - np.exp(a64 - exact)) <= np.finfo(dtype).tiny)
+    assert ok.all(), f"sigmoid from the cached softplus beyond its bound at a = {a[~ok]}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 16, 49, 784, 1000])
+def test_softplus_sum_is_within_its_stated_error_bound_at_extreme_inputs(dtype, n):
+    # |s - exact| <= u (8 n + 32 sum_i softplus(a_i)) (nn.softplus_sum_forward's docstring),
+    # on rows of extreme values, of mixed scales and of one extreme value repeated
+    u = np.finfo(dtype).eps / 2
+    rng = np.random.default_rng(n)
+    rows = [rng.choice(EXTREMES, n), rng.standard_normal(n) * 10.0 ** rng.uniform(-3, 4, n)]
+    rows += [np.full(n, value) for value in (-1e4, -30.0, -1e-30, 0.0, 30.0, 1e4)]
+    a = np.array(rows, dtype=dtype)
+    s, _ = nn.softplus_sum_forward(a)
+    exact = np.logaddexp(0, a.astype(np.float64)).sum(axis=-1)
+    assert s.dtype == dtype and s.shape == (len(rows),)
+    excess = np.abs(s - exact) / (u * (8 * n + 32 * exact))
+    assert excess.max() <= 1, f"softplus sum beyond its bound on row {excess.argmax()}"
+    # its gradient, sigmoid as 1 / (1 + exp(-a)): a few roundings, relative, for any a
+    from scipy.special import expit
+    sigmoid = nn.softplus_sum_backward(np.ones(len(rows), dtype=dtype), a)
+    assert sigmoid.dtype == dtype
+    np.testing.assert_allclose(sigmoid, expit(a.astype(np.float64)), rtol=8 * u,
+                               atol=np.finfo(dtype).tiny)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_softplus_equals_logaddexp_and_its_gradient_equals_sigmoid(dtype):
     # softplus_forward computes max(a, 0) + log1p(exp(-|a|)); the reference is the

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minivae"
 
 # module -> rank; imports go from a higher rank to a strictly lower one
 RANK = {
-    "checks": 0, "progress": 0, "gradcheck": 0,          # import nothing of the package
+    "checks": 0, "progress": 0, "gradcheck": 0, "blas": 0,   # import nothing of the package
     "memory": 0.5,
     "nn": 1,
     "distributions": 2,
@@ -26,7 +26,7 @@ RANK = {
     "gradient_estimators": 5, "datasets": 5, "diagnostics": 5,
     "training": 6, "plots": 6,
     # tools built on everything
-    "gradcheck_table": 7, "bench": 7, "reproduce": 7,
+    "gradcheck_table": 7, "bench": 7, "reproduce": 7, "bench_eval": 7.1,
     "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
     "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment.probes": 7.0,
     "assignment._worker": 7.0, "assignment.localcheck": 7.25, "assignment.leaks": 7.15,
