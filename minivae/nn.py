@@ -159,7 +159,7 @@ def log_one_plus(e, out=None):
 
     * float32: NumPy's log1p has a SIMD loop only on AVX-512 CPUs; elsewhere it costs
       3-5 times what log(1 + e) does (AVX2: 7.1 against 2.2 ns per element).  1 + e is
-      rounded once, to (1 + e)(1 + d) with |d| <= u = 2^-24, which moves the log by
+      rounded once, to (1 + e)(1 + d) with ``|d| <= u = 2^-24``, which moves the log by
       log(1 + d), at most u; with log's own rounding the result is within 2u of
       log(1 + e).  That bound is absolute: for e below u the relative error is large
       (log(1 + 1e-9) becomes 0), but softplus adds the result to max(a, 0), where
@@ -192,6 +192,8 @@ def softplus_backward(dh, cache):
 def softplus_sum_forward(a):
     """s = sum_i softplus(a_i) over the last axis, with one log per 16 entries, not one per entry.
 
+    ::
+
         sum_i softplus(a_i) = sum_i max(a_i, 0) + log prod_i (1 + e_i),   e_i = exp(-|a_i|)
 
     (softplus_forward's form, with the sum of logs written as the log of a
@@ -209,7 +211,7 @@ def softplus_sum_forward(a):
     63u absolutely, plus log's own rounding: over n / 16 products at most about
     4 n u.  The two sums over the last axis add a few u times sum_i softplus(a_i).
     tests/test_nn.py checks, at extreme values in both dtypes,
-    |s - exact| <= u (8 n + 32 sum_i softplus(a_i)).  (The per-pixel logs of
+    ``|s - exact| <= u (8 n + 32 sum_i softplus(a_i))``.  (The per-pixel logs of
     softplus_forward would be within 4u each: 4 n u; the same order.)
     """
     s = np.maximum(a, 0).sum(axis=-1)

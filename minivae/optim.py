@@ -127,7 +127,7 @@ class Optimizer:
             self._flush_subnormals()
 
     def _flush_subnormals(self):
-        """Set every subnormal entry (0 < |x| < finfo.tiny) of every buffer to 0 (see FLUSH_EVERY)."""
+        """Set every subnormal entry (``0 < |x| < finfo.tiny``) of every buffer to 0 (see FLUSH_EVERY)."""
         for b in self.buffers:
             for k, buffer in self.state[b].items():
                 normal = self._scratch[k]
