@@ -89,12 +89,14 @@ def test_run_reports_matmul_numbers_with_consistent_relations(result):
     assert m["flops_per_step"] == sum(p["flops"] for p in expected)
     assert [p["name"] for p in m["products"]] == [p["name"] for p in expected]
     assert all(p["peak_flops"] > 0 for p in m["products"])
-    # achieved / peak = examples/s / bound: one fraction, in (0, 1] (a step does more than its products)
+    # achieved / peak = examples/s / bound: one fraction.  It is <= 1 on a quiet machine (a step
+    # does more than its products), but the products and the steps are timed at different
+    # moments, so under load from other programs it can exceed 1: only the identities are asserted
     fraction = result["fraction_of_gemm_bound"]
-    assert 0 < fraction <= 1
+    assert fraction > 0
     assert m["achieved_flops"] / m["peak_flops"] == pytest.approx(fraction)
     assert m["achieved_flops"] == pytest.approx(m["flops_per_step"] / result["step_seconds"])
-    assert 0 < m["share_of_step"] <= 1
+    assert m["share_of_step"] > 0
     assert result["elementwise_share"] == pytest.approx(1 - m["share_of_step"])
 
 
