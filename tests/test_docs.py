@@ -88,25 +88,36 @@ def test_every_relative_link_resolves_inside_the_repository():
     assert checked >= 50
 
 
+def _beside_the_checkout(path):
+    """The folder beside the repository's checkout that ``path`` lies in, or None."""
+    path = path.resolve()
+    if path.is_relative_to(ROOT) or not path.is_relative_to(ROOT.parent) or path == ROOT.parent:
+        return None
+    folder = ROOT.parent / path.relative_to(ROOT.parent).parts[0]
+    return folder if folder.is_dir() else None
+
+
 def test_nothing_names_a_file_outside_the_repository():
     # A reader has only the repository.  In the docs, tutorials, README and CI script every
-    # relative path ("../x/y", relative to the file) must be a file of the repository; in the
-    # package and the tests (paths relative to where they run, the checkout) none may reach a
-    # file that exists beside the checkout; and no file names the folder the checkout sits in.
+    # relative path (such as "../tutorials/05_vae.py", relative to the file) must be a file of the
+    # repository.  In any
+    # file, no path, relative (to the file, or to the checkout where code runs) or absolute,
+    # may lead into a folder that sits beside the checkout.
     code = sorted((ROOT / "minivae").rglob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
     texts = TEXT_FILES + ([ROOT / ".ci" / "run"] if (ROOT / ".ci" / "run").exists() else [])
     relative = re.compile(r"(?<![\w./])(?:\.\./)+[\w.-][\w./-]*\w")
-    checkout_parent = str(ROOT.parent) + "/"
+    absolute = re.compile(r"(?<![\w./~])/[\w.-]+(?:/[\w.-]+)*")
     for path in texts + code:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             where = f"{path.relative_to(ROOT)}:{number}"
-            assert checkout_parent not in line, f"{where} names a path outside the repository"
-            for name in relative.findall(line):
-                if path in code:
-                    resolved = (ROOT / name).resolve()
-                    assert resolved.is_relative_to(ROOT) or not resolved.exists(), (
-                        f"{where} names {name!r}, a file beside the repository, not in it")
-                else:
+            names = [(name, [pathlib.Path(name)]) for name in absolute.findall(line)]
+            names += [(name, [path.parent / name, ROOT / name]) for name in relative.findall(line)]
+            for name, candidates in names:
+                for candidate in candidates:
+                    folder = _beside_the_checkout(candidate)
+                    assert folder is None, f"{where} names {name!r}, in {folder.name}/ beside the repository"
+            if path in texts:
+                for name in relative.findall(line):
                     resolved = (path.parent / name).resolve()
                     assert resolved.is_relative_to(ROOT) and resolved.exists(), (
                         f"{where} names {name!r}, which is not a file of the repository")
