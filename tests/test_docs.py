@@ -99,10 +99,9 @@ def _beside_the_checkout(path):
 
 def test_nothing_names_a_file_outside_the_repository():
     # A reader has only the repository.  In the docs, tutorials, README and CI script every
-    # relative path (such as "../tutorials/05_vae.py", relative to the file) must be a file of the
-    # repository.  In any
-    # file, no path, relative (to the file, or to the checkout where code runs) or absolute,
-    # may lead into a folder that sits beside the checkout.
+    # relative path (such as "../tutorials/05_vae.py", relative to the file) must be a file of
+    # the repository.  In any file, no path, relative (to the file, or to the checkout where
+    # code runs) or absolute, may lead into a folder that sits beside the checkout.
     code = sorted((ROOT / "minivae").rglob("*.py")) + sorted((ROOT / "tests").glob("*.py"))
     texts = TEXT_FILES + ([ROOT / ".ci" / "run"] if (ROOT / ".ci" / "run").exists() else [])
     relative = re.compile(r"(?<![\w./])(?:\.\./)+[\w.-][\w./-]*\w")
