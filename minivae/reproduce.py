@@ -27,21 +27,24 @@ from minivae.vae import VAE
 from minivae.wake_sleep import wake_sleep_step
 
 METHODS = ("aevb", "wake_sleep")
+STEP_SIZES = (0.01, 0.02, 0.1)     # the paper's Adagrad step sizes (Kingma & Welling 2013, Sec. 5)
 
 
-def eval_points(batch_size, budget, n_points):
-    """Example counts (multiples of batch_size, log-spaced from one batch to ``budget``)."""
-    steps = np.unique(np.geomspace(1, max(1, budget // batch_size), n_points).round().astype(int))
+def eval_points(batch_size, budget, n_points, first=None):
+    """Example counts (multiples of batch_size, log-spaced from ``first`` (one batch) to ``budget``)."""
+    first = 1 if first is None else max(1, check_count("first", first) // batch_size)
+    last = max(first, budget // batch_size)
+    steps = np.unique(np.geomspace(first, last, n_points).round().astype(int))
     return [int(s) * batch_size for s in steps]
 
 
 def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, batch_size=100,
-             init_std=0.01, n_points=8, n_eval=1000, seed=0, progress=None):
+             init_std=0.01, n_points=8, first=None, n_eval=1000, seed=0, progress=None):
     """Train one model by ``method`` ("aevb" or "wake_sleep") for ``budget`` examples.
 
-    Returns {"examples": [...], "train": [...], "test": [...]}: the ELBO (nats per
-    example, L = 1, one fixed binarisation of ``n_eval`` train and test images) after
-    each number of examples of :func:`eval_points`.
+    Returns {"examples": [...], "train": [...], "test": [...], "lr": lr}: the ELBO (nats
+    per example, L = 1, one fixed binarisation of ``n_eval`` train and test images, the
+    same noise for every model) after each number of examples of :func:`eval_points`.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
@@ -52,9 +55,9 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
     x_train = model.check_data(x_train, "x_train")
     train_eval = fixed_binarization(x_train[:n_eval], seed)
     test_eval = fixed_binarization(model.check_data(x_test, "x_test")[:n_eval], seed)
-    points = eval_points(batch_size, budget, n_points)
-    curve = {"examples": [], "train": [], "test": []}
-    report = Progress(progress, f"fig2 {method} N_z={z_dim}:", unit="examples")
+    points = eval_points(batch_size, budget, n_points, first)
+    curve = {"examples": [], "train": [], "test": [], "lr": opt.lr}
+    report = Progress(progress, f"fig2 {method} N_z={z_dim} lr={opt.lr:g}:", unit="examples")
     N, seen, order = len(x_train), 0, np.empty(0, dtype=int)
     while seen < points[-1]:
         if len(order) < batch_size:                   # a new epoch: reshuffle
@@ -71,16 +74,58 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
             curve["train"].append(evaluate_elbo(model, train_eval, rng=eval_rng))
             curve["test"].append(evaluate_elbo(model, test_eval, rng=eval_rng))
             report.update(seen, points[-1], f"test bound {curve['test'][-1]:8.2f}")
-    report.say(f"fig2 {method} N_z={z_dim}: test bound {curve['test'][-1]:.2f} after "
-                  f"{seen} examples, {report.elapsed():.0f} s")
+    report.say(f"fig2 {method} N_z={z_dim} lr={opt.lr:g}: test bound {curve['test'][-1]:.2f} "
+               f"after {seen} examples, {report.elapsed():.0f} s")
     return curve
 
 
-def fig2(x_train, x_test, z_dims=(3, 5, 10, 20, 200), *, budget=10**6, progress=None, **settings):
-    """AEVB and wake-sleep curves for every N_z: {str(N_z): {method: curve}} (see :func:`fig2_run`)."""
+def select_step_size(method, x_train, z_dim, *, step_sizes=STEP_SIZES, trial=10**4, progress=None,
+                     **settings):
+    """The paper's choice: the step size whose model has the best training bound after ``trial`` examples.
+
+    Kingma & Welling (2013, Sec. 5) chose Adagrad's global step size from {0.01, 0.02, 0.1}
+    "based on performance on the training set in the first few iterations", per method.
+    Returns (best step size, {str(step size): training bound}).
+    """
+    settings = {k: v for k, v in settings.items() if k not in ("n_points", "first")}
+    bounds = {}
+    for lr in step_sizes:
+        curve = fig2_run(method, x_train, x_train, z_dim, budget=trial, lr=lr, n_points=1,
+                         first=trial, progress=None, **settings)
+        bounds[f"{lr:g}"] = curve["train"][-1]
+    best = max(step_sizes, key=lambda lr: bounds[f"{lr:g}"])
+    Progress(progress, "").say(f"fig2 {method} N_z={z_dim}: step size {best:g} (training bound "
+                               f"after {trial} examples: " + ", ".join(
+                                   f"{k}: {v:.1f}" for k, v in bounds.items()) + ")")
+    return best, bounds
+
+
+def fig2(x_train, x_test, z_dims=(3, 5, 10, 20, 200), *, budget=10**6, lr=None,
+         step_sizes=STEP_SIZES, trial=10**4, progress=None, on_result=None, **settings):
+    """AEVB and wake-sleep curves for every N_z: {str(N_z): {method: curve}} (see :func:`fig2_run`).
+
+    ``lr=None`` chooses each method's step size per N_z by :func:`select_step_size`
+    (recorded in the curve as "lr" and "step_size_trial"); a number uses it for all.
+    ``on_result(results)`` is called after every finished run (to save partial results).
+    """
     budget = check_count("budget", budget)
-    return {str(z): {m: fig2_run(m, x_train, x_test, z, budget=budget, progress=progress, **settings)
-                     for m in METHODS} for z in z_dims}
+    results = {}
+    for z in z_dims:
+        results[str(z)] = {}
+        for m in METHODS:
+            trial_bounds = None
+            run_lr = lr
+            if lr is None:
+                run_lr, trial_bounds = select_step_size(m, x_train, z, step_sizes=step_sizes,
+                                                        trial=trial, progress=progress, **settings)
+            curve = fig2_run(m, x_train, x_test, z, budget=budget, lr=run_lr, progress=progress,
+                             **settings)
+            if trial_bounds is not None:
+                curve["step_size_trial"] = {"examples": trial, "train": trial_bounds}
+            results[str(z)][m] = curve
+            if on_result is not None:
+                on_result(results)
+    return results
 
 
 def plot_fig2(results, path):
@@ -105,37 +150,79 @@ def plot_fig2(results, path):
     fig.savefig(path, dpi=100)
 
 
-def iwae_compare(x_train, x_test, *, k=5, epochs=10, hidden=(200, 200), z_dim=50, eval_k=5000,
-                 n_eval=None, lr=1e-3, batch_size=100, seed=0, progress=None):
-    """Train a VAE (estimator A, L = 1) and an IWAE (L_k) alike; test NLL and active units of each.
+def burda_lr(epoch, lr=1e-3):
+    """Burda et al. (2016, Sec. 5)'s schedule: 3^i epochs at lr * 10^(-i/7), i = 0, ..., 7.
 
-    784-200-200-50 tanh as in Burda et al. (2016); Adam (their optimiser) at a fixed lr.
-    NLL = -mean log p(x) by importance sampling with ``eval_k`` samples on a fixed
-    binarisation of the first ``n_eval`` test images (all by default).
-    Returns {"vae": {...}, "iwae_k5": {...}} with nll, active_units, test_elbo, seconds.
+    Epoch 0 has i = 0, epochs 1-3 i = 1, epochs 4-12 i = 2, ...; 3,280 epochs in all
+    (the last stage keeps its rate beyond that).
     """
-    k = check_count("k", k)
+    i, end = 0, 1
+    while epoch >= end and i < 7:
+        i += 1
+        end += 3 ** i
+    return lr * 10 ** (-i / 7)
+
+
+def iwae_compare(x_train, x_test, *, ks=(5,), epochs=10, hidden=(200, 200), z_dim=50, eval_k=5000,
+                 n_eval=None, lr=1e-3, schedule="burda", batch_size=100, seed=0, progress=None,
+                 on_result=None):
+    """Train a VAE (estimator A, L = 1) and an IWAE (L_k) per k alike; test NLL and active units.
+
+    784-200-200-50 tanh as in Burda et al. (2016); Adam with their beta1 = 0.9,
+    beta2 = 0.999, eps = 1e-4 and (``schedule="burda"``) their learning-rate schedule
+    :func:`burda_lr` cut at ``epochs``; ``schedule=None`` keeps ``lr`` fixed.  Dynamic
+    binarisation, minibatches of ``batch_size``.  NLL = -mean log p(x) by importance
+    sampling with ``eval_k`` samples on a fixed binarisation of the first ``n_eval``
+    test images (all by default); each IWAE also gets its NLL minus the VAE's on the
+    same images with the paired standard error.
+    Returns {"vae": {...}, "iwae_k5": {...}, ...}; ``on_result(results)`` after each model.
+    """
+    ks = [check_count("k", k) for k in ks]
     eval_k = check_count("eval_k", eval_k)
+    epochs = check_count("epochs", epochs)
     lr = check_number("lr", lr, low=0, low_inclusive=False)
-    results = {}
-    for name, kl, n_samples in (("vae", "mc", 1), (f"iwae_k{k}", "iwae", k)):
+    if schedule not in ("burda", None):
+        raise ValueError(f"schedule must be 'burda' or None, got {schedule!r}")
+    results, vae_ll = {}, None
+    for name, kl, n_samples in [("vae", "mc", 1)] + [(f"iwae_k{k}", "iwae", k) for k in ks]:
         model = VAE(x_train.shape[1], z_dim, hidden=hidden, activation="tanh", seed=seed)
-        report = Progress(progress, f"iwae: {name}", unit="")
-        report.say(f"iwae: training {name} ({kl}, k = {n_samples}) for {epochs} epochs")
-        history = train(model, x_train, epochs=epochs, batch_size=batch_size, optimizer="adam",
-                        lr=lr, n_samples=n_samples, kl=kl, seed=seed, verbose=False)
+        x = model.check_data(x_train, "x_train")
+        opt = make_optimizer("adam", model.params, lr=lr, eps=1e-4)
+        rng = np.random.default_rng(seed)
+        report = Progress(progress, f"iwae: {name} (k = {n_samples})", unit="epochs")
+        steps, losses = len(x) // batch_size, []
+        for epoch in range(epochs):
+            opt.lr = burda_lr(epoch, lr) if schedule == "burda" else lr
+            order = rng.permutation(len(x))
+            total = 0.0
+            for b in range(steps):
+                total += train_step(model, opt, x[order[b * batch_size:(b + 1) * batch_size]], rng,
+                                    n_samples=n_samples, kl=kl)
+            losses.append(total / steps)
+            report.update(epoch + 1, epochs, f"training bound {-losses[-1]:8.2f}")
+        seconds = report.elapsed()
         x_eval = fixed_binarization(model.check_data(x_test, "x_test")[:n_eval], seed)
-        ll = log_likelihood(model, x_eval, k=eval_k, rng=np.random.default_rng(seed + 3))
+        ll = log_likelihood(model, x_eval, k=eval_k, rng=np.random.default_rng(seed + 3),
+                            progress=progress)
         mu, _ = model.encode(x_eval)
         activity, active = active_units(mu)
-        results[name] = {"nll": -float(ll.mean()), "active_units": int(active.sum()),
-                         "activity": activity.tolist(),
-                         "test_elbo": evaluate_elbo(model, x_eval, rng=np.random.default_rng(seed)),
-                         "train_elbo": history["train_elbo"][-1], "epochs": epochs,
-                         "seconds": float(sum(history["seconds"]))}
-        report.say(f"iwae: {name}: test NLL {results[name]['nll']:.2f} (k = {eval_k}), "
-                      f"{results[name]['active_units']} active units of {z_dim}, "
-                      f"{report.elapsed():.0f} s")
+        r = {"nll": -float(ll.mean()), "nll_se": float(ll.std(ddof=1) / math.sqrt(len(ll))),
+             "active_units": int(active.sum()), "activity": activity.tolist(),
+             "test_elbo": evaluate_elbo(model, x_eval, rng=np.random.default_rng(seed)),
+             "train_bound": -losses[-1], "epochs": epochs, "k": n_samples,
+             "train_seconds": seconds, "n_eval": len(ll), "eval_k": eval_k}
+        if vae_ll is None:
+            vae_ll = ll
+        else:
+            d = vae_ll - ll                              # NLL(this) - NLL(vae), per image
+            r["nll_minus_vae"] = float(d.mean())
+            r["nll_minus_vae_se"] = float(d.std(ddof=1) / math.sqrt(len(d)))
+        results[name] = r
+        report.say(f"iwae: {name}: test NLL {r['nll']:.2f} +- {r['nll_se']:.2f} (k = {eval_k}, "
+                   f"{len(ll)} images), {r['active_units']} active units of {z_dim}, "
+                   f"{report.elapsed():.0f} s")
+        if on_result is not None:
+            on_result(results)
     return results
 
 

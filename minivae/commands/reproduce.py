@@ -17,8 +17,9 @@ from minivae.commands.common import check_counts, write_json
 
 # the paper's settings (full) and a smoke-test version of each (--quick)
 FIG2 = {"full": {"z_dims": (3, 5, 10, 20, 200), "budget": 10**7, "hidden": 500, "n_points": 12,
-                 "n_eval": 1000},
-        "quick": {"z_dims": (3, 20), "budget": 6000, "hidden": 100, "n_points": 4, "n_eval": 300}}
+                 "first": 1000, "n_eval": 1000, "trial": 10**4},
+        "quick": {"z_dims": (3, 20), "budget": 6000, "hidden": 100, "n_points": 4, "n_eval": 300,
+                  "trial": 1000}}
 IWAE = {"full": {"epochs": 100, "eval_k": 5000, "n_eval": None, "hidden": (200, 200), "z_dim": 50},
         "quick": {"epochs": 2, "eval_k": 50, "n_eval": 200, "hidden": (100, 100), "z_dim": 20,
                   "n_train": 2000}}
@@ -28,7 +29,7 @@ def run(args):
     """Run the chosen experiment; write results.json and a figure into --out."""
     from minivae import datasets, reproduce
 
-    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0})
+    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1})
     mode = "quick" if args.quick else "full"
     data = datasets.load_mnist(args.data)
     out = args.out or os.path.join("runs", f"reproduce-{args.experiment}-"
@@ -37,12 +38,22 @@ def run(args):
     print(f"reproduce {args.experiment} ({mode}): {data.source}: {len(data.train.x)} training, "
           f"{len(data.test.x)} test images; writing {out}/")
     tic = time.perf_counter()
+
+    def save(results, settings, done=False):
+        """results.json after every finished run, so a crash or Ctrl-C loses only the current one."""
+        settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+        write_json(os.path.join(out, "results.json"),
+                   {"experiment": args.experiment, "mode": mode, "data": data.source,
+                    "settings": settings, "seed": args.seed, "complete": done,
+                    "seconds": time.perf_counter() - tic, "results": results})
+
     if args.experiment == "fig2":
         settings = dict(FIG2[mode])
         if args.budget is not None:
             settings["budget"] = args.budget
+        settings["lr"] = args.lr
         results = reproduce.fig2(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
-                                 lr=args.lr, **settings)
+                                 on_result=lambda r: save(r, settings), **settings)
         figure = "fig2.png"
         reproduce.plot_fig2(results, os.path.join(out, figure))
         for z, curves in results.items():
@@ -54,19 +65,20 @@ def run(args):
         n_train = settings.pop("n_train", None)
         if args.epochs is not None:
             settings["epochs"] = args.epochs
+        if args.n_eval is not None:
+            settings["n_eval"] = args.n_eval
+        settings["ks"] = tuple(args.k)
+        settings["schedule"] = None if args.schedule == "fixed" else args.schedule
         results = reproduce.iwae_compare(data.train.x[:n_train], data.test.x, progress=sys.stderr,
-                                         seed=args.seed, **settings)
+                                         seed=args.seed, on_result=lambda r: save(r, settings),
+                                         **settings)
         figure = "iwae.png"
         reproduce.plot_iwae(results, os.path.join(out, figure))
         for name, r in results.items():
             print(f"{name}: test NLL {r['nll']:.2f} nats (k = {settings['eval_k']}), "
                   f"{r['active_units']} active units, test ELBO {r['test_elbo']:.2f}")
-    seconds = time.perf_counter() - tic
-    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
-    write_json(os.path.join(out, "results.json"),
-               {"experiment": args.experiment, "mode": mode, "data": data.source,
-                "settings": settings, "seed": args.seed, "seconds": seconds, "results": results})
-    print(f"wrote {out}/: results.json, {figure} ({seconds:.0f} s)")
+    save(results, settings, done=True)
+    print(f"wrote {out}/: results.json, {figure} ({time.perf_counter() - tic:.0f} s)")
     return 0
 
 
@@ -87,7 +99,16 @@ def add_parser(commands):
     p.add_argument("--epochs", type=int, default=None,
                    help=f"iwae: training epochs (default {IWAE['full']['epochs']}, "
                         f"--quick {IWAE['quick']['epochs']})")
-    p.add_argument("--lr", type=float, default=0.02, help="fig2: Adagrad step size")
+    p.add_argument("--lr", type=float, default=None,
+                   help="fig2: Adagrad step size for both methods (default: each method's best of "
+                        "0.01, 0.02, 0.1 after the first examples, per N_z, as in the paper)")
+    p.add_argument("--k", type=int, nargs="+", default=[5],
+                   help="iwae: the IWAE's numbers of samples (e.g. --k 5 50)")
+    p.add_argument("--schedule", choices=["burda", "fixed"], default="burda",
+                   help="iwae: Burda et al.'s learning-rate schedule (3^i epochs at 1e-3 * "
+                        "10^(-i/7)) or a fixed 1e-3")
+    p.add_argument("--n-eval", type=int, default=None,
+                   help="iwae: test images for the NLL (default: all; --quick 200)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")
     p.set_defaults(run=run)
