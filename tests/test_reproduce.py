@@ -18,6 +18,37 @@ def test_eval_points_are_log_spaced_multiples_of_the_batch_ending_at_the_budget(
     assert reproduce.eval_points(100, 50, 3) == [100]
 
 
+def test_eval_points_can_start_later_and_stay_within_the_budget():
+    assert reproduce.eval_points(100, 10**5, 3, first=1000) == [1000, 10000, 100000]
+    assert reproduce.eval_points(100, 500, 4, first=1000) == [1000]     # first beyond budget
+
+
+def test_burda_schedule_gives_3_to_the_i_epochs_at_each_rate():
+    # Burda et al. (2016, Sec. 5): 3^i epochs at 1e-3 * 10^(-i/7), i = 0..7, 3,280 epochs
+    stages = [round(-7 * np.log10(reproduce.burda_lr(e) / 1e-3)) for e in range(3280)]
+    assert [stages.count(i) for i in range(8)] == [3 ** i for i in range(8)]
+    assert stages == sorted(stages)                       # the rate only falls
+    assert reproduce.burda_lr(10**5) == pytest.approx(1e-4)     # the last rate is kept
+
+
+def test_fig2_chooses_the_step_size_with_the_best_training_bound_and_saves_every_run():
+    rng = np.random.default_rng(1)
+    x = (rng.uniform(size=(300, 16)) < np.linspace(0.05, 0.95, 16)).astype(float)
+    saved = []
+    results = reproduce.fig2(x, x[:100], z_dims=(2,), budget=1000, step_sizes=(0.001, 0.1),
+                             trial=500, hidden=10, n_points=2, n_eval=100,
+                             on_result=lambda r: saved.append({z: dict(c) for z, c in r.items()}))
+    assert [list(r["2"]) for r in saved] == [["aevb"], ["aevb", "wake_sleep"]]
+    for method, curve in results["2"].items():
+        bounds = curve["step_size_trial"]["train"]
+        assert set(bounds) == {"0.001", "0.1"}
+        assert curve["lr"] == float(max(bounds, key=bounds.get)), method
+    # the same run at the chosen step size, without the choice, gives the same curve
+    again = reproduce.fig2_run("aevb", x, x[:100], 2, budget=1000, hidden=10, n_points=2,
+                               n_eval=100, lr=results["2"]["aevb"]["lr"])
+    assert again["test"] == results["2"]["aevb"]["test"]
+
+
 def test_fig2_run_records_a_rising_bound_for_both_methods():
     rng = np.random.default_rng(0)
     x = (rng.uniform(size=(300, 16)) < np.linspace(0.05, 0.95, 16)).astype(float)
@@ -34,7 +65,7 @@ def test_reproduce_fig2_quick_writes_results_and_figure(tmp_path, capsys):
     # quick: N_z in {3, 20}, 6000 examples each, the embedded subset
     assert main(["reproduce", "fig2", "--quick", "--out", str(tmp_path)]) == 0
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["mode"] == "quick" and set(saved["results"]) == {"3", "20"}
+    assert saved["mode"] == "quick" and set(saved["results"]) == {"3", "20"} and saved["complete"]
     for curves in saved["results"].values():
         assert set(curves) == {"aevb", "wake_sleep"}
         assert curves["aevb"]["examples"][-1] == 6000
@@ -50,6 +81,10 @@ def test_reproduce_iwae_quick_writes_nll_and_active_units(tmp_path):
     for r in results.values():
         assert 0 < r["nll"] < 550 and 0 <= r["active_units"] <= 20
         assert r["nll"] <= -r["test_elbo"] + 1.0       # log p(x) estimate above the ELBO
+    # the paired difference is the difference of the two NLLs (same images)
+    assert results["iwae_k5"]["nll_minus_vae"] == pytest.approx(
+        results["iwae_k5"]["nll"] - results["vae"]["nll"], abs=1e-9)
+    assert 0 < results["iwae_k5"]["nll_minus_vae_se"] < results["vae"]["nll_se"]
     assert (tmp_path / "iwae.png").stat().st_size > 1000
 
 
