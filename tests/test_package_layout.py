@@ -21,12 +21,12 @@ RANK = {
     "distributions": 2,
     "elbo": 2.5, "vae": 3, "wake_sleep": 3.5,
     # above the model: each uses the ones below it
-    "evaluate": 4, "checkpoint_checks": 4.5, "checkpoint": 4.6, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
+    "evaluate": 4, "marginal_likelihood": 4, "checkpoint_checks": 4.5, "checkpoint": 4.6, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
     "preprocessing": 4, "run_control": 4,
     "gradient_estimators": 5, "datasets": 5, "diagnostics": 5,
     "training": 6, "plots": 6,
     # tools built on everything
-    "gradcheck_table": 7, "bench": 7, "reproduce": 7, "bench_eval": 7.1,
+    "gradcheck_table": 7, "bench": 7, "reproduce": 7, "reproduce_fig3": 7.05, "bench_eval": 7.1,
     "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
     "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment.probes": 7.0,
     "assignment._worker": 7.0, "assignment.localcheck": 7.25, "assignment.leaks": 7.15,
