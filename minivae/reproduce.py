@@ -39,12 +39,15 @@ def eval_points(batch_size, budget, n_points, first=None):
 
 
 def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, batch_size=100,
-             init_std=0.01, n_points=8, first=None, n_eval=1000, seed=0, progress=None):
+             init_std=0.01, n_points=8, first=None, n_eval=1000, seed=0, progress=None,
+             measure=None):
     """Train one model by ``method`` ("aevb" or "wake_sleep") for ``budget`` examples.
 
     Returns {"examples": [...], "train": [...], "test": [...], "lr": lr}: the ELBO (nats
     per example, L = 1, one fixed binarisation of ``n_eval`` train and test images, the
     same noise for every model) after each number of examples of :func:`eval_points`.
+    ``measure(model, seen)``, if given, returns a dict of numbers, each recorded at every
+    point as a list under its key (minivae.reproduce_fig3 adds estimates of log p(x)).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
@@ -73,6 +76,8 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
             curve["examples"].append(seen)
             curve["train"].append(evaluate_elbo(model, train_eval, rng=eval_rng))
             curve["test"].append(evaluate_elbo(model, test_eval, rng=eval_rng))
+            for key, value in (measure(model, seen) if measure else {}).items():
+                curve.setdefault(key, []).append(value)
             report.update(seen, points[-1], f"test bound {curve['test'][-1]:8.2f}")
     report.say(f"fig2 {method} N_z={z_dim} lr={opt.lr:g}: test bound {curve['test'][-1]:.2f} "
                f"after {seen} examples, {report.elapsed():.0f} s")

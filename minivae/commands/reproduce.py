@@ -1,7 +1,9 @@
-"""`minivae reproduce fig2|iwae`: rerun a paper's experiment into a run folder (JSON + PNG).
+"""`minivae reproduce fig2|fig3|iwae`: rerun a paper's experiment into a run folder (JSON + PNG).
 
     fig2   Kingma & Welling (2013), Fig. 2: AEVB vs wake-sleep lower bounds against
            training examples seen, for N_z in {3, 5, 10, 20, 200}
+    fig3   Kingma & Welling (2013), Fig. 3: AEVB vs wake-sleep marginal log-likelihood
+           (HMC estimator of App. D, and importance sampling) for N_z = 3, N_train 1000, 50000
     iwae   Burda et al. (2016), Table 1: VAE vs IWAE (k = 5) test NLL and active units
 
 ``--quick`` runs a small version on the embedded 10k subset in under a minute (what the
@@ -20,6 +22,11 @@ FIG2 = {"full": {"z_dims": (3, 5, 10, 20, 200), "budget": 10**7, "hidden": 500, 
                  "first": 1000, "n_eval": 1000, "trial": 10**4},
         "quick": {"z_dims": (3, 20), "budget": 6000, "hidden": 100, "n_points": 4, "n_eval": 300,
                   "trial": 1000}}
+FIG3 = {"full": {"n_trains": (1000, 50000), "budget": 10**7, "n_points": 8, "first": 1000,
+                 "n_eval": 100, "is_k": 5000, "trial": 10**4},
+        "quick": {"n_trains": (1000, 9000), "budget": 1000, "n_points": 2, "first": 100,
+                  "n_eval": 4, "is_k": 100, "trial": 300,
+                  "hmc": {"n_chains": 6, "n_burn": 15, "n_draws": 10, "n_leapfrog": 5}}}
 IWAE = {"full": {"epochs": 100, "eval_k": 5000, "n_eval": None, "hidden": (200, 200), "z_dim": 50},
         "quick": {"epochs": 2, "eval_k": 50, "n_eval": 200, "hidden": (100, 100), "z_dim": 20,
                   "n_train": 2000}}
@@ -60,6 +67,8 @@ def run(args):
             print(f"N_z = {z:>3}: test bound after {curves['aevb']['examples'][-1]} examples: "
                   f"AEVB {curves['aevb']['test'][-1]:.2f}, "
                   f"wake-sleep {curves['wake_sleep']['test'][-1]:.2f}")
+    elif args.experiment == "fig3":
+        results, settings, figure = _run_fig3(args, data, mode, out, save)
     else:
         settings = dict(IWAE[mode])
         n_train = settings.pop("n_train", None)
@@ -82,25 +91,47 @@ def run(args):
     return 0
 
 
+def _run_fig3(args, data, mode, out, save):
+    """`reproduce fig3`: train, estimate log p(x) at every point, plot; returns results, settings, figure."""
+    from minivae import reproduce_fig3
+
+    settings = dict(FIG3[mode])
+    if args.budget is not None:
+        settings["budget"] = args.budget
+    if args.n_eval is not None:
+        settings["n_eval"] = args.n_eval
+    settings["lr"] = args.lr
+    results = reproduce_fig3.fig3(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
+                                  on_result=lambda r: save(r, settings), **settings)
+    figure = "fig3.png"
+    reproduce_fig3.plot_fig3(results, os.path.join(out, figure))
+    for n, curves in results.items():
+        print(f"N_train = {n:>5}: test log p(x) after {curves['aevb']['examples'][-1]} examples "
+              "(HMC / IS): " + ", ".join(
+                  f"{'AEVB' if m == 'aevb' else 'wake-sleep'} {c['hmc_test'][-1]:.2f} / "
+                  f"{c['is_test'][-1]:.2f}" for m, c in curves.items()))
+    return results, settings, figure
+
+
 def add_parser(commands):
     """Add the command's options to the ``minivae`` parser's subcommands."""
-    p = commands.add_parser("reproduce", help="rerun a paper's experiment (fig2, iwae) into a run folder",
+    p = commands.add_parser("reproduce", help="rerun a paper's experiment (fig2, fig3, iwae) into a run folder",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("experiment", choices=["fig2", "iwae"],
-                   help="fig2: AEVB vs wake-sleep (Kingma & Welling 2013); iwae: VAE vs IWAE k=5 "
-                        "(Burda et al. 2016)")
+    p.add_argument("experiment", choices=["fig2", "fig3", "iwae"],
+                   help="fig2: AEVB vs wake-sleep (Kingma & Welling 2013); fig3: their marginal "
+                        "likelihood (N_z = 3); iwae: VAE vs IWAE k=5 (Burda et al. 2016)")
     p.add_argument("--quick", action="store_true",
                    help="a small version on the embedded subset (under a minute): a smoke test")
     p.add_argument("--data", default=None, help="folder with the MNIST IDX files (default: the "
                    "embedded 10k subset)")
     p.add_argument("--budget", type=int, default=None,
-                   help=f"fig2: training examples per run (default {FIG2['full']['budget']:g}, "
-                        f"--quick {FIG2['quick']['budget']})")
+                   help=f"fig2, fig3: training examples per run (default {FIG2['full']['budget']:g}, "
+                        f"--quick {FIG2['quick']['budget']}; fig3 --quick {FIG3['quick']['budget']})")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"iwae: training epochs (default {IWAE['full']['epochs']}, "
                         f"--quick {IWAE['quick']['epochs']})")
     p.add_argument("--lr", type=float, default=None,
-                   help="fig2: Adagrad step size for both methods (default: each method's best of "
+                   help="fig2, fig3: Adagrad step size for both methods (default: each method's best of "
                         "0.01, 0.02, 0.1 after the first examples, per N_z, as in the paper)")
     p.add_argument("--k", type=int, nargs="+", default=[5],
                    help="iwae: the IWAE's numbers of samples (e.g. --k 5 50)")
@@ -108,7 +139,9 @@ def add_parser(commands):
                    help="iwae: Burda et al.'s learning-rate schedule (3^i epochs at 1e-3 * "
                         "10^(-i/7)) or a fixed 1e-3")
     p.add_argument("--n-eval", type=int, default=None,
-                   help="iwae: test images for the NLL (default: all; --quick 200)")
+                   help="iwae: test images for the NLL (default: all; --quick 200); fig3: train "
+                        f"and test images for log p(x) (default {FIG3['full']['n_eval']}, "
+                        f"--quick {FIG3['quick']['n_eval']})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")
     p.set_defaults(run=run)
