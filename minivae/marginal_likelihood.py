@@ -29,8 +29,8 @@ exact posterior and log p(x).
 HMC settings: App. D names Hybrid Monte Carlo (Duane, Kennedy, Pendleton & Roweth 1987)
 without settings; its MCEM baseline (App. E) used 10 leapfrog steps with a step size
 tuned for an acceptance rate of 90%, the defaults here.  The step size is tuned per image
-during burn-in by the dual averaging of Hoffman & Gelman (2014, Sec. 3.2.1) and then
-fixed, and jittered by +-10% per iteration (Neal 2011, Sec. 5.4.2.2) against periodic
+during burn-in by the dual averaging of Hoffman & Gelman (2014, Sec. 3.2) and then
+fixed, and jittered by +-10% per iteration (Neal 2011, Sec. 5.4) against periodic
 trajectories.
 
 Shapes: B images, P = x_dim, D = z_dim, C chains per image, T draws per chain.
@@ -45,7 +45,7 @@ from minivae.checks import check_count, check_number, check_numeric_array, check
 from minivae.progress import Progress
 from minivae.vae import VAE
 
-# dual averaging constants of Hoffman & Gelman (2014, Sec. 3.2.1): gamma, t0, kappa
+# dual averaging constants of Hoffman & Gelman (2014, Sec. 3.2): gamma, t0, kappa
 DA_GAMMA, DA_T0, DA_KAPPA = 0.05, 10.0, 0.75
 JITTER = 0.1               # each iteration's step size is step * U(1 - JITTER, 1 + JITTER)
 RIDGE = 1e-6               # added to q's covariance, relative to its mean variance
@@ -107,12 +107,12 @@ def log_joint_and_grad(model, x, z, check=True):
     prior_as_q = np.zeros((B, 2 * D), dtype=model.dtype)         # [mu, logvar] = [0, 0]
     _, cache = model.forward(x, z, kl="analytic", encoded=(prior_as_q, None))
     log_px_z = cache["log_px_z"]                                  # (C, B)
-    log_pz, prior_cache = dist.standard_normal_log_density(z)     # (C, B)
-    log_joint = log_px_z + log_pz
+    log_prior, prior_cache = dist.standard_normal_log_density(z)  # (C, B)
+    log_joint = log_px_z + log_prior
 
-    # backward, the same names in reverse: d log_joint / d log_pz = d log_joint / d log_px_z = 1
-    dlog_pz = np.ones((C, B), dtype=model.dtype)
-    dz_prior = dist.standard_normal_log_density_backward(dlog_pz, prior_cache)
+    # backward, the same names in reverse: d log_joint / d log_prior = d log_joint / d log_px_z = 1
+    dlog_prior = np.ones((C, B), dtype=model.dtype)
+    dz_prior = dist.standard_normal_log_density_backward(dlog_prior, prior_cache)
     # estimator B averages log p(x|z) over its C "samples": an upstream C per image gives
     # each chain's term the gradient 1.  (The decoder's parameter gradients come along
     # unused: the price of reusing the VAE's one backward.)
@@ -130,7 +130,7 @@ def leapfrog(model, x, z, r, grad, step, n_steps):
     """``n_steps`` leapfrog steps of the dynamics of H(z, r) = -log p(x, z) + |r|^2 / 2.
 
         r <- r + step/2 grad;  then n_steps times: z <- z + step r, grad <- grad_z log p(x, z),
-        r <- r + step grad (step/2 on the last);   (Neal 2011, Eq. 5.18-5.20)
+        r <- r + step grad (step/2 on the last);   (Neal 2011, "MCMC using Hamiltonian dynamics")
 
     z, r, grad: (C, B, D); step: (B,) one step size per image.  Returns the new z, r,
     log p(x, z) (C, B) and its gradient.  Volume-preserving and reversible (with r
@@ -152,7 +152,7 @@ def hmc_sample(model, x, *, n_chains=20, n_burn=100, n_draws=50, n_leapfrog=10,
     Each iteration draws a momentum r ~ N(0, I), runs :func:`leapfrog` from (z, r), and
     accepts the end point with probability min(1, exp(H(z, r) - H(z', r'))), chain by
     chain (Metropolis).  During the ``n_burn`` burn-in iterations the step size of each
-    image is adapted by dual averaging (Hoffman & Gelman 2014, Sec. 3.2.1) so that the
+    image is adapted by dual averaging (Hoffman & Gelman 2014, Sec. 3.2) so that the
     mean acceptance probability of its chains approaches ``target_accept``:
 
         Hbar_t = (1 - 1/(t + t0)) Hbar_{t-1} + (target - a_t) / (t + t0)
