@@ -36,7 +36,7 @@ def run(args):
     """Run the chosen experiment; write results.json and a figure into --out."""
     from minivae import datasets, reproduce
 
-    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1})
+    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "points": 1})
     mode = "quick" if args.quick else "full"
     data = datasets.load_mnist(args.data)
     out = args.out or os.path.join("runs", f"reproduce-{args.experiment}-"
@@ -58,6 +58,8 @@ def run(args):
         settings = dict(FIG2[mode])
         if args.budget is not None:
             settings["budget"] = args.budget
+        if args.points is not None:
+            settings["n_points"] = args.points
         settings["lr"] = args.lr
         results = reproduce.fig2(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
                                  on_result=lambda r: save(r, settings), **settings)
@@ -100,6 +102,8 @@ def _run_fig3(args, data, mode, out, save):
         settings["budget"] = args.budget
     if args.n_eval is not None:
         settings["n_eval"] = args.n_eval
+    if args.points is not None:
+        settings["n_points"] = args.points
     settings["lr"] = args.lr
     results = reproduce_fig3.fig3(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
                                   on_result=lambda r: save(r, settings), **settings)
@@ -127,6 +131,9 @@ def add_parser(commands):
     p.add_argument("--budget", type=int, default=None,
                    help=f"fig2, fig3: training examples per run (default {FIG2['full']['budget']:g}, "
                         f"--quick {FIG2['quick']['budget']}; fig3 --quick {FIG3['quick']['budget']})")
+    p.add_argument("--points", type=int, default=None,
+                   help=f"fig2, fig3: evaluation points per run, log-spaced (default "
+                        f"{FIG2['full']['n_points']}, fig3 {FIG3['full']['n_points']})")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"iwae: training epochs (default {IWAE['full']['epochs']}, "
                         f"--quick {IWAE['quick']['epochs']})")
