@@ -4,23 +4,25 @@
 # Kingma & Welling 2013 (Sec. 5, Fig. 2) compare their algorithm, AEVB (Auto-Encoding
 # Variational Bayes: one ELBO, ascended in the decoder's $\theta$ and the encoder's $\phi$
 # together), with what they call (Sec. 4) the only other on-line method for the same class of
-# continuous latent variable models: **wake-sleep** (Hinton, Dayan, Frey & Neal 1995). Wake-sleep also has a generative model
-# $p_\theta(x \mid z)\,p(z)$ and a recognition model $q_\phi(z \mid x)$, but it trains them with
-# two different objectives, one phase each:
+# continuous latent variable models: **wake-sleep** (Hinton, Dayan, Frey & Neal 1995).
+# Wake-sleep also has a generative model $p_\theta(x \mid z)\,p(z)$ and a recognition model
+# $q_\phi(z \mid x)$, but it trains them with two different objectives, one phase each:
 #
 # $$
 # \begin{aligned}
 # \text{wake } (\theta):&\quad \max_\theta\; \mathbb{E}_{x \sim \text{data}}\;
-#   \mathbb{E}_{z \sim q_\phi(z \mid x)}\big[\log p_\theta(x, z)\big]
-#   &&\text{($z$ is a sample, no gradient into $\phi$)} \\
+#   \mathbb{E}_{z \sim q_\phi(z \mid x)}\big[\log p_\theta(x, z)\big] \\
 # \text{sleep } (\phi):&\quad \max_\phi\; \mathbb{E}_{z \sim p(z),\; x \sim p_\theta(x \mid z)}
-#   \big[\log q_\phi(z \mid x)\big]
-#   &&\text{(a "dream" $(z, x)$ from the model, no gradient into $\theta$)} \\
+#   \big[\log q_\phi(z \mid x)\big] \\
 # \text{AEVB } (\theta, \phi):&\quad \max_{\theta, \phi}\; \mathbb{E}_{x \sim \text{data}}\;
-#   \mathcal{L}(\theta, \phi; x), &&\mathcal{L} = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x, z)
-#   - \log q_\phi(z \mid x)\big].
+#   \mathcal{L}(\theta, \phi; x), \qquad \mathcal{L} = \mathbb{E}_{q_\phi(z \mid x)}\big[\log
+#   p_\theta(x, z) - \log q_\phi(z \mid x)\big].
 # \end{aligned}
 # $$
+#
+# In the wake phase $z$ is a sample of $q_\phi$ treated as data: no gradient flows into $\phi$.
+# In the sleep phase the pair $(z, x)$ is a "dream" drawn from the model, and no gradient flows
+# into $\theta$.
 #
 # The paper's objection (Sec. 4) is that wake-sleep optimises two objective functions at once,
 # and that together they do not amount to optimising the marginal likelihood, or a bound on it.
@@ -36,8 +38,9 @@
 #    number of training examples seen (the layout of Fig. 2);
 # 4. the dreams (samples) of each trained model.
 #
-# The derivation of both phases' gradients is in docs/derivations.md, "Wake-sleep"; the
-# full-size experiment is `minivae reproduce fig2` ([docs/reproduction.md](../docs/reproduction.md)).
+# The derivation of both phases' gradients is in
+# [docs/derivations.md, "Wake-sleep"](../docs/derivations.md#wake-sleep); the full-size
+# experiment is `minivae reproduce fig2` ([docs/reproduction.md](../docs/reproduction.md)).
 #
 # `python tutorials/12_wake_sleep.py` trains four models for 100,000 examples each (about a
 # minute of CPU time); `MINIVAE_FAST=1` trains them for 10,000 examples (about 12 s of CPU
@@ -90,12 +93,12 @@ x_train = data.train.x.astype(np.float32)
 # $p_\theta(x \mid z)$ made from uniform noise $u$) and returns $-\frac1B \sum \log
 # q_\phi(z \mid x)$ with its gradient in the encoder's parameters only.
 #
-# **The wake phase is AEVB's $\theta$-step.** In $\mathcal{L} = \mathbb{E}_q[\log p_\theta(x, z)]
-# + \mathcal{H}[q_\phi]$ the entropy of $q$ has no $\theta$ in it, so for the same samples $z$
-# the wake gradient *is* the ELBO's gradient in $\theta$. We check it on real digits with the
-# same noise $\epsilon$: `VAE.loss_and_grads` (estimator B, the negative ELBO) against the
-# wake phase, decoder key by decoder key. Everything wake-sleep does differently happens in
-# the sleep phase, in $\phi$.
+# **The wake phase is AEVB's $\theta$-step.** The ELBO is $\mathcal{L} = \mathbb{E}_q[\log
+# p_\theta(x, z)] + \mathcal{H}[q_\phi]$, and the entropy of $q$ has no $\theta$ in it, so for
+# the same samples $z$ the wake gradient *is* the ELBO's gradient in $\theta$. We check it on
+# real digits with the same noise $\epsilon$: `VAE.loss_and_grads` (estimator B, the negative
+# ELBO) against the wake phase, decoder key by decoder key. Everything wake-sleep does
+# differently happens in the sleep phase, in $\phi$.
 
 # %%
 small = minivae.VAE(784, 2, hidden=(4,), activation="tanh", dtype=np.float64, seed=SEED)
@@ -313,7 +316,7 @@ fig
 #
 # The budget is small. The paper trains for up to $10^8$ examples; here each model sees
 # $10^4$ (fast mode) or $10^5$ (full run), about one and about eleven passes over the 9,000
-# training images. What we see is the beginning of Fig. 2, where the two methods differ most.
+# training images: only the start of training.
 
 # %%
 x_train_eval = fixed_binarization(x_train[:N_EVAL], SEED)
@@ -399,8 +402,9 @@ for z_dim in Z_DIMS:
         if examples < BUDGET or z_dim == 20:
             assert m > 4 * se, f"AEVB's test bound is above wake-sleep's (N_z = {z_dim}, {examples} examples)"
 d = mean_image - bounds[20, "wake-sleep"]["test"][-1]
-print(f"N_z = 20, end: mean-image model - wake-sleep = {d.mean():.1f} +- {d.std(ddof=1) / np.sqrt(len(d)):.1f} nats")
-assert d.mean() > 4 * d.std(ddof=1) / np.sqrt(len(d)), "wake-sleep at N_z = 20 is below the mean-image model"
+m, se = d.mean(), d.std(ddof=1) / np.sqrt(len(d))
+print(f"N_z = 20, end: mean-image model - wake-sleep = {m:.1f} +- {se:.1f} nats")
+assert m > 4 * se, "wake-sleep at N_z = 20 is below the mean-image model"
 
 # %% [markdown]
 # **Figure `12_bound_vs_examples.png`**: the lower bound on the 1,000 training images (solid)
@@ -416,11 +420,11 @@ assert d.mean() > 4 * d.std(ddof=1) / np.sqrt(len(d)), "wake-sleep at N_z = 20 i
 # panel's range are drawn at its bottom edge). This comes from Adagrad's first updates, not
 # from either objective: with an empty history the update $\mathrm{lr}\cdot g / (\sqrt{g^2} +
 # \epsilon)$ is $\pm\,\mathrm{lr} = \pm 0.02$ for every parameter with a nonzero gradient,
-# whatever the size of that gradient: twice the scale of the initial weights, with the same
-# sign pattern across whole rows of a weight matrix. The cell after the figure checks it on the
-# first step (the parameters that do not move are the encoder weights of pixels that are blank
-# in every image of the minibatch). Later updates are divided by the accumulated squared
-# gradients and shrink.
+# whatever the size of that gradient: twice the scale of the initial weights, for most of the
+# model's 800,000 parameters at once. The cell after the figure checks it on the first step.
+# The parameters that do not move there are whole rows of the first encoder weight matrix:
+# the weights of pixels that are 0 in every binarised image of the minibatch, whose gradient
+# is exactly 0. Later updates are divided by the accumulated squared gradients and shrink.
 
 # %%
 fig = Figure(figsize=(9, 3.8))
@@ -452,6 +456,11 @@ moved = steps[steps > 0]
 print(f"first Adagrad step: {moved.size / steps.size:.1%} of the parameters moved, median "
       f"|step| {np.median(moved):.4f} (lr = {LR})")
 assert np.isclose(np.median(moved), LR, rtol=1e-3), "Adagrad's first step is lr in every coordinate"
+still = {k: probe.params[k] == before[k] for k in before}                # (n_in, n_out) for a W
+assert not any(still[k].any() for k in still if k != "encoder.0.W")
+assert np.all(still["encoder.0.W"].all(axis=1) | ~still["encoder.0.W"].any(axis=1)), \
+    "what does not move is whole pixel rows of the first encoder layer"
+print(f"unmoved: {still['encoder.0.W'].all(axis=1).sum()} pixel rows of encoder.0.W")
 
 # %% [markdown]
 # ## 4. Dreams
