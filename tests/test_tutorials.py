@@ -42,6 +42,7 @@ FIGURES = {
                                  "09_sum_vs_mean.png"],
     "10_gaussian_decoder.py": ["10_reconstructions.png", "10_variance_runaway.png"],
     "11_amortisation_gap.py": ["11_local_optimisation.png", "11_gaps.png"],
+    "12_wake_sleep.py": ["12_kl_directions.png", "12_bound_vs_examples.png", "12_dreams.png"],
 }
 
 
