@@ -236,8 +236,8 @@ def softplus_sum_backward(ds, cache):
     per-pixel softplus max(a, 0) + log1p(exp(-|a|)): a - softplus(a) <= 0, so nothing
     overflows, and every value is within about 10u of the true sigmoid.  This is the
     arithmetic minivae's training has always used, kept bit for bit so that a model
-    trained with the same seed is the same model (docs/performance.md, "Same results to
-    rounding"); :func:`sigmoid_forward` would be a little more accurate (3u) and 0.8 ms
+    trained with the same seed is the same model (docs/performance.md, section Same results
+    to rounding); :func:`sigmoid_forward` would be a little more accurate (3u) and 0.8 ms
     per 128 x 784 step faster on CPUs without AVX-512 (float32 log1p has no SIMD loop
     there), but would change the trained model's test ELBO by a few hundredths of a nat.
     """
