@@ -284,6 +284,33 @@ def test_grade_all_grades_everyone_on_one_assignment(edition, tmp_path):
         n: ["affine_backward"] for n in ("alice", "bob", "carol")}
 
 
+def reference_with(tmp_path, variants):
+    tree = tmp_path / "sub"
+    shutil.copytree(ROOT / "minivae", tree / "minivae", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, name, index, body, imports in variants:
+        path = tree / rel
+        path.write_text(with_region(path.read_text(), name, index, body, imports))
+    return tree
+
+
+def test_the_local_check_names_the_failing_check_its_error_and_the_hint(edition, tmp_path, capsys):
+    assert main(["assignment", "check", "analytic_kl", "--directory", str(edition)]) == 1
+    out = capsys.readouterr().out
+    assert "analytic_kl: 0/8 points" in out and out.count(assignment.EXERCISES["analytic_kl"]["hint"]) == 1
+    assert "FAIL gradient" in out and "the stub of analytic_kl" in out
+    assert main(["assignment", "check", ",".join(assignment.EXERCISES), "--directory", str(ROOT)]) == 0
+    valid = assignment.check_locally(reference_with(tmp_path / "valid", [v for vs in VALID.values() for v in vs]),
+                                     list(assignment.EXERCISES))
+    assert all(r["points"] == r["max_points"] for r in valid), assignment.format_local(valid)
+    for label, (name, variants) in sorted(WRONG.items()):
+        [row] = assignment.check_locally(reference_with(tmp_path / label, variants), [name])
+        gradient = next(c for c in row["checks"] if "gradient" in c["name"])
+        assert not gradient["passed"] and "against central differences" in gradient["output"], label
+        assert row["hint"] and row["points"] <= row["max_points"] / 2 + 2, assignment.format_local([row])
+    [row] = assignment.check_locally(reference_with(tmp_path / "kl", WRONG["kl_dlogvar_doubled"][1]), ["analytic_kl"])
+    assert "dlogvar: relative error 0.5 against central differences" in row["checks"][1]["output"]
+
+
 def test_a_broken_marker_costs_only_its_own_exercise(tmp_path):
     tree = tmp_path / "sub"
     shutil.copytree(ROOT / "minivae", tree / "minivae", ignore=shutil.ignore_patterns("__pycache__"))

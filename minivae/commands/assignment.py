@@ -43,12 +43,14 @@ def make(args):
 
 
 def check(args):
-    """Run one exercise's own tests on the tree here (a student's local feedback)."""
+    """Run an exercise's local checks (or its pytest tests) on the tree here: a student's feedback."""
     check_number("--timeout", args.timeout, low=0, low_inclusive=False)
     rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
-                                    timeout=args.timeout)
+                                    timeout=args.timeout, tests=args.tests)
     print(assignment.format_local(rows))
-    return 0 if all(r["passed"] == r["total"] > 0 for r in rows) else 1
+    if args.tests:
+        return 0 if all(r["passed"] == r["total"] > 0 for r in rows) else 1
+    return 0 if all(r["points"] == r["max_points"] for r in rows) else 1
 
 
 def _edition(args):
@@ -108,9 +110,11 @@ def add_parser(commands):
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
     q.add_argument("--untracked", action="store_true", help="copy the folder as it is (outside git)")
     q.set_defaults(run=make)
-    q = actions.add_parser("check", help="run an exercise's own tests here (local feedback)")
+    q = actions.add_parser("check", help="run an exercise's local checks here (a student's feedback)")
     q.add_argument("exercises", help="comma-separated exercise names")
     q.add_argument("--directory", default=".", help="the tree (default: .)")
+    q.add_argument("--tests", action="store_true",
+                   help="run the exercise's pytest tests instead (slower, more cases)")
     q.add_argument("--timeout", type=float, default=600, help="seconds allowed for the test run")
     q.set_defaults(run=check)
     for action, run, what in (("grade", grade, "a submission"), ("grade-all", grade_all, "a folder of them")):
