@@ -58,8 +58,7 @@ mount -t tmpfs -o size=1m,mode=755 minivae-sandbox "$new"
 while [ "$1" != "--" ]; do
     kind=$1; path=$2; shift 2
     case $kind in
-        dir) mkdir -p "$new$path"; mount --bind "$path" "$new$path"
-             mount -o remount,bind,ro,nosuid,nodev "$new$path" ;;
+        dir) mkdir -p "$new$path"; mount --bind -o ro,nosuid,nodev "$path" "$new$path" ;;
         file) mkdir -p "$new${path%/*}"; : > "$new$path"; mount --bind "$path" "$new$path" ;;
         link) mkdir -p "$new${path%/*}"; ln -s "$(readlink "$path")" "$new$path" ;;
         hide) mount -t tmpfs -o size=4k,mode=0,ro minivae-hidden "$new$path" ;;

@@ -13,13 +13,14 @@ import collections
 import copy
 import csv
 import json
+import secrets
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minivae.assignment.edition import MANIFEST, tracked_files
 from minivae.assignment.exercises import AssignmentError, exercise_table, select
-from minivae.assignment.grader import grade
+from minivae.assignment.grader import HIDDEN_SEEDS, PUBLIC_SEEDS, grade
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -132,7 +133,8 @@ def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, ex
 
     Every submission is graded on one assignment: ``edition_info`` (the edition's
     manifest) or ``exercises`` if given, else the one most submissions' own
-    assignment.json lists (so a student who edits theirs changes nothing).  A
+    assignment.json lists (so a student who edits theirs changes nothing), and on
+    the same inputs (one hidden seed drawn for the class).  A
     submission that cannot be graded gets a report with an ``error``, never stops
     the others; no worker sees the other submissions.
     """
@@ -141,6 +143,8 @@ def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, ex
         raise AssignmentError(f"{folder} has no submission folders")
     if edition_info is None and exercises is None:
         edition_info = common_assignment(subs)
+    if kwargs.get("seeds") is None:                       # one hidden seed for the whole class
+        kwargs["seeds"] = list(PUBLIC_SEEDS) + [secrets.randbelow(2**31) + 100 for _ in range(HIDDEN_SEEDS)]
 
     def one(path):
         try:
