@@ -124,16 +124,19 @@ def submission(edition, tmp_path, variants):
     return tree
 
 
+@pytest.mark.parametrize("variants", ["VALID", "VALID_OTHER"])
 @pytest.mark.parametrize("mode", ["isolated", "whole"])
-def test_correct_solutions_written_differently_score_full_marks_in_both_modes(tmp_path, mode):
+def test_correct_solutions_written_differently_score_full_marks_in_both_modes(tmp_path, mode, variants):
+    variants = getattr(attempts, variants)
     tree = tmp_path / "sub"                     # the reference with the variants in its regions
     shutil.copytree(ROOT / "minivae", tree / "minivae", ignore=shutil.ignore_patterns("__pycache__"))
-    for rel, name, index, body, imports in [v for vs in VALID.values() for v in vs]:
+    for rel, name, index, body, imports in [v for vs in variants.values() for v in vs]:
         path = tree / rel
         path.write_text(with_region(path.read_text(), name, index, body, imports))
-    report = grade(tree, list(VALID), mode=mode)
+    report = grade(tree, list(variants), mode=mode)
     assert report["points"] == report["max_points"], assignment.format_report(report)
-    assert any("changed outside the markers" in n for n in report["outside_changes"])
+    imports = any(v[4] for vs in variants.values() for v in vs)          # a top-level import is noted
+    assert imports == any("changed outside the markers" in n for n in report["outside_changes"])
 
 
 @pytest.mark.parametrize("label", sorted(WRONG))
@@ -299,9 +302,10 @@ def test_the_local_check_names_the_failing_check_its_error_and_the_hint(edition,
     assert "analytic_kl: 0/8 points" in out and out.count(assignment.EXERCISES["analytic_kl"]["hint"]) == 1
     assert "FAIL gradient" in out and "the stub of analytic_kl" in out
     assert main(["assignment", "check", ",".join(assignment.EXERCISES), "--directory", str(ROOT)]) == 0
-    valid = assignment.check_locally(reference_with(tmp_path / "valid", [v for vs in VALID.values() for v in vs]),
-                                     list(assignment.EXERCISES))
-    assert all(r["points"] == r["max_points"] for r in valid), assignment.format_local(valid)
+    for label, variants in (("valid", VALID), ("other", attempts.VALID_OTHER)):
+        valid = assignment.check_locally(reference_with(tmp_path / label, [v for vs in variants.values() for v in vs]),
+                                         list(assignment.EXERCISES))
+        assert all(r["points"] == r["max_points"] for r in valid), assignment.format_local(valid)
     for label, (name, variants) in sorted(WRONG.items()):
         [row] = assignment.check_locally(reference_with(tmp_path / label, variants), [name])
         gradient = next(c for c in row["checks"] if "gradient" in c["name"])

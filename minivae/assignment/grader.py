@@ -47,6 +47,7 @@ PROBES_FILE = Path(__file__).with_name("probes.py")   # the worker's copy of the
 PUBLIC_SEEDS = (0, 1)           # every check runs on these and on HIDDEN_SEEDS drawn per grading
 HIDDEN_SEEDS = 1
 MAX_FILE_BYTES = 512 << 10      # a submitted file beyond this is not read (the largest reference: 25 KiB)
+MAX_NOTES = 10                  # changes outside the markers reported per file
 TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 1e-4)}   # rtol, atol as a share of max |ref|
 _BEGIN = re.compile(r"^\s*#\s*BEGIN\s+SOLUTION\s+(\S+)\s*$")
 _END = re.compile(r"^\s*#\s*END\s+SOLUTION\s*$")
@@ -183,11 +184,14 @@ def outside_changes(files, edition):
         if expected is None:
             continue
         mine, theirs = _outside(text), _outside(expected)
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, theirs, mine, autojunk=False).get_opcodes():
-            if tag != "equal":
-                shown = "".join(mine[j1:j2]).strip().splitlines()[:1] or ["(lines removed)"]
-                notes.append(f"{rel}: changed outside the markers near line {i1 + 1} of the edition: "
-                             f"{shown[0][:80]!r} (not graded in isolated mode)")
+        changes = [op for op in difflib.SequenceMatcher(None, theirs, mine, autojunk=False).get_opcodes()
+                   if op[0] != "equal"]
+        for tag, i1, i2, j1, j2 in changes[:MAX_NOTES]:
+            shown = "".join(mine[j1:j2]).strip().splitlines()[:1] or ["(lines removed)"]
+            notes.append(f"{rel}: changed outside the markers near line {i1 + 1} of the edition: "
+                         f"{shown[0][:80]!r} (not graded in isolated mode)")
+        if len(changes) > MAX_NOTES:
+            notes.append(f"{rel}: and {len(changes) - MAX_NOTES} more changes outside the markers")
     return notes
 
 
@@ -342,6 +346,7 @@ def grade(directory, exercises=None, *, reference, mode="isolated", table=None, 
     edition = edition_sources(scanned, assigned, info["provided"], table)
     if seeds is None:
         seeds = list(PUBLIC_SEEDS) + [secrets.randbelow(2**31) + 100 for _ in range(HIDDEN_SEEDS)]
+    sandboxed, how = sandbox_status()                  # probed here, before the workers' threads
     rows = {}
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
         for round_ in levels(names, table):            # an exercise after those whose reference it runs
@@ -350,7 +355,6 @@ def grade(directory, exercises=None, *, reference, mode="isolated", table=None, 
                 [directory, *hide]), round_)))
     rows = [rows[n] for n in names]
     noted = edition_sources(scanned, assigned, info.get("claimed", info["provided"]), table)
-    sandboxed, how = sandbox_status()
     notes = ([note] if note else []) + ([] if sandboxed else [
         f"the submission ran without the sandbox ({how}): it could read what this user can read; "
         "grade untrusted code in the autograder (docs/assignments.md)"])

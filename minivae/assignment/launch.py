@@ -71,6 +71,7 @@ exec "$chroot" "$new" "$@"
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/urandom")
 _STATUS = {}                      # the sandbox probe's result, once per process
+_PROBING = threading.Lock()       # graders run workers from threads: one probe, and all wait for it
 
 
 def worker_user(sandboxed):
@@ -149,27 +150,31 @@ def sandbox_command(command, folders, hide=()):
 
 def sandbox_status():
     """(True, "linux namespaces") if the sandbox works here, else (False, why not); probed once."""
-    if "ok" not in _STATUS:
-        _STATUS["ok"], _STATUS["why"] = False, "not probed"
-        with tempfile.TemporaryDirectory(prefix="minivae-probe-") as scratch:
-            _readable([scratch])
-            wrapped = sandbox_command([sys.executable, "-I", "-B", "-c", "import numpy; print('ok')"],
-                                      [scratch], _installed_copies())
-            if wrapped is None:
-                _STATUS["why"] = "needs Linux with unshare, chroot and setpriv (util-linux)"
-            else:
-                try:
-                    result = subprocess.run(wrapped[0], capture_output=True, timeout=60, cwd=scratch,
-                                            env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
-                    ok = result.returncode == 0 and result.stdout.strip() == b"ok"
-                    _STATUS["ok"] = ok
-                    _STATUS["why"] = ("linux namespaces" if ok else "unshare failed: " + (
-                        result.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1][:200])
-                except (OSError, subprocess.SubprocessError) as error:
-                    _STATUS["why"] = f"unshare failed: {error}"
-                finally:
-                    shutil.rmtree(wrapped[1], ignore_errors=True)
+    with _PROBING:
+        if "ok" not in _STATUS:
+            _STATUS.update(_probe())
     return _STATUS["ok"], _STATUS["why"]
+
+
+def _probe():
+    """Run `import numpy` in the sandbox: {"ok": it printed ok, "why": how, or why not}."""
+    with tempfile.TemporaryDirectory(prefix="minivae-probe-") as scratch:
+        _readable([scratch])
+        wrapped = sandbox_command([sys.executable, "-I", "-B", "-c", "import numpy; print('ok')"],
+                                  [scratch], _installed_copies())
+        if wrapped is None:
+            return {"ok": False, "why": "needs Linux with unshare, chroot and setpriv (util-linux)"}
+        try:
+            result = subprocess.run(wrapped[0], capture_output=True, timeout=60, cwd=scratch,
+                                    env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"})
+        except (OSError, subprocess.SubprocessError) as error:
+            return {"ok": False, "why": f"unshare failed: {error}"}
+        finally:
+            shutil.rmtree(wrapped[1], ignore_errors=True)
+    if result.returncode == 0 and result.stdout.strip() == b"ok":
+        return {"ok": True, "why": "linux namespaces"}
+    last = result.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"]
+    return {"ok": False, "why": "unshare failed: " + last[-1][:200]}
 
 
 def _readable(folders):
