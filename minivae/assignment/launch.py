@@ -130,7 +130,7 @@ def _inside(path, folder):
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def sandbox_command(command, folders, hide=()):
+def sandbox_command(command, folders, hide=(), switch_user=True):
     """``command`` wrapped in the sandbox, seeing only ``folders`` (and Python), or None without one."""
     found = [shutil.which(p, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
              for p in ("unshare", "setpriv", "chroot")]
@@ -138,7 +138,7 @@ def sandbox_command(command, folders, hide=()):
         return None
     unshare, setpriv, chroot = found
     root = tempfile.mkdtemp(prefix="minivae-sandbox-")
-    user = worker_user(sandboxed=True)
+    user = worker_user(sandboxed=True) if switch_user else None
     drop = ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     if user is not None:
         drop = [f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *drop]
@@ -178,11 +178,12 @@ def _probe():
 
 
 def _readable(folders):
-    """Let another user (the worker's) read ``folders``: directories 755, files 644."""
+    """Let another user (the worker's) read ``folders`` (the grader's own copies): adds read (and, to
+    directories, search) permission for everyone, takes nothing away."""
     for folder in folders:
         for path in [Path(folder), *Path(folder).rglob("*")]:
             if not path.is_symlink():
-                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+                os.chmod(path, path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
 
 
 def tasks_of(uid):
@@ -200,15 +201,16 @@ def tasks_of(uid):
     return count
 
 
-def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limits=True):
+def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limits=True, switch_user=True):
     """Run ``_worker.py`` on the package in ``tree``: ({case id: {key: array}}, note or None).
 
     ``request``: the JSON-ready list of cases; ``probe_files``: {name in the scratch
     folder: source path} of the probe modules the worker loads beside itself.
     ``sandbox``: use the sandbox if this machine has one; ``hide``: more folders it
     must not see (the submissions); ``limits``: the worker's own limits (no file
-    writes; at most EXTRA_TASKS processes and threads more than its user runs now).
-    A note says why there are no outputs.
+    writes; at most EXTRA_TASKS processes and threads more than its user runs now);
+    ``switch_user``: as root, run as the worker's user (``tree`` is then made
+    readable to it: pass only a copy).  A note says why there are no outputs.
     """
     import json
     tree = os.path.realpath(tree)
@@ -222,8 +224,8 @@ def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limit
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         wrapped, kwargs = None, {}
         if sandbox and sandbox_status()[0]:
-            wrapped = sandbox_command(command, [scratch, tree], [*_installed_copies(), *hide])
-        user = worker_user(sandboxed=wrapped is not None)
+            wrapped = sandbox_command(command, [scratch, tree], [*_installed_copies(), *hide], switch_user)
+        user = worker_user(sandboxed=wrapped is not None) if switch_user else None
         if limits:
             tasks = tasks_of(os.getuid() if user is None else user[0])
             command[-1] = "0" if tasks is None else str(tasks + EXTRA_TASKS)

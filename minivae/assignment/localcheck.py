@@ -118,7 +118,7 @@ def check_locally(directory, names, table=None, stream=None, timeout=600, tests=
              for name in names for check, runs in LOCAL.get(name, {}).items()
              for i, (probe, case) in enumerate(runs) for seed in SEEDS]
     outputs, error = run_worker(Path(directory).resolve(), [list(c[:4]) for c in cases], timeout, PROBE_FILES,
-                                sandbox=False, limits=False)
+                                sandbox=False, limits=False, switch_user=False)
     rows = []
     for name in names:
         entry, checks = table[name], []
