@@ -98,9 +98,13 @@ def _python_paths():
     return sorted(paths)
 
 
-def _installed_copies():
-    """The folder of the package the grader runs (hidden if it lies in a folder the worker sees)."""
-    return [str(HERE.parent.resolve())]
+def _installed_copies(*roots):
+    """What the worker must not see of the package the grader runs and of the checkouts ``roots``:
+    the package, and a checkout's tests, tutorials and docs (hidden where they lie in a folder
+    the worker sees, e.g. a virtual environment made in the checkout itself)."""
+    package = HERE.parent.resolve()
+    return [str(package)] + [str(Path(root) / part) for root in (package.parent, *roots)
+                             for part in ("minivae", "tests", "tutorials", "docs")]
 
 
 def _binds(folders, hide):
@@ -224,7 +228,7 @@ def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limit
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         wrapped, kwargs = None, {}
         if sandbox and sandbox_status()[0]:
-            wrapped = sandbox_command(command, [scratch, tree], [*_installed_copies(), *hide], switch_user)
+            wrapped = sandbox_command(command, [scratch, tree], [*_installed_copies(*hide), *hide], switch_user)
         user = worker_user(sandboxed=wrapped is not None) if switch_user else None
         if limits:
             tasks = tasks_of(os.getuid() if user is None else user[0])
