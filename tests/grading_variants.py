@@ -1,6 +1,14 @@
 """Submissions for tests/test_assignment.py: region bodies that are valid variants, wrong answers
 or forgery attempts.  Each variant is (file, exercise, index of its region in that file, body,
-top-level import lines); :func:`with_region` writes one into a file's text."""
+top-level import lines); :func:`with_region` writes one into a file's text.
+
+VALID: correct, written differently (one or more per exercise): full marks in both modes.
+WRONG: a factor of 2 or a sign in one exercise: at most half, nothing for the gradient.
+FORGERIES and RETURNED: stubs that try to earn points without computing the answer (forged
+files, patched tools, early exits, endless loops, arrays that are not answers): nothing.
+The functions at the end build the attempts that need a path (the results file, the
+solution, a classmate's folder) or a process of their own; test_assignment.py runs those
+where they cannot harm the machine."""
 import re
 import textwrap
 
@@ -22,6 +30,7 @@ def with_region(text, name, index, body, imports=()):
 
 
 DIST, NN, ELBO = "minivae/distributions.py", "minivae/nn.py", "minivae/elbo.py"
+VAE, EVALUATE, OPTIM = "minivae/vae.py", "minivae/evaluate.py", "minivae/optim.py"
 
 # correct, written differently: other local names, a helper and an import inside the region,
 # an import at the top of the file, a dict as the cache
@@ -53,9 +62,168 @@ VALID = {
             """, ()),
     ],
     "activation_backward": [
+        (NN, "activation_backward", 0, """
+            da = np.where(cache > 0, dh, 0)
+            """, ()),
+        (NN, "activation_backward", 1, """
+            t = cache
+            da = dh * (1 - t) * (1 + t)
+            """, ()),
         (NN, "activation_backward", 2, """
             s = cache
             da = dh * (s - s ** 2)
+            """, ()),
+        (NN, "activation_backward", 3, """
+            from scipy.special import expit
+            a, _ = cache
+            da = dh * expit(a)
+            """, ()),
+    ],
+    "affine_backward": [
+        (NN, "affine_backward", 0, """
+            inputs, weights = cache
+            dW = np.einsum("bi,bj->ij", inputs, dy)
+            db = np.add.reduce(dy, axis=0)
+            dx = np.einsum("bj,ij->bi", dy, weights) if input_grad else None
+            """, ()),
+        (NN, "affine_backward", 1, """
+            x, W = cache
+            dx = dy @ W.T if input_grad else None
+            rows = len(x) // n_groups
+            dW = np.stack([x[g * rows:(g + 1) * rows].T @ dy[g * rows:(g + 1) * rows] for g in range(n_groups)])
+            db = np.stack([dy[g * rows:(g + 1) * rows].sum(0) for g in range(n_groups)])
+            """, ()),
+    ],
+    "bernoulli_likelihood": [
+        (DIST, "bernoulli_likelihood", 0, """
+            # the textbook stable form: x l - log(1 + e^l) = x l - logaddexp(0, l)
+            log_p = np.sum(x * logits - np.logaddexp(0, logits), axis=-1)
+            cache = {"x": x, "logits": logits}
+            """, ()),
+        (DIST, "bernoulli_likelihood", 1, """
+            p = 0.5 * (1 + np.tanh(0.5 * cache["logits"]))          # sigmoid, without overflow
+            dlogits = dlog_p[..., None] * (cache["x"] - p)
+            """, ()),
+    ],
+    "gaussian_log_density": [
+        (DIST, "gaussian_log_density", 0, """
+            sd = np.exp(logvar / 2)
+            standard = (value - mean) / sd
+            import math
+            log_N = np.sum(-0.5 * standard ** 2 - np.log(sd) - 0.5 * math.log(2 * math.pi), axis=-1)
+            cache = (standard, sd, value, mean, logvar)
+            """, ()),
+        (DIST, "gaussian_log_density", 1, """
+            standard, sd, value, mean, logvar = cache
+            g = dlog_N[..., None]
+            dvalue = sum_to_shape(-g * standard / sd, np.shape(value))
+            dmean = sum_to_shape(g * standard / sd, np.shape(mean))
+            dlogvar = sum_to_shape(g * 0.5 * (standard ** 2 - 1), np.shape(logvar))
+            """, ()),
+        (DIST, "gaussian_log_density", 2, """
+            import math
+            log_p = np.sum(-0.5 * np.square(z), axis=-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+            cache = z
+            """, ()),
+    ],
+    "reparameterised_sample": [
+        (DIST, "reparameterised_sample", 0, """
+            std = np.sqrt(np.exp(logvar))
+            z = np.add(mu, std * eps)
+            cache = {"std": std, "eps": eps}
+            """, ()),
+        (DIST, "reparameterised_sample", 1, """
+            dmu = np.sum(dz, axis=0)
+            dlogvar = 0.5 * np.sum(dz * cache["eps"], axis=0) * cache["std"]
+            """, ()),
+    ],
+    "estimator_a": [
+        (ELBO, "estimator_a", 1, """
+            n, b = cache["log_px_z"].shape
+            w = cache["settings"]["beta"]
+            per_sample = np.broadcast_to(delbo / n, (n, b))
+            dz_prior = dist.standard_normal_log_density_backward(w * per_sample, cache["prior_cache"])
+            dz_post, dmu, dlogvar = dist.gaussian_log_density_backward(-w * per_sample, cache["posterior_cache"])
+            return per_sample, dz_prior + dz_post, dmu, dlogvar
+            """, ()),
+    ],
+    "vae_backward": [
+        (VAE, "vae_backward", 0, """
+            grads = {**grads, **nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation)[1]}
+            """, ()),
+    ],
+    "importance_sampled_log_likelihood": [
+        (EVALUATE, "importance_sampled_log_likelihood", 0, """
+            terms = [cache[name].astype(np.float64) for name in ("log_px_z", "log_pz")]
+            log_w = terms[0] + terms[1] - cache["log_qz"].astype(np.float64)
+            """, ()),
+        (EVALUATE, "importance_sampled_log_likelihood", 1, """
+            from scipy.special import logsumexp
+            log_sum_w = np.logaddexp(log_sum_w, logsumexp(log_w, axis=0))
+            log_sum_w2 = np.logaddexp(log_sum_w2, logsumexp(2 * log_w, axis=0))
+            """, ()),
+        (EVALUATE, "importance_sampled_log_likelihood", 2, """
+            estimate[start:start + len(xb)] = log_sum_w - np.log(k)
+            """, ()),
+    ],
+    "adam_update": [
+        (OPTIM, "adam_update", 0, """
+            # Kingma & Ba (2015), Algorithm 1, written out with the bias-corrected moments
+            m[...] = self.beta1 * m + (1 - self.beta1) * g
+            v[...] = self.beta2 * v + (1 - self.beta2) * g * g
+            m_hat = m / (1 - self.beta1 ** self.t)
+            v_hat = v / (1 - self.beta2 ** self.t)
+            p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+            """, ()),
+    ],
+}
+
+# more correct forms of the same regions (graded in a tree of their own): the stable log1p form
+# of the Bernoulli likelihood, the textbook KL without expm1, sigmoid as 1 / (1 + exp(-a)),
+# estimator B with its KL inline and dz as an array of zeros
+VALID_OTHER = {
+    "bernoulli_likelihood": [
+        (DIST, "bernoulli_likelihood", 0, """
+            softplus = np.maximum(logits, 0) + np.log1p(np.exp(-np.abs(logits)))
+            log_p = np.sum(x * logits - softplus, axis=-1)
+            cache = (x, logits)
+            """, ()),
+        (DIST, "bernoulli_likelihood", 1, """
+            x, logits = cache
+            with np.errstate(over="ignore"):
+                dlogits = dlog_p[..., None] * (x - 1 / (1 + np.exp(-logits)))
+            """, ()),
+    ],
+    "activation_backward": [
+        (NN, "activation_backward", 1, "da = dh * (1 - np.square(cache))\n", ()),
+        (NN, "activation_backward", 2, "da = dh * cache - dh * cache ** 2\n", ()),
+        (NN, "activation_backward", 3, """
+            a, _ = cache
+            with np.errstate(over="ignore"):
+                da = dh / (1 + np.exp(-a))
+            """, ()),
+    ],
+    "analytic_kl": [
+        (DIST, "analytic_kl", 0, """
+            kl = 0.5 * np.sum(mu ** 2 + np.exp(logvar) - 1 - logvar, axis=-1)
+            cache = (mu, logvar)
+            """, ()),
+        (DIST, "analytic_kl", 1, """
+            mu, logvar = cache
+            g = np.expand_dims(dkl, -1)
+            dmu, dlogvar = g * mu, g * 0.5 * (np.exp(logvar) - 1)
+            """, ()),
+    ],
+    "estimator_b": [
+        (ELBO, "estimator_b", 0, """
+            kl = 0.5 * np.sum(mu ** 2 + np.expm1(logvar) - logvar, axis=-1)
+            return log_px_z.mean(axis=0) - beta * kl, {"kl_qp": kl, "m": mu, "lv": logvar}
+            """, ()),
+        (ELBO, "estimator_b", 1, """
+            n = cache["eps"].shape[0]
+            g = (-cache["settings"]["beta"] * delbo)[:, None]
+            dlog_px_z = np.ones_like(cache["log_px_z"]) * (delbo / n)
+            return dlog_px_z, np.zeros_like(cache["eps"]), g * cache["m"], g * 0.5 * np.expm1(cache["lv"])
             """, ()),
     ],
 }
@@ -134,3 +302,227 @@ FORGERIES = {
             pass
         """, ())]),
 }
+
+
+def _returns(dx, dW, db, setup=""):
+    """An affine_backward region leaving dx, dW, db as given (x, W = cache first)."""
+    return ("affine_backward", [(NN, "affine_backward", 0, "x, W = cache\n" + textwrap.dedent(setup)
+                                 + f"dx, dW, db = {dx}, {dW}, {db}\n", ())])
+
+
+# arrays that are not the answer, however they compare: each earns nothing
+RETURNED = {
+    "nan": _returns("np.full_like(x, np.nan)", "np.full_like(W, np.nan)", "np.full_like(W[0], np.nan)"),
+    "inf": _returns("np.full_like(x, np.inf)", "np.full_like(W, -np.inf)", "np.full_like(W[0], np.inf)"),
+    "huge": _returns("np.full_like(x, 1e308)", "np.full_like(W, 1e308)", "np.full_like(W[0], -1e308)"),
+    "float16": _returns("(dy @ W.T).astype(np.float16)", "(x.T @ dy).astype(np.float16)",
+                        "dy.sum(0).astype(np.float16)"),
+    "int": _returns("np.zeros(x.shape, int)", "np.zeros(W.shape, int)", "np.zeros(W.shape[1], int)"),
+    "complex": _returns("(dy @ W.T) + 0j", "(x.T @ dy) + 0j", "dy.sum(0) + 0j"),
+    "bool": _returns("np.ones(x.shape, bool)", "np.ones(W.shape, bool)", "np.ones(W.shape[1], bool)"),
+    "strings": _returns("np.full(x.shape, 'x')", "np.full(W.shape, 'W')", "np.full(W.shape[1], 'b')"),
+    "objects": _returns("np.empty(x.shape, object)", "np.empty(W.shape, object)", "np.empty(W.shape[1], object)"),
+    "datetimes": _returns("np.zeros(x.shape, 'M8[s]')", "np.zeros(W.shape, 'M8[s]')",
+                          "np.zeros(W.shape[1], 'M8[s]')"),
+    "transposed": _returns("(dy @ W.T).T", "(x.T @ dy).T", "dy.sum(0)[None]"),
+    "none": _returns("None", "None", "None"),
+    "nested_lists": _returns("[[0.0]]", "[[0.0, 0.0]]", "[0.0]"),
+    "equal_to_everything": _returns("Always(x.shape)", "Always(W.shape)", "Always(W.shape[1:])", """
+        class Always(np.ndarray):
+            # compares equal to anything and claims to be close to anything, holding zeros
+            def __new__(cls, shape):
+                return np.zeros(shape).view(cls)
+            def __eq__(self, other):
+                return np.ones(self.shape, bool)
+            def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+                return np.ones(np.shape(args[0]), bool)
+            __ne__ = __lt__ = __gt__ = __le__ = __ge__ = __eq__
+        """),
+    "array_like": _returns("Fake(x)", "Fake(W)", "Fake(W[0])", """
+        class Fake:
+            # an array-like whose __array__ gives zeros, __eq__ True and float() 0
+            def __init__(self, like):
+                self.shape, self.dtype = like.shape, like.dtype
+            def __array__(self, dtype=None, copy=None):
+                return np.zeros(self.shape, dtype or self.dtype)
+            def __eq__(self, other):
+                return True
+            def __float__(self):
+                return 0.0
+        """),
+    "changing_array": _returns("Shifty(x)", "Shifty(W)", "Shifty(W[0])", """
+        class Shifty:
+            # a different array each time it is asked for one
+            calls = [0]
+            def __init__(self, like):
+                self.like = like
+            def __array__(self, dtype=None, copy=None):
+                self.calls[0] += 1
+                return np.full_like(self.like, self.calls[0], dtype=dtype)
+        """),
+    "array_raises": _returns("Broken()", "Broken()", "Broken()", """
+        class Broken:
+            def __array__(self, dtype=None, copy=None):
+                raise RuntimeError("no array here")
+        """),
+    "masked": _returns("np.ma.masked_all(x.shape)", "np.ma.masked_all(W.shape)", "np.ma.masked_all(W.shape[1:])"),
+    "matrix": _returns("np.asmatrix(np.zeros(x.shape))", "np.asmatrix(np.zeros(W.shape))", "np.zeros(W.shape[1])"),
+    "recursion": _returns("deep(0)", "None", "None", """
+        def deep(n):
+            return deep(n + 1)
+        """),
+    # 72 MB once (beyond the grader's 64 MiB for all outputs), then raises
+    "big_output": _returns("np.zeros(9_000_000)", "None", "None", """
+        if getattr(np, "_sent", False):
+            raise NotImplementedError
+        np._sent = True
+        """),
+}
+
+
+def forks_daemons():
+    """Ten children that leave the worker's session and sleep, named mvdaemon (to be found after)."""
+    return ("affine_backward", [(NN, "affine_backward", 0, """
+        import ctypes, os, time
+        for _ in range(10):
+            try:
+                if os.fork() == 0:
+                    os.setsid()
+                    ctypes.CDLL(None).prctl(15, b"mvdaemon", 0, 0, 0)     # PR_SET_NAME
+                    time.sleep(30)
+                    os._exit(0)
+            except OSError:
+                pass
+        raise NotImplementedError
+        """, ())])
+
+
+def fork_bomb():
+    """Forks until refused, in every child too, and never returns: only limits stop it."""
+    return ("affine_backward", [(NN, "affine_backward", 0, """
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+        """, ())])
+
+
+def floods_output(megabytes=200):
+    """Writes ``megabytes`` MB to every open descriptor (stdout, stderr, the worker's own output)."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import os
+        block = b"x" * (1 << 20)
+        for fd in range(1, 20):
+            try:
+                for _ in range({megabytes}):
+                    os.write(fd, block)
+            except OSError:
+                pass
+        raise NotImplementedError
+        """, ())])
+
+
+def kills_the_grader():
+    """Kills the process that started it (the grader, unless something stands in between)."""
+    return ("affine_backward", [(NN, "affine_backward", 0, """
+        import os, signal, time
+        os.kill(os.getppid(), signal.SIGKILL)
+        time.sleep(2)
+        raise NotImplementedError
+        """, ())])
+
+
+def writes_into_the_grader(results):
+    """Writes a full score into ``results`` (where the grader writes its results) now, and from a
+    child once the grader has written it, and tries to change its own tree and scratch folder."""
+    forged = '{"score": 100, "tests": []}'
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import os, sys, time
+        def forge(paths):
+            for path in paths:
+                try:
+                    with open(path, "w") as f:
+                        f.write({forged!r})
+                except OSError:
+                    pass
+        forge([os.path.join(sys.argv[1], "minivae", "nn.py"), "forged.json", {str(results)!r}])
+        try:
+            if os.fork() == 0:
+                os.setsid()
+                os.closerange(0, 1024)                  # let the grader stop waiting for its pipes
+                for _ in range(150):                    # until the grader has written its results
+                    time.sleep(0.1)
+                    try:
+                        if '"score": 0' in open({str(results)!r}).read():
+                            forge([{str(results)!r}])
+                            break
+                    except OSError:
+                        pass
+                os._exit(0)
+        except OSError:
+            pass
+        raise NotImplementedError
+        """, ())])
+
+
+def reads_the_solution(*roots):
+    """Finds the reference nn.py (the installed package, its editable-install map, the given
+    folders, other grading trees) and returns what its affine_backward returns."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import glob, importlib.util, os, re, sys
+        found = []
+        for entry in list(sys.path):                       # the installed package and its map
+            found += glob.glob(os.path.join(entry, "minivae", "nn.py"))
+            for finder in glob.glob(os.path.join(entry, "__editable__*finder.py")):
+                try:
+                    found += [os.path.join(p, "nn.py") for p in re.findall(r"'([^']+/minivae)'", open(finder).read())]
+                except OSError:
+                    pass
+        found += [os.path.join(r, "minivae", "nn.py") for r in {[str(r) for r in roots]!r}]
+        found += glob.glob("/tmp/minivae-grade-*/minivae/nn.py")
+        for path in found:
+            if os.path.abspath(path).startswith(os.path.abspath(sys.argv[1])):
+                continue
+            try:
+                spec = importlib.util.spec_from_file_location("stolen_nn", path)
+                stolen = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(stolen)
+                dx, dW, db = stolen.affine_backward(dy, cache, input_grad)
+                break
+            except Exception:
+                continue
+        else:
+            raise NotImplementedError("no solution found")
+        """, ())])
+
+
+def copies_a_classmate(classmate):
+    """Runs the affine_backward of ``classmate``'s submitted nn.py."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("classmate", {str(classmate)!r})
+        theirs = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(theirs)
+        dx, dW, db = theirs.affine_backward(dy, cache, input_grad)
+        """, ())])
+
+
+def waits_for_a_later_tree(folder):
+    """activation_backward's tanh region: waits up to 8 s for another grading tree in ``folder``
+    whose nn.py holds the reference tanh_backward, and uses it."""
+    return ("activation_backward", [(NN, "activation_backward", 1, f"""
+        import glob, importlib.util, time
+        import sys
+        for _ in range(80):
+            trees = [p for p in glob.glob({str(folder)!r} + "/minivae-grade-*/minivae/nn.py")
+                     if not p.startswith(sys.argv[1]) and "d tanh" + "(a)/da" in open(p).read()]
+            if trees:
+                break
+            time.sleep(0.1)
+        spec = importlib.util.spec_from_file_location("later", trees[0])
+        later = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(later)
+        da = later.tanh_backward(dh, cache)
+        """, ())])

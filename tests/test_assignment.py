@@ -11,6 +11,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -20,12 +22,18 @@ from minivae import assignment
 from minivae.assignment import grader
 from minivae.cli import main
 
-from grading_variants import FORGERIES, VALID, WRONG, with_region
+from minivae.assignment import launch
+
+import grading_variants as attempts
+from grading_variants import FORGERIES, RETURNED, VALID, WRONG, with_region
 
 ROOT = Path(__file__).resolve().parents[1]
 solution_only = pytest.mark.skipif(assignment.reference_solution()[0] is None,
                                    reason="needs the solution checkout")
 pytestmark = solution_only
+# the attempts that could touch the machine if the sandbox failed run only inside it
+SANDBOXED = launch.sandbox_status()[0]
+needs_sandbox = pytest.mark.skipif(not SANDBOXED, reason="needs the worker's Linux sandbox (unshare)")
 
 TABLE = {
     "square": {"title": "Square", "functions": ["minivae/ops.py::square"],
@@ -116,16 +124,19 @@ def submission(edition, tmp_path, variants):
     return tree
 
 
+@pytest.mark.parametrize("variants", ["VALID", "VALID_OTHER"])
 @pytest.mark.parametrize("mode", ["isolated", "whole"])
-def test_correct_solutions_written_differently_score_full_marks_in_both_modes(tmp_path, mode):
+def test_correct_solutions_written_differently_score_full_marks_in_both_modes(tmp_path, mode, variants):
+    variants = getattr(attempts, variants)
     tree = tmp_path / "sub"                     # the reference with the variants in its regions
     shutil.copytree(ROOT / "minivae", tree / "minivae", ignore=shutil.ignore_patterns("__pycache__"))
-    for rel, name, index, body, imports in [v for vs in VALID.values() for v in vs]:
+    for rel, name, index, body, imports in [v for vs in variants.values() for v in vs]:
         path = tree / rel
         path.write_text(with_region(path.read_text(), name, index, body, imports))
-    report = grade(tree, list(VALID), mode=mode)
+    report = grade(tree, list(variants), mode=mode)
     assert report["points"] == report["max_points"], assignment.format_report(report)
-    assert any("changed outside the markers" in n for n in report["outside_changes"])
+    imports = any(v[4] for vs in variants.values() for v in vs)          # a top-level import is noted
+    assert imports == any("changed outside the markers" in n for n in report["outside_changes"])
 
 
 @pytest.mark.parametrize("label", sorted(WRONG))
@@ -141,12 +152,167 @@ def test_a_wrong_gradient_earns_at_most_half_and_nothing_for_the_gradient(label,
     assert all(not c["passed"] for c in row["checks"] if "gradient" in c["name"] or "mlp" in c["name"])
 
 
-@pytest.mark.parametrize("label", sorted(FORGERIES))
+@pytest.mark.parametrize("label", sorted(FORGERIES) + sorted(RETURNED))
 def test_a_stub_that_tries_to_forge_its_result_earns_nothing(edition, tmp_path, label):
-    name, variants = FORGERIES[label]
+    name, variants = FORGERIES.get(label) or RETURNED[label]
     tree = submission(edition, tmp_path, variants)
     report = grade(tree, [name], timeout=5)
     assert report["points"] == 0, assignment.format_report(report)
+
+
+def cli_grade(tree, tmp_path, timeout=20):
+    """`minivae assignment grade` of affine_backward in a process of its own: (exit status, maxrss
+    in MiB of it and its workers, the results.json it leaves, its output)."""
+    results = tmp_path / "results.json"
+    process = subprocess.Popen([sys.executable, "-m", "minivae", "assignment", "grade", str(tree),
+                                "--exercises", "affine_backward", "--timeout", str(timeout),
+                                "--gradescope", str(results)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, cwd=tmp_path)
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    left = json.loads(results.read_text()) if results.exists() else None
+    return process.returncode, usage.ru_maxrss / 1024, left, output
+
+
+def test_flooding_stdout_and_stderr_costs_the_grader_no_memory(edition, tmp_path):
+    tree = submission(edition, tmp_path, attempts.floods_output(200)[1])     # 200 MB to each descriptor
+    status, maxrss, results, output = cli_grade(tree, tmp_path)
+    assert status == 1 and results["score"] == 0, output
+    assert maxrss < 200, f"the grader (or its worker) grew to {maxrss:.0f} MiB: it kept the flood"
+
+
+def _daemons():
+    return [p.parent.name for p in Path("/proc").glob("[0-9]*/comm")
+            if p.exists() and p.read_text().strip() == "mvdaemon"]
+
+
+def test_processes_a_stub_starts_end_with_its_worker(edition, tmp_path):
+    tree = submission(edition, tmp_path, attempts.forks_daemons()[1])
+    try:
+        assert grade(tree, ["affine_backward"], timeout=5)["points"] == 0
+        assert _daemons() == [], "children of the worker outlived it"
+    finally:
+        for pid in _daemons():                        # ours: named by the stub above
+            os.kill(int(pid), 9)
+
+
+@needs_sandbox
+@pytest.mark.skipif(launch.worker_user(True) is None, reason="the sandbox's worker runs as root here")
+def test_a_fork_bomb_is_stopped_and_leaves_nothing(edition, tmp_path):
+    user = launch.worker_user(True)[0]
+    before = launch.tasks_of(user) or 0
+    tree = submission(edition, tmp_path, attempts.fork_bomb()[1])
+    assert grade(tree, ["affine_backward"], timeout=5)["points"] == 0
+    for _ in range(50):                                   # the namespace's processes are killed
+        if (launch.tasks_of(user) or 0) <= before:        # with the worker; wait for them to go
+            break
+        time.sleep(0.1)
+    assert (launch.tasks_of(user) or 0) <= before
+
+
+@needs_sandbox
+def test_a_stub_can_neither_kill_the_grader_nor_write_its_results(edition, tmp_path):
+    tree = submission(edition, tmp_path, attempts.kills_the_grader()[1])
+    status, _, results, output = cli_grade(tree, tmp_path)
+    assert status == 1 and results["score"] == 0, output                  # the grader lived on
+    results_file = tmp_path / "results.json"
+    tree = submission(edition, tmp_path / "second", attempts.writes_into_the_grader(results_file)[1])
+    status, _, results, output = cli_grade(tree, tmp_path)
+    assert status == 1 and results["score"] == 0, output
+    time.sleep(3)                                         # the stub's child would write by now
+    assert json.loads(results_file.read_text())["score"] == 0
+
+
+@needs_sandbox
+def test_a_stub_cannot_read_the_solution_or_a_classmates_submission(edition, tmp_path):
+    tree = submission(edition, tmp_path, attempts.reads_the_solution(ROOT, ROOT.parent / "main")[1])
+    report = grade(tree, ["affine_backward"], timeout=10)
+    assert report["points"] == 0, assignment.format_report(report)
+    subs = tmp_path / "subs"
+    (subs / "bob" / "minivae").mkdir(parents=True)
+    shutil.copy(ROOT / "minivae" / "nn.py", subs / "bob" / "minivae" / "nn.py")
+    alice = submission(edition, tmp_path / "a", attempts.copies_a_classmate(subs / "bob" / "minivae" / "nn.py")[1])
+    shutil.copytree(alice, subs / "alice")
+    reports = assignment.grade_all(subs, reference=ROOT, exercises=["affine_backward"], timeout=10)
+    assert (reports["alice"]["points"], reports["bob"]["points"]) == (0, 8)
+
+
+def test_without_the_sandbox_no_worker_sees_an_answer_graded_after_it(tmp_path, monkeypatch):
+    # without the sandbox other grading trees are readable: the tree of vae_backward holds the
+    # reference of activation_backward, so it is built only once activation_backward is graded
+    monkeypatch.setattr(launch, "_STATUS", {"ok": False, "why": "off for this test"})
+    folder = tmp_path / "grading"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    tree = tmp_path / "sub"
+    shutil.copytree(ROOT / "minivae", tree / "minivae", ignore=shutil.ignore_patterns("__pycache__"))
+    rel, name, index, body, imports = attempts.waits_for_a_later_tree(folder)[1][0]
+    (tree / rel).write_text(with_region((tree / rel).read_text(), name, index, body, imports))
+    report = grade(tree, ["activation_backward", "vae_backward"], timeout=20)
+    row = report["exercises"][0]
+    assert not row["checks"][0]["passed"], assignment.format_report(report)
+    assert any("without the sandbox" in n for n in report["notes"])
+
+
+def test_links_large_files_and_a_forged_manifest_are_read_as_nothing(edition, tmp_path):
+    tree = submission(edition, tmp_path, [])
+    (tree / "minivae" / "nn.py").unlink()
+    (tree / "minivae" / "nn.py").symlink_to(ROOT / "minivae" / "nn.py")      # the solution itself
+    (tree / "minivae" / "optim.py").write_text("# padding\n" * 60_000)       # 600 KB
+    dist = tree / "minivae" / "distributions.py"
+    dist.write_bytes(dist.read_bytes().replace(b"import numpy as np", b"import numpy as np\0\xff", 1))
+    forged = {"exercises": ["adam_update"], "provided": [n for n in assignment.EXERCISES if n != "adam_update"]}
+    (tree / "assignment.json").write_text(json.dumps(forged))                # "the answers are given"
+    for mode in ("isolated", "whole"):
+        report = grade(tree, ["affine_backward", "adam_update", "analytic_kl"], mode=mode, timeout=10)
+        assert report["points"] == 0, assignment.format_report(report)
+    why = {r["exercise"]: r["checks"][0]["output"] for r in report["exercises"]}
+    assert "symbolic link" in why["affine_backward"] and "larger than" in why["adam_update"]
+    assert "null bytes" in why["analytic_kl"]
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "minivae").symlink_to(ROOT / "minivae")
+    assert grade(linked, ["affine_backward"])["points"] == 0
+
+
+def test_grade_all_grades_everyone_on_one_assignment(edition, tmp_path):
+    subs = tmp_path / "subs"
+    for name, exercises in (("alice", ["adam_update"]), ("bob", ["affine_backward"]), ("carol", ["affine_backward"])):
+        (subs / name / "minivae").mkdir(parents=True)
+        shutil.copy(ROOT / "minivae" / "nn.py", subs / name / "minivae" / "nn.py")
+        (subs / name / "assignment.json").write_text(json.dumps({"exercises": exercises, "provided": []}))
+    reports = assignment.grade_all(subs, reference=ROOT, timeout=10)
+    assert {n: [r["exercise"] for r in rep["exercises"]] for n, rep in reports.items()} == {
+        n: ["affine_backward"] for n in ("alice", "bob", "carol")}
+
+
+def reference_with(tmp_path, variants):
+    tree = tmp_path / "sub"
+    shutil.copytree(ROOT / "minivae", tree / "minivae", ignore=shutil.ignore_patterns("__pycache__"))
+    for rel, name, index, body, imports in variants:
+        path = tree / rel
+        path.write_text(with_region(path.read_text(), name, index, body, imports))
+    return tree
+
+
+def test_the_local_check_names_the_failing_check_its_error_and_the_hint(edition, tmp_path, capsys):
+    assert main(["assignment", "check", "analytic_kl", "--directory", str(edition)]) == 1
+    out = capsys.readouterr().out
+    assert "analytic_kl: 0/8 points" in out and out.count(assignment.EXERCISES["analytic_kl"]["hint"]) == 1
+    assert "FAIL gradient" in out and "the stub of analytic_kl" in out
+    assert main(["assignment", "check", ",".join(assignment.EXERCISES), "--directory", str(ROOT)]) == 0
+    for label, variants in (("valid", VALID), ("other", attempts.VALID_OTHER)):
+        valid = assignment.check_locally(reference_with(tmp_path / label, [v for vs in variants.values() for v in vs]),
+                                         list(assignment.EXERCISES))
+        assert all(r["points"] == r["max_points"] for r in valid), assignment.format_local(valid)
+    for label, (name, variants) in sorted(WRONG.items()):
+        [row] = assignment.check_locally(reference_with(tmp_path / label, variants), [name])
+        gradient = next(c for c in row["checks"] if "gradient" in c["name"])
+        assert not gradient["passed"] and "against central differences" in gradient["output"], label
+        assert row["hint"] and row["points"] <= row["max_points"] / 2 + 2, assignment.format_local([row])
+    [row] = assignment.check_locally(reference_with(tmp_path / "kl", WRONG["kl_dlogvar_doubled"][1]), ["analytic_kl"])
+    assert "dlogvar: relative error 0.5 against central differences" in row["checks"][1]["output"]
 
 
 def test_a_broken_marker_costs_only_its_own_exercise(tmp_path):

@@ -30,6 +30,7 @@ RANK = {
     "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
     "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment.probes": 7.0,
     "assignment._worker": 7.0, "assignment.localcheck": 7.25, "assignment.leaks": 7.15,
+    "assignment.launch": 7.22, "assignment.selfchecks": 7.0,
     "assignment.platform": 7.35, "assignment": 7.4,
     "commands": 8.0, "commands.common": 8.0, "commands.train": 8.1, "commands.sample": 8.1,
     "commands.evaluate": 8.1, "commands.gradcheck": 8.1, "commands.bench": 8.1,

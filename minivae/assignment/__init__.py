@@ -23,18 +23,22 @@ exercise are withheld too (a stub saying so) unless named in ``provide``.  A
 leak scan ends it: no line of a withheld answer may remain anywhere.
 
 ``grade`` scores named all-or-nothing checks per exercise: the submission's
-functions run in a worker process on inputs the grader chooses, and the
-grader's own process compares their outputs with the reference's.
+functions run in a worker process (a sandbox where Linux allows it) on inputs
+the grader chooses, and the grader's own process compares their outputs with
+the reference's.  ``check`` gives a student the same checks locally, in a
+second or two, without the reference (gradients against central differences).
 
 One idea a module, each importing only the ones before it:
 
     exercises.py   the exercise table, its named checks, and the helpers that read it
     probes.py      what each check calls, on which inputs (NumPy only; the worker loads it too)
+    selfchecks.py  the same checks without the reference, for a student (NumPy only; the worker's)
     regions.py     finding and checking the marked regions, rendering them replaced
     leaks.py       the leak scan of an edition
     edition.py     the student edition (make_assignment), its README and manifest
-    localcheck.py  a student's local feedback: the exercise's tests under pytest
-    grader.py      the trusted grader (worker: _worker.py), its report
+    launch.py      the worker process (_worker.py): its sandbox, limits, and the arrays it returns
+    localcheck.py  a student's local feedback: the local checks (or the exercise's pytest tests)
+    grader.py      the trusted grader, its report
     platform.py    settings files, Gradescope results and autograder, grading a class
 
 ``minivae assignment make|check|grade|grade-all|autograder`` (minivae.commands.assignment)
@@ -44,14 +48,16 @@ from minivae.assignment.exercises import EXERCISES, PACKAGE, AssignmentError, se
 from minivae.assignment.regions import check_coverage, find_regions, render, scan
 from minivae.assignment.edition import (MANIFEST, copy_tree, edition_sources, find_source_root,
                                         make_assignment, read_manifest, reference_solution)
+from minivae.assignment.launch import sandbox_status
 from minivae.assignment.localcheck import check_locally, format_local, run_tests
 from minivae.assignment.grader import compare, compose, format_report, grade, read_edition
-from minivae.assignment.platform import (apply_config, build_autograder, grade_all, gradescope_results,
-                                         load_config)
+from minivae.assignment.platform import (apply_config, build_autograder, common_assignment, grade_all,
+                                         gradescope_results, load_config)
 
 __all__ = ["EXERCISES", "PACKAGE", "AssignmentError", "select", "stub_message",
            "find_regions", "scan", "check_coverage", "render",
            "MANIFEST", "copy_tree", "edition_sources", "find_source_root", "make_assignment",
-           "read_manifest", "reference_solution", "check_locally", "format_local", "run_tests",
+           "read_manifest", "reference_solution", "sandbox_status", "check_locally", "format_local", "run_tests",
            "compare", "compose", "format_report", "grade", "read_edition",
-           "apply_config", "build_autograder", "grade_all", "gradescope_results", "load_config"]
+           "apply_config", "build_autograder", "common_assignment", "grade_all", "gradescope_results",
+           "load_config"]

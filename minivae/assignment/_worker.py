@@ -1,14 +1,17 @@
-"""The untrusted side of `minivae assignment grade` (run by minivae.assignment.grader; not imported).
+"""The untrusted side of `minivae assignment grade` and `check` (started by minivae.assignment.launch).
 
-Run as ``python -I _worker.py TREE`` in a scratch folder holding this file and
-``_minivae_probes.py`` (a copy of minivae/assignment/probes.py).  Reads the
-request from stdin (JSON: a list of [case id, probe, seed, keyword arguments]),
-imports the submission's modules from TREE only when a probe first needs them,
-runs every case and writes one .npz of the outputs (numeric arrays only) to the
-stdout it was started with; the submission's own prints go to stderr.  Nothing
-written here decides a score: the grader's process compares these arrays with
-the reference's, so a patched NumPy, an atexit hook or an early exit only lose
-outputs.
+Run as ``python -I -B _worker.py TREE TASKS`` in a scratch folder holding this file,
+``_minivae_probes.py`` (a copy of minivae/assignment/probes.py) and, for a
+student's local check, ``_minivae_selfchecks.py`` (minivae/assignment/selfchecks.py).
+Reads the request from stdin (JSON: a list of [case id, probe, seed, keyword
+arguments]), limits itself unless TASKS is "-" (no file can grow, at most TASKS
+processes and threads for its user, bounded memory: the limits hold for
+everything the submission does here; "0" leaves the tasks unlimited), imports the
+submission's modules from TREE only when a probe first needs them, runs every
+case and writes one .npz of the outputs (numeric arrays only) to the stdout it
+was started with; the submission's own prints go to stderr.  Nothing written
+here decides a score: the grader's process compares these arrays with the
+reference's, so a patched NumPy, an atexit hook or an early exit only lose outputs.
 """
 import importlib
 import io
@@ -18,7 +21,8 @@ import sys
 import traceback
 
 MODULES = {"nn": "minivae.nn", "dist": "minivae.distributions", "vae": "minivae.vae",
-           "evaluate": "minivae.evaluate", "optim": "minivae.optim"}
+           "elbo": "minivae.elbo", "evaluate": "minivae.evaluate", "optim": "minivae.optim"}
+MEMORY_BYTES = 4 << 30            # address space allowed, once NumPy is loaded
 
 
 class Modules:
@@ -35,6 +39,25 @@ class Modules:
         return module
 
 
+def limit(tasks):
+    """No file may grow (writes fail with EFBIG), at most ``tasks`` processes, memory bounded."""
+    try:
+        import resource
+    except ImportError:                              # pragma: no cover - Windows
+        return
+    for name, value in (("RLIMIT_FSIZE", 0), ("RLIMIT_NPROC", tasks), ("RLIMIT_CORE", 0),
+                        ("RLIMIT_AS", MEMORY_BYTES)):
+        which = getattr(resource, name, None)
+        if which is None or (name == "RLIMIT_NPROC" and not tasks):
+            continue
+        soft, hard = resource.getrlimit(which)
+        if hard == resource.RLIM_INFINITY or hard > value:
+            try:
+                resource.setrlimit(which, (value, value))
+            except (ValueError, OSError):
+                pass
+
+
 def main():
     tree, here = os.path.abspath(sys.argv[1]), os.path.dirname(os.path.abspath(__file__))
     out = os.fdopen(os.dup(1), "wb")
@@ -42,19 +65,27 @@ def main():
     sys.path[:] = [tree, here] + [p for p in sys.path[1:] if p and not p.startswith((tree, here))]
     import numpy as np
     import _minivae_probes as probes
+    table = dict(probes.PROBES)
+    if os.path.isfile(os.path.join(here, "_minivae_selfchecks.py")):     # a student's local check
+        import _minivae_selfchecks as selfchecks
+        selfchecks.GRADER_PROBES.update(probes.PROBES)
+        table.update(selfchecks.PROBES)
     request = json.loads(sys.stdin.read())
+    sys.stdin.close()
+    if sys.argv[2] != "-":
+        limit(int(sys.argv[2]))
     modules, arrays = Modules(tree), {}
     for case_id, probe, seed, kwargs in request:
         try:
-            result = probes.PROBES[probe](modules, seed, **kwargs)
+            result = table[probe](modules, seed, **kwargs)
             for key, value in result.items():
                 value = np.asarray(value)
                 if value.dtype.kind not in "biuf":
                     raise TypeError(f"{key} is not a numeric array (dtype {value.dtype})")
                 arrays[f"{case_id}/{key}"] = value
         except BaseException:                        # noqa: B036 -- SystemExit too: one case lost
-            message = traceback.format_exc(limit=-3)[-2000:]
-            arrays[f"{case_id}/!error"] = np.frombuffer(message.encode("utf-8", "replace"), np.uint8)
+            message = traceback.format_exc(limit=-3).encode("utf-8", "replace")[-2000:]
+            arrays[f"{case_id}/!error"] = np.frombuffer(message, np.uint8)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     out.write(buffer.getvalue())

@@ -110,8 +110,15 @@ def student_readme(names, provided, table):
         entry = table[name]
         where = ", ".join(f"`{f}`" for f in entry["functions"])
         lines.append(f"| `{name}` | {entry['points']:g} | {where} | {entry['hint']} |")
-    lines += ["", "Check one exercise while you work (its tests: finite differences and properties):", "",
+    lines += ["", "Check one exercise while you work (a second or two):", "",
               "    pip install -e .[test]", "    minivae assignment check affine_backward", "",
+              "It runs the exercise's checks under the names and points the grader uses: each gradient "
+              "against central differences of your forward pass (with the relative error and where it "
+              "is worst), values against results known by hand or by identities, float32 against "
+              "float64. It has no answer to compare with, so passing it is necessary, not sufficient: "
+              "the grader compares with the reference on inputs of its own. "
+              "`minivae assignment check affine_backward --tests` runs the exercise's pytest tests "
+              "instead (slower, more cases). Several exercises: `check a,b`.", "",
               "Regions of exercises that are not part of this assignment raise \"not part of this "
               "assignment\"" + (f"; provided: {', '.join(provided)}." if provided else "."),
               "Submit your edited `.py` files of `minivae/` (the folder, or the files flat).", ""]

@@ -232,15 +232,16 @@ def _vae(part, kl, extra=None, **common):
 
 
 def _estimator_checks(kl):
-    """The checks of one estimator: its ELBO values, its gradients, float32 and extremes."""
+    """The checks of one estimator, called as the VAE calls it: its ELBO and terms, the gradients of
+    its terms, float32 and extremes."""
     return {
-        "value": {"points": 4, "probe": "vae",
-                  "cases": _vae("value", kl, [{"part": "value", "kl": kl, "beta": 0.3, "L": 2}])},
-        "gradient": {"points": 5, "probe": "vae", "cases": _vae("gradient", kl, [
-            {"part": "gradient", "kl": kl, "beta": 0.3, "L": 2},
-            {"part": "gradient", "kl": kl, "likelihood": "gaussian", "obs_logvar": -1.0}])},
-        "float32_and_extremes": {"points": 2, "probe": "vae",
-                                 "cases": [{"part": p, "kl": kl, "dtype": d, "scale": 30.0, "L": 2}
+        "value": {"points": 4, "probe": "estimator",
+                  "cases": [{"kl": kl, "L": L} for L in (1, 3)] + [{"kl": kl, "beta": 0.3, "L": 2}]},
+        "gradient": {"points": 5, "probe": "estimator",
+                     "cases": [{"part": "gradient", "kl": kl, "L": L} for L in (1, 3)]
+                     + [{"part": "gradient", "kl": kl, "beta": 0.3, "L": 2}]},
+        "float32_and_extremes": {"points": 2, "probe": "estimator",
+                                 "cases": [{"part": p, "kl": kl, "dtype": d, "extreme": True, "L": 2}
                                            for p in ("value", "gradient") for d in DTYPES]},
     }
 
@@ -248,7 +249,9 @@ def _estimator_checks(kl):
 CHECKS = {
     "affine_backward": {
         "gradient": {"points": 4, "probe": "affine", "cases": [{}, {"input_grad": False}, {"groups": 2}]},
-        "in_an_mlp": {"points": 2, "probe": "mlp", "cases": [{"hidden": h} for h in ((4, 3), (), (5,))]},
+        # identity activations: the affine layers' chain rule alone (activations are the next exercise)
+        "in_an_mlp": {"points": 2, "probe": "mlp",
+                      "cases": [{"hidden": h, "activation": "identity"} for h in ((4, 3), (), (5,))]},
         "float32": {"points": 2, "probe": "affine", "cases": [{"dtype": "float32"}]},
     },
     "activation_backward": {
@@ -319,9 +322,41 @@ CHECKS = {
         "float32": {"points": 2, "probe": "adam", "cases": [{"steps": 3, "dtype": "float32"}]},
     },
 }
+# The exercises whose reference code each exercise's checks run besides its own ("uses"): in an
+# isolated grading, its worker's tree holds the reference of these and a stub for every other
+# region, and an exercise is graded only after those it uses (minivae.assignment.grader).  So
+# no worker can see, or keep for a later one, the answer of an exercise still to be graded.
+_DISTRIBUTIONS = ["bernoulli_likelihood", "gaussian_log_density", "reparameterised_sample"]
+USES = {
+    "affine_backward": [], "bernoulli_likelihood": [], "gaussian_log_density": [], "analytic_kl": [],
+    "reparameterised_sample": [], "adam_update": [],
+    "activation_backward": ["affine_backward"],
+    "estimator_b": ["analytic_kl"],
+    "estimator_a": ["gaussian_log_density"],
+    "vae_backward": ["affine_backward", "activation_backward", *_DISTRIBUTIONS, "analytic_kl",
+                     "estimator_b", "estimator_a"],
+    "importance_sampled_log_likelihood": [*_DISTRIBUTIONS, "estimator_a"],
+}
 for _name, _checks in CHECKS.items():
     EXERCISES[_name]["checks"] = _checks
+    EXERCISES[_name]["uses"] = USES[_name]
     assert sum(c["points"] for c in _checks.values()) == EXERCISES[_name]["points"], _name
+
+
+def levels(names, table=None):
+    """``names`` in grading rounds: each round's exercises use (see USES) only earlier rounds' ones.
+
+    Raises AssignmentError if the table's ``uses`` go round in a circle.
+    """
+    table = exercise_table(table)
+    left, rounds = list(names), []
+    while left:
+        ready = [n for n in left if not set(table[n].get("uses", ())) & set(left)]
+        if not ready:
+            raise AssignmentError(f"the exercises {', '.join(left)} use each other in a circle")
+        rounds.append(ready)
+        left = [n for n in left if n not in ready]
+    return rounds
 
 
 def exercise_table(table=None):

@@ -3,29 +3,32 @@
 For each exercise, :func:`grade`
 
 1. builds the tree the submission is run from (:func:`compose`): isolated (the
-   default), the reference package with only that exercise's regions taken from
-   the submission, so a broken marker or a wrong answer elsewhere costs only its
-   own exercise; or whole, the submission's files as they are;
+   default), the reference package with that exercise's regions taken from the
+   submission, the reference kept only in the regions of the exercises it uses
+   (``uses`` in the table) and every other region stubbed, so a broken marker or
+   a wrong answer elsewhere costs only its own exercise; or whole, the
+   submission's files as they are over the edition;
 2. runs the exercise's probes (minivae/assignment/probes.py) on that tree in a
-   worker process (_worker.py: ``python -I``, a time limit, a scratch folder),
-   which returns raw outputs as an .npz of numeric arrays;
+   worker process (minivae.assignment.launch: a sandbox where Linux allows it, a
+   time limit, no file writes), which returns raw outputs as an .npz of numeric arrays;
 3. runs the same probes here on the reference package, on the same inputs (fixed
    seeds and seeds drawn now), and compares (:func:`compare`).
 
 A check earns its points only if every output of every case on every seed
 matches; nothing the worker writes but its arrays is read, so a forged file, a
-patched NumPy or an early exit only lose outputs.
+patched NumPy or an early exit only lose outputs.  Exercises are graded in the
+rounds of :func:`minivae.assignment.exercises.levels`: an exercise's worker runs
+only after every exercise whose reference its tree holds has been graded.
+The submission's files are read as data: a symlink, a file over MAX_FILE_BYTES
+or a manifest (assignment.json) in the submission decides nothing.
 """
 import ast
 import difflib
-import io
 import json
 import os
 import re
 import secrets
 import shutil
-import subprocess
-import sys
 import tempfile
 import types
 from concurrent.futures import ThreadPoolExecutor
@@ -33,22 +36,18 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import pwd                    # POSIX: the worker drops root (see _unprivileged)
-except ImportError:               # pragma: no cover - Windows
-    pwd = None
-
-from minivae import distributions, evaluate, nn, optim, vae
+from minivae import distributions, elbo, evaluate, nn, optim, vae
 from minivae.assignment.probes import PROBES
 from minivae.assignment.edition import MANIFEST, edition_sources
-from minivae.assignment.exercises import PACKAGE, AssignmentError, exercise_table, select
-from minivae.assignment.regions import scan
+from minivae.assignment.exercises import PACKAGE, AssignmentError, exercise_table, levels, select
+from minivae.assignment.launch import run_worker, sandbox_status
+from minivae.assignment.regions import render, scan
 
-WORKER = Path(__file__).with_name("_worker.py")
 PROBES_FILE = Path(__file__).with_name("probes.py")   # the worker's copy of the probes
 PUBLIC_SEEDS = (0, 1)           # every check runs on these and on HIDDEN_SEEDS drawn per grading
 HIDDEN_SEEDS = 1
-MAX_OUTPUT_BYTES = 64 << 20     # a worker's .npz beyond this is refused
+MAX_FILE_BYTES = 512 << 10      # a submitted file beyond this is not read (the largest reference: 25 KiB)
+MAX_NOTES = 10                  # changes outside the markers reported per file
 TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 1e-4)}   # rtol, atol as a share of max |ref|
 _BEGIN = re.compile(r"^\s*#\s*BEGIN\s+SOLUTION\s+(\S+)\s*$")
 _END = re.compile(r"^\s*#\s*END\s+SOLUTION\s*$")
@@ -66,14 +65,27 @@ def read_edition(directory):
 
 
 def submission_files(directory, reference_files, package=PACKAGE):
-    """{relative path: text} of the submission's files: under ``package/`` or flat (``nn.py``)."""
-    directory, found = Path(directory), {}
+    """The submission's files, under ``package/`` or flat (``nn.py``): ({relative path: text}, problems).
+
+    A file that is a symlink, lies outside ``directory`` once resolved, or is larger
+    than MAX_FILE_BYTES is not read; ``problems`` says why, per relative path.
+    """
+    directory, found, problems = Path(directory), {}, {}
+    top = os.path.realpath(directory)
     for rel in reference_files:
         for path in (directory / rel, directory / Path(rel).name):
-            if path.is_file():
-                found[rel] = path.read_text(encoding="utf-8", errors="replace")
-                break
-    return found
+            if not (path.is_file() or path.is_symlink()):
+                continue
+            real = os.path.realpath(path)
+            if path.is_symlink() or os.path.dirname(real) != os.path.realpath(path.parent) \
+                    or not real.startswith(top + os.sep):
+                problems[rel] = f"{path.relative_to(directory)} is a symbolic link; submit the file itself"
+            elif path.stat().st_size > MAX_FILE_BYTES:
+                problems[rel] = f"{path.relative_to(directory)} is larger than {MAX_FILE_BYTES >> 10} KiB"
+            else:
+                found[rel] = path.read_bytes().decode("utf-8", errors="replace")
+            break
+    return found, problems
 
 
 def student_bodies(text, name):
@@ -105,7 +117,7 @@ def _extra_imports(text, reference_text):
     """Top-level import lines of the submission that the reference file does not have."""
     try:
         theirs, ours = ast.parse(text).body, ast.parse(reference_text).body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     known = {ast.unparse(n) for n in ours if isinstance(n, (ast.Import, ast.ImportFrom))}
     return [ast.unparse(n) + "\n" for n in theirs
@@ -121,33 +133,46 @@ def _with_imports(text, imports):
     return "".join(lines[:last] + imports + lines[last:])
 
 
-def compose(scanned, files, name, mode, edition):
+def compose(scanned, files, name, mode, edition, table=None, problems=None):
     """The package files to run ``name`` on: {relative path: text} over a copy of the reference.
 
-    isolated: the reference's files, with ``name``'s regions holding the
-    submission's lines (and the submission's extra top-level imports); whole: the
-    edition's files with the submission's over them.  Raises AssignmentError if
-    the submission's regions of ``name`` are missing or not as many as the reference's.
+    isolated: every region file of the reference, with ``name``'s regions holding
+    the submission's lines (and its extra top-level imports), the regions of the
+    exercises ``name`` uses holding the reference's, and every other region a stub;
+    whole: the edition's files with the submission's over them.  Raises
+    AssignmentError if the submission's regions of ``name`` are missing or not as
+    many as the reference's.
     """
+    mine = [rel for rel, (_, regions) in scanned.items() if any(r["exercise"] == name for r in regions)]
+    refused = [problems[rel] for rel in mine if rel in (problems or {})]
+    if refused:
+        raise AssignmentError(refused[0])
     if mode == "whole":
         return {**edition, **files}
+    uses = set(exercise_table(table)[name].get("uses", ()))
     sources = {}
     for rel, (text, regions) in scanned.items():
-        wanted = sum(r["exercise"] == name for r in regions)
-        if not wanted:
-            continue
-        if rel not in files:
-            raise AssignmentError(f"the submission has no {rel}")
-        bodies = student_bodies(files[rel], name)
-        if len(bodies) != wanted:
-            raise AssignmentError(f"{rel}: {len(bodies)} region(s) of {name} found, {wanted} expected; keep "
-                                  f"the lines '# BEGIN SOLUTION {name}' and '# END SOLUTION' around your code")
-        lines, out, pos, taken = text.splitlines(keepends=True), [], 0, iter(bodies)
-        for region in regions:
-            out += lines[pos:region["begin"] + 1]
-            out += next(taken) if region["exercise"] == name else lines[region["begin"] + 1:region["end"]]
-            pos = region["end"]
-        sources[rel] = _with_imports("".join(out + lines[pos:]), _extra_imports(files[rel], text))
+        taken, imports = None, []
+        if any(r["exercise"] == name for r in regions):
+            if rel not in files:
+                raise AssignmentError(f"the submission has no {rel}")
+            bodies = student_bodies(files[rel], name)
+            wanted = sum(r["exercise"] == name for r in regions)
+            if len(bodies) != wanted:
+                raise AssignmentError(f"{rel}: {len(bodies)} region(s) of {name} found, {wanted} expected; keep "
+                                      f"the lines '# BEGIN SOLUTION {name}' and '# END SOLUTION' around your code")
+            taken, imports = iter(bodies), _extra_imports(files[rel], text)
+
+        def replace(region, body):
+            begin, end = f"{region['indent']}# BEGIN SOLUTION {region['exercise']}\n", f"{region['indent']}# END SOLUTION\n"
+            if region["exercise"] == name:
+                return [begin, *next(taken), end]
+            if region["exercise"] in uses:
+                return [begin, *body, end]
+            return [begin, f"{region['indent']}raise NotImplementedError(\"Exercise {region['exercise']} is not "
+                           f"part of the grading of {name}\")\n", end]
+
+        sources[rel] = _with_imports(render(text, regions, replace), imports)
     return sources
 
 
@@ -159,11 +184,14 @@ def outside_changes(files, edition):
         if expected is None:
             continue
         mine, theirs = _outside(text), _outside(expected)
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, theirs, mine, autojunk=False).get_opcodes():
-            if tag != "equal":
-                shown = "".join(mine[j1:j2]).strip().splitlines()[:1] or ["(lines removed)"]
-                notes.append(f"{rel}: changed outside the markers near line {i1 + 1} of the edition: "
-                             f"{shown[0][:80]!r} (not graded in isolated mode)")
+        changes = [op for op in difflib.SequenceMatcher(None, theirs, mine, autojunk=False).get_opcodes()
+                   if op[0] != "equal"]
+        for tag, i1, i2, j1, j2 in changes[:MAX_NOTES]:
+            shown = "".join(mine[j1:j2]).strip().splitlines()[:1] or ["(lines removed)"]
+            notes.append(f"{rel}: changed outside the markers near line {i1 + 1} of the edition: "
+                         f"{shown[0][:80]!r} (not graded in isolated mode)")
+        if len(changes) > MAX_NOTES:
+            notes.append(f"{rel}: and {len(changes) - MAX_NOTES} more changes outside the markers")
     return notes
 
 
@@ -190,7 +218,8 @@ def cases_of(entry, seeds):
 
 def reference_modules():
     """The reference package's modules, as the probes take them (this process's minivae)."""
-    return types.SimpleNamespace(nn=nn, dist=distributions, vae=vae, evaluate=evaluate, optim=optim)
+    return types.SimpleNamespace(nn=nn, dist=distributions, elbo=elbo, vae=vae, evaluate=evaluate,
+                                 optim=optim)
 
 
 def reference_outputs(cases):
@@ -200,59 +229,26 @@ def reference_outputs(cases):
             for cid, probe, seed, kw, _ in cases}
 
 
-def run_worker(tree, cases, timeout):
-    """Run ``cases`` on the package in ``tree`` in a worker process: ({case id: {key: array}}, note)."""
-    with tempfile.TemporaryDirectory(prefix="minivae-worker-") as scratch:
-        shutil.copyfile(WORKER, os.path.join(scratch, "_worker.py"))
-        shutil.copyfile(PROBES_FILE, os.path.join(scratch, "_minivae_probes.py"))
-        request = json.dumps([[cid, probe, seed, kw] for cid, probe, seed, kw, _ in cases])
-        env = {"PATH": os.environ.get("PATH", ""), "HOME": scratch, "PYTHONDONTWRITEBYTECODE": "1",
-               "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        process = subprocess.Popen([sys.executable, "-I", "_worker.py", str(tree)], cwd=scratch, env=env,
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   start_new_session=True, **_unprivileged(scratch, tree))
-        try:
-            out, err = process.communicate(request.encode(), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
-            process.communicate()
-            return {}, f"stopped after {timeout:g} s (an endless loop?)"
-    tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-    if len(out) > MAX_OUTPUT_BYTES:
-        return {}, f"the outputs were larger than {MAX_OUTPUT_BYTES >> 20} MiB"
-    try:
-        with np.load(io.BytesIO(out), allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except Exception:                                      # noqa: BLE001 -- any unreadable output
-        return {}, f"the submission's process gave no outputs (exit status {process.returncode}): {tail[0][:300]}"
-    outputs = {}
-    for key, value in arrays.items():
-        cid, _, name = key.rpartition("/")
-        outputs.setdefault(cid, {})[name] = value
-    return outputs, None
-
-
-def _unprivileged(*folders):
-    """As root with MINIVAE_WORKER_USER set (the Gradescope autograder: "nobody"), the worker's
-    user and group, and ``folders`` made readable to it; otherwise {} (the worker runs as us)."""
-    name = os.environ.get("MINIVAE_WORKER_USER")
-    if not name or pwd is None or os.geteuid() != 0:
-        return {}
-    user = pwd.getpwnam(name)
-    for folder in folders:
-        for path in [folder, *Path(folder).rglob("*")]:
-            os.chmod(path, 0o755 if Path(path).is_dir() else 0o644)
-    return {"user": user.pw_uid, "group": user.pw_gid}
-
-
 def compare(ref, got):
-    """None if ``got`` matches ``ref`` (same keys, shapes, dtypes, values within tolerance), else why not."""
+    """None if ``got`` matches ``ref`` (same keys, shapes, dtypes, values within tolerance), else why not.
+
+    ``got`` is what the worker returned (plain numeric arrays); whatever it holds,
+    this returns a reason rather than raising.
+    """
+    try:
+        return _compare(ref, got)
+    except Exception as error:                            # noqa: BLE001 -- any array is a wrong answer
+        return f"outputs that cannot be compared ({type(error).__name__})"
+
+
+def _compare(ref, got):
     if got is None:
         return "no outputs"
     if "!error" in got:
-        return "raised: " + bytes(got["!error"]).decode("utf-8", "replace").strip().splitlines()[-1][:300]
+        lines = bytes(got["!error"]).decode("utf-8", "replace").strip().splitlines() or ["?"]
+        return "raised: " + lines[-1][:300]
     if set(got) != set(ref):
-        return f"returned {sorted(got)}, expected {sorted(ref)}"
+        return f"returned {sorted(got)[:8]}, expected {sorted(ref)}"
     for key, r in ref.items():
         g = got[key]
         if g.shape != r.shape:
@@ -264,25 +260,30 @@ def compare(ref, got):
         if not np.array_equal(finite, np.isfinite(g)) or not np.array_equal(r[~finite], g[~finite]):
             return f"{key}: non-finite where the reference is finite (or the other way round)"
         scale = float(np.max(np.abs(r[finite]), initial=0.0))
-        if not np.allclose(g[finite], r[finite], rtol=rtol, atol=share * max(scale, 1e-300)):
+        with np.errstate(all="ignore"):
+            close = np.allclose(g[finite], r[finite], rtol=rtol, atol=share * max(scale, 1e-300))
+        if not close:
             worst = float(np.max(np.abs(g[finite].astype(float) - r[finite])))
             return f"{key} differs from the reference (largest difference {worst:.3g})"
     return None
 
 
-def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds, timeout):
+def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds, timeout, table=None,
+                   problems=None, hide=()):
     """One row of the report: the exercise's checks, each all-or-nothing."""
     cases = cases_of(entry, seeds)
     ref = reference_outputs(cases)
     error, outputs = None, {}
     try:
-        sources = compose(scanned, files, name, mode, edition)
+        sources = compose(scanned, files, name, mode, edition, table, problems)
     except AssignmentError as exc:
         error = str(exc)
     if error is None:
         with tempfile.TemporaryDirectory(prefix=f"minivae-grade-{name}-") as tmp:
-            _write_tree(Path(reference), Path(tmp), {**edition_or_reference(scanned, mode, edition), **sources})
-            outputs, error = run_worker(Path(tmp), cases, timeout)
+            _write_tree(Path(reference), Path(tmp), sources)
+            request = [[cid, probe, seed, kw] for cid, probe, seed, kw, _ in cases]
+            outputs, error = run_worker(Path(tmp), request, timeout, {"_minivae_probes.py": PROBES_FILE},
+                                        hide=[reference, *hide])
     checks = []
     for check, spec in entry["checks"].items():
         mine = [c for c in cases if c[4] == check]
@@ -297,11 +298,6 @@ def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds,
             "checks": checks, "error": error, "hint": None if points == entry["points"] else entry["hint"]}
 
 
-def edition_or_reference(scanned, mode, edition):
-    """The region files under the submission's: the edition's (whole) or the reference's (isolated)."""
-    return edition if mode == "whole" else {rel: text for rel, (text, _) in scanned.items()}
-
-
 def _write_tree(reference, tmp, sources, package=PACKAGE):
     """A package tree in ``tmp``: the reference package's files, then ``sources`` over them."""
     shutil.copytree(reference / package, tmp / package, ignore=shutil.ignore_patterns("__pycache__", "data"))
@@ -309,32 +305,62 @@ def _write_tree(reference, tmp, sources, package=PACKAGE):
         (tmp / rel).write_text(text, encoding="utf-8")
 
 
+def trusted_assignment(directory, edition_info=None):
+    """The exercises and provided names to grade by, and a note if they come from the submission.
+
+    ``edition_info`` (the instructor's assignment.json or autograder.json) is
+    trusted; without it the submission's own manifest chooses the exercises but
+    never what is provided (a forged "provided" would put reference code in its tree).
+    """
+    if edition_info is not None:
+        return {"exercises": edition_info.get("exercises"), "provided": list(edition_info.get("provided") or [])}, None
+    info = read_edition(directory)
+    if not info:
+        return {"exercises": None, "provided": []}, None
+    return ({"exercises": info.get("exercises"), "provided": [], "claimed": info.get("provided") or []},
+            "the exercises graded are those the submission's assignment.json lists; pass --edition "
+            "(the edition's assignment.json) or --exercises to choose them")
+
+
 def grade(directory, exercises=None, *, reference, mode="isolated", table=None, seeds=None,
-          timeout=60, jobs=1, package=PACKAGE, edition_info=None):
+          timeout=60, jobs=1, package=PACKAGE, edition_info=None, hide=()):
     """Grade the submission in ``directory`` against the solution checkout ``reference``.
 
-    ``exercises``: default the edition's (assignment.json) or all; ``mode``:
-    "isolated" or "whole"; ``seeds``: the inputs' seeds (default PUBLIC_SEEDS and
-    HIDDEN_SEEDS drawn now); ``jobs``: exercises graded at once.  Returns a report:
-    mode, directory, exercises (rows: exercise, title, points, max_points, checks,
-    error, hint), outside_changes, points, max_points, all_passed.
+    ``exercises``: default the edition's (``edition_info``, else the submission's
+    assignment.json) or all; ``mode``: "isolated" or "whole"; ``seeds``: the
+    inputs' seeds (default PUBLIC_SEEDS and HIDDEN_SEEDS drawn now); ``jobs``:
+    exercises graded at once; ``hide``: more folders the worker must not see (a
+    class's other submissions).  Returns a report: mode, directory, exercises
+    (rows: exercise, title, points, max_points, checks, error, hint),
+    outside_changes, notes, sandbox, points, max_points, all_passed.
     """
     table = exercise_table(table)
     directory = Path(directory).resolve()
-    info = edition_info if edition_info is not None else read_edition(directory)
-    names = select(info.get("exercises") if exercises is None else exercises, table)
+    info, note = trusted_assignment(directory, edition_info)
+    names = select(info["exercises"] if exercises is None else exercises, table)
     scanned = scan(reference, package, table)
-    files = submission_files(directory, list(scanned), package)
-    if not files:
+    files, problems = submission_files(directory, list(scanned), package)
+    if not files and not problems:
         raise AssignmentError(f"{directory} has none of the files {', '.join(scanned)} (in {package}/ or flat)")
-    edition = edition_sources(scanned, info.get("exercises", names), info.get("provided", []), table)
+    assigned = info["exercises"] or names
+    edition = edition_sources(scanned, assigned, info["provided"], table)
     if seeds is None:
         seeds = list(PUBLIC_SEEDS) + [secrets.randbelow(2**31) + 100 for _ in range(HIDDEN_SEEDS)]
+    sandboxed, how = sandbox_status()                  # probed here, before the workers' threads
+    rows = {}
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
-        rows = list(pool.map(lambda n: grade_exercise(n, table[n], reference, scanned, files, edition, mode, seeds,
-                                                      timeout), names))
+        for round_ in levels(names, table):            # an exercise after those whose reference it runs
+            rows.update(zip(round_, pool.map(lambda n: grade_exercise(
+                n, table[n], reference, scanned, files, edition, mode, seeds, timeout, table, problems,
+                [directory, *hide]), round_)))
+    rows = [rows[n] for n in names]
+    noted = edition_sources(scanned, assigned, info.get("claimed", info["provided"]), table)
+    notes = ([note] if note else []) + ([] if sandboxed else [
+        f"the submission ran without the sandbox ({how}): it could read what this user can read; "
+        "grade untrusted code in the autograder (docs/assignments.md)"])
     return {"mode": mode, "directory": str(directory), "exercises": rows,
-            "outside_changes": outside_changes(files, edition),
+            "outside_changes": outside_changes(files, noted) + list(problems.values()), "notes": notes,
+            "sandbox": how if sandboxed else None,
             "points": sum(r["points"] for r in rows), "max_points": sum(r["max_points"] for r in rows),
             "all_passed": all(r["points"] == r["max_points"] for r in rows)}
 
@@ -351,6 +377,6 @@ def format_report(report, show_hidden=True):
                          f"{c['points']:>2g}/{c['max_points']:<2g} {'' if c['passed'] else c['output']}")
         if r["hint"]:
             lines.append(f"    hint: {r['hint']}")
-    lines += [f"note: {n}" for n in report["outside_changes"]]
+    lines += [f"note: {n}" for n in report["outside_changes"] + report.get("notes", [])]
     lines.append(f"total {report['points']:g}/{report['max_points']:g}")
     return "\n".join(lines)

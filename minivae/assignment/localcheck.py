@@ -1,10 +1,17 @@
-"""Local feedback: an exercise's own tests (finite differences, properties) run with pytest.
+"""Local feedback: each exercise's named checks, run on the student's own tree in a few seconds.
 
-What a student runs while working (``minivae assignment check NAME``): the
-tests the exercise table lists, on the tree as it is, with the plugin
-_grading_plugin.py (only the listed parametrisations; Hypothesis stops at the
-first failing example).  This is feedback, not the score: the score comes from
-minivae.assignment.grader, which never runs the student's tests.
+What a student runs while working (``minivae assignment check NAME``):
+:func:`check_locally` runs, in one worker process (minivae/assignment/_worker.py,
+no sandbox: it is the student's own code), the checks of LOCAL, which carry the
+grader's check names and points but need no reference solution
+(minivae/assignment/selfchecks.py: gradients against central differences with
+their relative error, values against what is known by hand or by identities,
+float32 against float64).  Each check is all-or-nothing, like the grader's; a
+failing one says which array, by how much, and the exercise's hint.  This is
+feedback, not the score: the score comes from minivae.assignment.grader.
+
+``check --tests`` runs the exercise's own pytest tests instead (:func:`run_tests`,
+slower: pytest's start-up and Hypothesis), with the plugin _grading_plugin.py.
 """
 import ast
 import os
@@ -17,29 +24,176 @@ import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+
 from minivae.assignment.edition import _environment
-from minivae.assignment.exercises import exercise_table
+from minivae.assignment.exercises import exercise_table, stub_message
+from minivae.assignment.launch import run_worker
 from minivae.progress import Progress
 
-# the pytest plugin of these runs, copied into each run's scratch folder
+# the pytest plugin of `check --tests`, copied into each run's scratch folder
 GRADING_PLUGIN = Path(__file__).with_name("_grading_plugin.py")
+PROBE_FILES = {"_minivae_probes.py": Path(__file__).with_name("probes.py"),
+               "_minivae_selfchecks.py": Path(__file__).with_name("selfchecks.py")}
+SEEDS = (0,)
+FD_BOUND = 1e-6                   # relative error of a float64 gradient against central differences
+TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 1e-4)}   # as the grader's
 
 # a line of `pytest -v`: "tests/test_nn.py::test_affine_backward[...] PASSED   [ 12%]"
 _VERDICT = re.compile(r"^(?P<id>\S.*?::.+?) (?P<verdict>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
 _OUTCOME_OF_VERDICT = {"PASSED": "passed", "FAILED": "failed", "ERROR": "error", "SKIPPED": "skipped",
                        "XFAIL": "skipped", "XPASS": "passed"}
 
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "softplus")
+_SHAPES = [{"likelihood": "bernoulli", "L": 1, "hidden": (5,), "activation": "tanh"},
+           {"likelihood": "gaussian", "L": 3, "hidden": (), "activation": "relu"}]
 
-def check_locally(directory, names, table=None, stream=None, timeout=600):
-    """Run the tests of the exercises ``names`` on the tree ``directory``; one row per exercise.
+# exercise -> check (the grader's names) -> [(probe of selfchecks.py, case)], each on SEEDS
+LOCAL = {
+    "affine_backward": {
+        "gradient": [("affine_fd", {}), ("affine_fd", {"input_grad": False}), ("affine_fd", {"groups": 2})],
+        "in_an_mlp": [("mlp_fd", {"activation": "identity", "hidden": h}) for h in ((4, 3), ())],
+        "float32": [("twin32", {"probe": "affine"})]},
+    "activation_backward": {
+        "gradient": [("activation_fd", {"name": a}) for a in ACTIVATIONS],
+        "in_an_mlp": [("mlp_fd", {"activation": a, "hidden": (4, 3)}) for a in ACTIVATIONS],
+        "float32_and_extremes": [("activation_fd", {"name": a, "extreme": True}) for a in ACTIVATIONS]
+        + [("twin32", {"probe": "activation", "name": a, "extreme": True}) for a in ACTIVATIONS]},
+    "bernoulli_likelihood": {
+        "value": [("bernoulli_value", {"grey": g}) for g in (False, True)],
+        "gradient": [("bernoulli_fd", {"grey": g}) for g in (False, True)],
+        "float32_and_extremes": [("bernoulli_extreme", {"dtype": d}) for d in ("float64", "float32")]},
+    "gaussian_log_density": {
+        "value": [("gaussian_value", {"layout": lay}) for lay in ("q", "p", "std")],
+        "gradient": [("gaussian_fd", {"layout": lay}) for lay in ("q", "p", "std")],
+        "float32_and_extremes": [("twin32", {"probe": "gaussian", "part": p, "layout": lay, "extreme": True})
+                                 for p in ("value", "gradient") for lay in ("q", "p", "std")]},
+    "analytic_kl": {
+        "value": [("kl_value", {}), ("kl_value", {"near_prior": True})],
+        "gradient": [("kl_fd", {})],
+        "float32_and_extremes": [("twin32", {"probe": "kl", "part": p, "extreme": True})
+                                 for p in ("value", "gradient")]},
+    "reparameterised_sample": {
+        "value": [("sample_value", {"L": L}) for L in (1, 3)],
+        "gradient": [("sample_fd", {"L": L}) for L in (1, 3)],
+        "float32_and_extremes": [("twin32", {"probe": "sample", "part": p, "extreme": True})
+                                 for p in ("value", "gradient")]},
+    "vae_backward": {
+        "gradient": [("vae_fd", {"kl": kl, **s}) for kl in ("analytic", "mc") for s in _SHAPES],
+        "encoder_output": [("vae_encoder_fd", {"kl": kl, **_SHAPES[i]}) for i, kl in enumerate(("analytic", "mc"))],
+        "float32_and_extremes": [("twin32", {"probe": "vae", "part": "gradient", "kl": kl, "L": 2})
+                                 for kl in ("analytic", "mc")]},
+    "importance_sampled_log_likelihood": {
+        "log_weights": [("log_weights_value", {"L": L}) for L in (1, 4)],
+        "streamed_bound": [("iwae_value", {"k": 20, "chunk": 3}), ("iwae_value", {"k": 7, "chunk": 7})],
+        "float32": [("iwae_value", {"dtype": "float32", "k": 10, "chunk": 4})]},
+    "adam_update": {
+        "first_step": [("adam_value", {"steps": 1})],
+        "later_steps": [("adam_value", {"steps": 4}), ("adam_value", {"steps": 3, "beta1": 0.5, "beta2": 0.9,
+                                                                        "eps": 1e-3})],
+        "float32": [("twin32", {"probe": "adam", "steps": 3})]},
+}
+for _kl, _name in (("analytic", "estimator_b"), ("mc", "estimator_a")):
+    LOCAL[_name] = {
+        "value": [("estimator_value", {"kl": _kl, "L": L}) for L in (1, 3)],
+        "gradient": [("estimator_fd", {"kl": _kl, "L": L}) for L in (1, 3)],
+        "float32_and_extremes": [("twin32", {"probe": "estimator", "part": p, "kl": _kl, "extreme": True, "L": 2})
+                                 for p in ("value", "gradient")]}
 
-    A row: exercise, title, passed, total, first_failure, tests.
+
+def check_locally(directory, names, table=None, stream=None, timeout=600, tests=False):
+    """Run the local checks (or, with ``tests``, the pytest tests) of ``names`` on the tree ``directory``.
+
+    A row per exercise: exercise, title, points, max_points, checks (each name,
+    points, max_points, passed, output), hint, error; with ``tests``: exercise,
+    title, passed, total, first_failure, tests.
     """
     table = exercise_table(table)
-    stream = sys.stderr if stream is None else stream
-    entries = list(dict.fromkeys(e for name in names for e in table[name]["tests"]))
-    results = run_tests(directory, entries, stream, timeout)
-    return [_score(name, table, results) for name in names]
+    if tests:
+        stream = sys.stderr if stream is None else stream
+        entries = list(dict.fromkeys(e for name in names for e in table[name]["tests"]))
+        results = run_tests(directory, entries, stream, timeout)
+        return [_score(name, table, results) for name in names]
+    cases = [(f"{name}:{check}:{i}:{seed}", probe, seed, case, name, check)
+             for name in names for check, runs in LOCAL.get(name, {}).items()
+             for i, (probe, case) in enumerate(runs) for seed in SEEDS]
+    outputs, error = run_worker(Path(directory).resolve(), [list(c[:4]) for c in cases], timeout, PROBE_FILES,
+                                sandbox=False, limits=False, switch_user=False)
+    rows = []
+    for name in names:
+        entry, checks = table[name], []
+        for check, spec in entry["checks"].items():
+            mine = [c for c in cases if c[4] == name and c[5] == check]
+            why = error or next((f"{w} [case {c[1]} {c[3] or ''}, seed {c[2]}]".replace(" ,", ",")
+                                 for c in mine for w in [judge(outputs.get(c[0]))] if w), None)
+            if not mine:
+                why = "no local check (the grader checks it)"
+            for other in table:                  # a stub's message once, in the hint, not per check
+                if why and stub_message(other, table) in why:
+                    why = why.split("NotImplementedError")[0] + f"NotImplementedError: the stub of {other}" + (
+                        "" if other == name else " (implement it first)") + why.split(stub_message(other, table))[1]
+            checks.append({"name": check, "max_points": spec["points"], "points": 0 if why else spec["points"],
+                           "passed": why is None, "output": why or "passed"})
+        points = sum(c["points"] for c in checks)
+        rows.append({"exercise": name, "title": entry["title"], "points": points, "max_points": entry["points"],
+                     "checks": checks, "error": error,
+                     "hint": None if points == entry["points"] else stub_message(name, table)})
+    return rows
+
+
+def judge(out):
+    """None if every pair of a local probe's outputs agrees, else what the first disagreement is."""
+    if out is None:
+        return "no outputs"
+    if "!error" in out:
+        lines = bytes(out["!error"]).decode("utf-8", "replace").strip().splitlines() or ["?"]
+        return "raised " + lines[-1][:400]
+    for key in [k for k in out if "~" not in k]:
+        got = out[key]
+        if key + "~fd" in out:
+            why = _against_fd(key, got, out[key + "~fd"])
+        else:
+            why = _against_expected(key, got, out[key + "~expected"])
+        if why:
+            return why
+    return None
+
+
+def _against_fd(key, analytic, numeric):
+    if analytic.shape != numeric.shape:
+        return f"{key} has shape {analytic.shape}, its input {numeric.shape}"
+    if not np.isfinite(analytic).all():
+        return f"{key} is not finite where central differences are ({np.count_nonzero(~np.isfinite(analytic))} entries)"
+    scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))
+    diff = np.abs(analytic - numeric)
+    error = float(diff.max(initial=0.0) / scale) if scale else 0.0
+    if error <= FD_BOUND:
+        return None
+    at = np.unravel_index(int(np.argmax(diff)), diff.shape)
+    return (f"{key}: relative error {error:.2g} against central differences (bound {FD_BOUND:g}); "
+            f"at {tuple(int(i) for i in at)}: {analytic[at]:.6g}, central differences {numeric[at]:.6g}")
+
+
+def _against_expected(key, got, expected):
+    if got.shape != expected.shape:
+        return f"{key} has shape {got.shape}, expected {expected.shape}"
+    if got.dtype != expected.dtype:
+        return f"{key} has dtype {got.dtype}, expected {expected.dtype}"
+    if expected.dtype == bool:
+        return None if np.array_equal(got, expected) else f"{key} is {got.tolist()}, expected {expected.tolist()}"
+    finite = np.isfinite(expected)
+    if not (np.array_equal(finite, np.isfinite(got)) and np.array_equal(got[~finite], expected[~finite])):
+        return f"{key} is not finite where it should be (or the other way round)"
+    rtol, share = TOLERANCES.get(expected.dtype.name, (0, 0))
+    wide, want = got.astype(np.float64), expected.astype(np.float64)
+    diff = np.where(finite, np.abs(wide - np.where(finite, want, 0)), 0)
+    scale = float(np.max(np.abs(want[finite]), initial=0.0))
+    bad = diff > share * max(scale, 1e-300) + rtol * np.abs(np.where(finite, want, 0))
+    if not bad.any():
+        return None
+    at = np.unravel_index(int(np.argmax(np.where(bad, diff, -1))), diff.shape)
+    where = f" at {tuple(int(i) for i in at)}" if at else ""
+    return f"{key}: {got[at]:.8g}{where}, expected {expected[at]:.8g}"
 
 
 def run_tests(tree, entries, stream, timeout):
@@ -196,10 +350,18 @@ def _score(name, table, results, error=None):
 
 
 def format_local(rows):
-    """The rows of :func:`check_locally` as text: one line per exercise, then its failures."""
+    """The rows of :func:`check_locally` as text: per exercise its checks (or tests), then the hint."""
     lines = []
     for r in rows:
-        lines.append(f"{r['exercise']}: {r['passed']}/{r['total']} tests pass"
-                     + (f"; first failure: {r['first_failure']}" if r["first_failure"] else ""))
-        lines += [f"  {t['outcome']:<8} {t['id']}" for t in r["tests"] if t["outcome"] != "passed"]
+        if "checks" not in r:                                     # check --tests
+            lines.append(f"{r['exercise']}: {r['passed']}/{r['total']} tests pass"
+                         + (f"; first failure: {r['first_failure']}" if r["first_failure"] else ""))
+            lines += [f"  {t['outcome']:<8} {t['id']}" for t in r["tests"] if t["outcome"] != "passed"]
+            continue
+        lines.append(f"{r['exercise']}: {r['points']:g}/{r['max_points']:g} points in the local checks")
+        for c in r["checks"]:
+            lines.append((f"  {'ok  ' if c['passed'] else 'FAIL'} {c['name']:<21} {c['points']:>2g}/{c['max_points']:<2g}"
+                          + ("" if c["passed"] else f" {c['output']}")).rstrip())
+        if r["hint"]:
+            lines.append(f"  hint: {r['hint']}")
     return "\n".join(lines)

@@ -9,16 +9,18 @@
   run_autograder, the solution's tracked files, the settings);
 * :func:`grade_all` grades a folder of submissions in parallel and writes a CSV.
 """
+import collections
 import copy
 import csv
 import json
+import secrets
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from minivae.assignment.edition import MANIFEST, tracked_files
 from minivae.assignment.exercises import AssignmentError, exercise_table, select
-from minivae.assignment.grader import grade
+from minivae.assignment.grader import HIDDEN_SEEDS, PUBLIC_SEEDS, grade
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
@@ -47,6 +49,8 @@ def apply_config(config, table=None):
         entry = table[name]
         if "hint" in settings:
             entry["hint"] = str(settings["hint"])
+        if "uses" in settings:
+            entry["uses"] = select(list(settings["uses"]), table)
         for check, spec in (settings.get("checks") or {}).items():
             if check not in entry["checks"] and not {"probe", "cases", "points"} <= set(spec):
                 raise AssignmentError(f"{name}.{check}: a new check needs probe, cases and points")
@@ -124,17 +128,31 @@ def build_autograder(root, out, exercises=None, provided=(), config=None, table=
     return {"out": str(out), "exercises": names}
 
 
-def grade_all(folder, *, reference, jobs=2, csv_path=None, **kwargs):
-    """Grade every submission (sub-folder) of ``folder``, ``jobs`` at once: {name: report}."""
+def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, exercises=None, **kwargs):
+    """Grade every submission (sub-folder) of ``folder``, ``jobs`` at once: {name: report}.
+
+    Every submission is graded on one assignment: ``edition_info`` (the edition's
+    manifest) or ``exercises`` if given, else the one most submissions' own
+    assignment.json lists (so a student who edits theirs changes nothing), and on
+    the same inputs (one hidden seed drawn for the class).  A
+    submission that cannot be graded gets a report with an ``error``, never stops
+    the others; no worker sees the other submissions.
+    """
     subs = sorted(p for p in Path(folder).iterdir() if p.is_dir())
     if not subs:
         raise AssignmentError(f"{folder} has no submission folders")
+    if edition_info is None and exercises is None:
+        edition_info = common_assignment(subs)
+    if kwargs.get("seeds") is None:                       # one hidden seed for the whole class
+        kwargs["seeds"] = list(PUBLIC_SEEDS) + [secrets.randbelow(2**31) + 100 for _ in range(HIDDEN_SEEDS)]
 
     def one(path):
         try:
-            return path.name, grade(path, reference=reference, **kwargs)
-        except AssignmentError as error:
-            return path.name, {"error": str(error), "exercises": [], "points": 0, "max_points": 0}
+            return path.name, grade(path, exercises, reference=reference, edition_info=edition_info,
+                                    hide=[folder], **kwargs)
+        except Exception as error:                         # noqa: BLE001 -- one submission, not the class
+            return path.name, {"error": f"{type(error).__name__}: {error}"[:500], "exercises": [],
+                               "points": 0, "max_points": 0}
 
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
         reports = dict(pool.map(one, subs))
@@ -150,6 +168,19 @@ def grade_all(folder, *, reference, jobs=2, csv_path=None, **kwargs):
     return reports
 
 
+def common_assignment(submissions):
+    """The exercises and provided names most of the submissions' manifests list, or None if none has one."""
+    votes = collections.Counter()
+    for path in submissions:
+        try:
+            info = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
+            votes[json.dumps({"exercises": list(info["exercises"]),
+                              "provided": list(info.get("provided") or [])}, sort_keys=True)] += 1
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return json.loads(votes.most_common(1)[0][0]) if votes else None
+
+
 def edition_info_file(path):
     """The exercises and provided names of an autograder.json or an edition's assignment.json."""
     info = load_config(path)
@@ -157,4 +188,4 @@ def edition_info_file(path):
 
 
 __all__ = ["VISIBILITIES", "MANIFEST", "load_config", "apply_config", "gradescope_results",
-           "build_autograder", "grade_all", "edition_info_file"]
+           "build_autograder", "grade_all", "common_assignment", "edition_info_file"]

@@ -2,8 +2,8 @@
 
 A probe is a function ``probe(m, seed, **case) -> {name: array}``: it draws its
 inputs from ``numpy.random.default_rng(seed)``, calls the functions of the
-modules in ``m`` (a namespace with ``nn``, ``dist``, ``vae``, ``evaluate``,
-``optim``) and returns their raw outputs as arrays.  The grader runs each probe
+modules in ``m`` (a namespace with ``nn``, ``dist``, ``elbo``, ``vae``,
+``evaluate``, ``optim``) and returns their raw outputs as arrays.  The grader runs each probe
 twice: in its own process on the reference package, and in a separate worker
 process (minivae/assignment/_worker.py) on the submission; the verdict compares
 the two sets of arrays (minivae.assignment.grader).  This file imports nothing
@@ -136,6 +136,38 @@ def sample(m, seed, part="value", dtype="float64", L=3, extreme=False):
                              lambda v: _normal(rng, np.shape(v), dt), part)
 
 
+def _given(value, shape, dt):
+    """A gradient as the VAE's backward adds it: a Python number (e.g. estimator B's dz = 0)
+    stands for an array of it; anything else is broadcast to ``shape`` with its own dtype."""
+    if isinstance(value, (int, float)):
+        return np.full(shape, value, dt)
+    return np.broadcast_to(np.asarray(value), shape)
+
+
+def estimator(m, seed, part="value", kl="analytic", L=1, dtype="float64", beta=1.0, extreme=False):
+    """An ELBO estimator's own terms, called as the VAE calls them, on log p(x|z) (L, B), z (L, B, D),
+    mu and logvar (B, D): elbo and its terms (value), or the backward's four gradients (gradient)."""
+    rng, dt = _rng(seed), _dtype(dtype)
+    log_px_z = _normal(rng, (L, 4), dt, 1e4 if extreme else 10.0)
+    z, mu, logvar = _normal(rng, (L, 4, 3), dt), _normal(rng, (4, 3), dt), _normal(rng, (4, 3), dt)
+    if extreme:
+        logvar[0, :2] = [30.0, -30.0]
+    eps = _normal(rng, (L, 4, 3), dt)
+    if kl == "analytic":
+        elbo, terms = m.elbo.estimator_b_forward(log_px_z, mu, logvar, float(beta))
+        keys, backward = ("kl_qp",), m.elbo.estimator_b_backward
+    else:
+        elbo, terms = m.elbo.estimator_a_forward(log_px_z, z, mu, logvar, float(beta))
+        keys, backward = ("log_pz", "log_qz"), m.elbo.estimator_a_backward
+    if part == "value":
+        return {"elbo": elbo, **{k: terms[k] for k in keys}}
+    cache = {"mu": mu, "logvar": logvar, "eps": eps, "z": z, "log_px_z": log_px_z,
+             "settings": {"kl": kl, "beta": float(beta)}, **terms}
+    dlog_px_z, dz, dmu, dlogvar = backward(_normal(rng, 4, dt), cache)
+    return {"dlog_px_z": _given(dlog_px_z, (L, 4), dt), "dz": _given(dz, (L, 4, 3), dt),
+            "dmu": _given(dmu, (4, 3), dt), "dlogvar": _given(dlogvar, (4, 3), dt)}
+
+
 def _model(m, rng, likelihood, hidden, activation, dtype, obs_logvar, scale):
     """A small VAE (P = 6, D = 3) with its parameters moved off their initial values."""
     model = m.vae.VAE(6, 3, hidden=tuple(hidden), likelihood=likelihood, activation=activation,
@@ -196,4 +228,4 @@ def adam(m, seed, steps=3, dtype="float64", lr=0.01, beta1=0.9, beta2=0.999, eps
 
 
 PROBES = {f.__name__: f for f in (affine, mlp, activation, bernoulli, gaussian, kl,
-                                  sample, vae, log_weights, iwae, adam)}
+                                  sample, estimator, vae, log_weights, iwae, adam)}

@@ -43,24 +43,30 @@ def make(args):
 
 
 def check(args):
-    """Run one exercise's own tests on the tree here (a student's local feedback)."""
+    """Run an exercise's local checks (or its pytest tests) on the tree here: a student's feedback."""
     check_number("--timeout", args.timeout, low=0, low_inclusive=False)
     rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
-                                    timeout=args.timeout)
+                                    timeout=args.timeout, tests=args.tests)
     print(assignment.format_local(rows))
-    return 0 if all(r["passed"] == r["total"] > 0 for r in rows) else 1
+    if args.tests:
+        return 0 if all(r["passed"] == r["total"] > 0 for r in rows) else 1
+    return 0 if all(r["points"] == r["max_points"] for r in rows) else 1
+
+
+def _edition(args):
+    """The assignment of --edition (an edition's assignment.json or an autograder.json), or None."""
+    if not args.edition:
+        return None
+    settings = assignment.load_config(args.edition)
+    return settings.get("assignment", settings)
 
 
 def grade(args):
     """Grade a submission; exit status 0 only if every check passed."""
     _check_limits(args)
-    info = None
-    if args.edition:
-        settings = assignment.load_config(args.edition)
-        info = settings.get("assignment", settings)
     report = assignment.grade(args.directory, names(args.exercises), reference=_reference(args),
                               mode=args.mode, table=_table(args), timeout=args.timeout, jobs=args.jobs,
-                              edition_info=info)
+                              edition_info=_edition(args))
     if args.gradescope:
         write_json(args.gradescope, assignment.gradescope_results(report))
     print(json.dumps(report, indent=2) if args.json else assignment.format_report(report))
@@ -72,7 +78,8 @@ def grade_all(args):
     _check_limits(args)
     reports = assignment.grade_all(args.submissions, reference=_reference(args), jobs=args.jobs,
                                    csv_path=args.csv, table=_table(args), timeout=args.timeout,
-                                   mode=args.mode)
+                                   mode=args.mode, exercises=names(args.exercises),
+                                   edition_info=_edition(args))
     for name, report in reports.items():
         print(f"{name}: {report['points']:g}/{report['max_points']:g}"
               + (f"  error: {report['error']}" if report.get("error") else ""), file=sys.stdout)
@@ -103,9 +110,11 @@ def add_parser(commands):
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
     q.add_argument("--untracked", action="store_true", help="copy the folder as it is (outside git)")
     q.set_defaults(run=make)
-    q = actions.add_parser("check", help="run an exercise's own tests here (local feedback)")
+    q = actions.add_parser("check", help="run an exercise's local checks here (a student's feedback)")
     q.add_argument("exercises", help="comma-separated exercise names")
     q.add_argument("--directory", default=".", help="the tree (default: .)")
+    q.add_argument("--tests", action="store_true",
+                   help="run the exercise's pytest tests instead (slower, more cases)")
     q.add_argument("--timeout", type=float, default=600, help="seconds allowed for the test run")
     q.set_defaults(run=check)
     for action, run, what in (("grade", grade, "a submission"), ("grade-all", grade_all, "a folder of them")):
@@ -114,10 +123,11 @@ def add_parser(commands):
             q.add_argument("directory", nargs="?", default=".", help="the submission (default: .)")
             q.add_argument("--json", action="store_true", help="print the report as JSON")
             q.add_argument("--gradescope", default=None, help="write Gradescope's results.json here")
-            q.add_argument("--edition", default=None, help="the edition's assignment.json / autograder.json")
         else:
             q.add_argument("submissions", help="a folder with one sub-folder per submission")
             q.add_argument("--csv", default=None, help="write the points per exercise here")
+        q.add_argument("--edition", default=None,
+                       help="the edition's assignment.json / autograder.json: the exercises to grade")
         _common(q, "comma-separated exercise names (default: those of the edition, or all)")
         q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
         q.add_argument("--mode", default="isolated", choices=["isolated", "whole"],
