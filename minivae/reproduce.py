@@ -146,6 +146,12 @@ def plot_fig2(results, path):
             ax.plot(c["examples"], c["train"], color=colour, label=f"{label} (train)")
             ax.plot(c["examples"], c["test"], color=colour, linestyle="--", label=f"{label} (test)")
         ax.set_xscale("log")
+        # Adagrad's first steps can send a bound to -2,000 for a moment: keep the panel on the
+        # rest (values after the first evaluation point), so the curves stay readable
+        later = [v for c in curves.values() for split in ("train", "test") for v in c[split][1:]]
+        if later:
+            top = max(v for c in curves.values() for split in ("train", "test") for v in c[split])
+            ax.set_ylim(min(later) - 0.05 * (top - min(later) + 1), top + 0.05 * (top - min(later) + 1))
         ax.set_title(f"MNIST, $N_z = {z}$")
         ax.set_xlabel("training examples seen")
         if i == 0:
