@@ -145,20 +145,25 @@ def plot_fig2(results, path):
             label = "AEVB" if method == "aevb" else "wake-sleep"
             ax.plot(c["examples"], c["train"], color=colour, label=f"{label} (train)")
             ax.plot(c["examples"], c["test"], color=colour, linestyle="--", label=f"{label} (test)")
-        ax.set_xscale("log")
         # Adagrad's first steps can send a bound to -2,000 for a moment: keep the panel on the
         # rest (values after the first evaluation point), so the curves stay readable
         later = [v for c in curves.values() for split in ("train", "test") for v in c[split][1:]]
         if later:
             top = max(v for c in curves.values() for split in ("train", "test") for v in c[split])
             ax.set_ylim(min(later) - 0.05 * (top - min(later) + 1), top + 0.05 * (top - min(later) + 1))
-        ax.set_title(f"MNIST, $N_z = {z}$")
-        ax.set_xlabel("training examples seen")
-        if i == 0:
-            ax.set_ylabel("lower bound (nats)")
-            ax.legend(fontsize="small")
+        label_panel(ax, f"MNIST, $N_z = {z}$", "lower bound (nats)" if i == 0 else None, "small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def label_panel(ax, title, ylabel=None, legend_size="small"):
+    """A panel of Fig. 2 or 3: log x axis of examples seen, its title; ``ylabel`` and legend if given."""
+    ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("training examples seen")
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=legend_size)
 
 
 def burda_lr(epoch, lr=1e-3):

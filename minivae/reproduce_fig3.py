@@ -28,7 +28,7 @@ from minivae.evaluate import log_likelihood
 from minivae.marginal_likelihood import hmc_log_likelihood
 from minivae.preprocessing import fixed_binarization
 from minivae.progress import Progress
-from minivae.reproduce import METHODS, STEP_SIZES, fig2_run, select_step_size
+from minivae.reproduce import METHODS, STEP_SIZES, fig2_run, label_panel, select_step_size
 
 Z_DIM, HIDDEN = 3, 100            # Kingma & Welling (2013), Sec. 5, "Marginal likelihood"
 HMC = {"n_chains": 10, "n_burn": 50, "n_draws": 50, "n_leapfrog": 10, "target_accept": 0.9}
@@ -130,11 +130,7 @@ def plot_fig3(results, path):
                         label=f"{name} ({split}, HMC)")
                 ax.plot(c["examples"], c[f"is_{split}"], color=colour, linestyle="none",
                         marker=marker, markersize=4, label=f"{name} ({split}, IS)")
-        ax.set_xscale("log")
-        ax.set_title(f"MNIST, $N_z = {Z_DIM}$, $N_{{train}} = {n}$")
-        ax.set_xlabel("training examples seen")
-        if i == 0:
-            ax.set_ylabel("marginal log-likelihood (nats)")
-            ax.legend(fontsize="x-small")
+        label_panel(ax, f"MNIST, $N_z = {Z_DIM}$, $N_{{train}} = {n}$",
+                    "marginal log-likelihood (nats)" if i == 0 else None, "x-small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -88,5 +88,12 @@ def test_reproduce_iwae_quick_writes_nll_and_active_units(tmp_path):
     assert (tmp_path / "iwae.png").stat().st_size > 1000
 
 
+def test_reproduce_refuses_an_option_its_experiment_does_not_have(tmp_path, capsys):
+    assert main(["reproduce", "fig2", "--quick", "--epochs", "3", "--out", str(tmp_path)]) == 2
+    assert "--epochs does not apply to fig2" in capsys.readouterr().err
+    assert main(["reproduce", "iwae", "--quick", "--points", "3", "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "results.json").exists()
+
+
 def test_reproduce_refuses_a_bad_budget(tmp_path):
     assert main(["reproduce", "fig2", "--quick", "--budget", "0", "--out", str(tmp_path)]) == 2

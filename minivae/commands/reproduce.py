@@ -32,12 +32,34 @@ IWAE = {"full": {"epochs": 100, "eval_k": 5000, "n_eval": None, "hidden": (200, 
                   "n_train": 2000}}
 
 
+# command-line option -> the experiment's setting it replaces (where the experiment has it)
+OPTIONS = {"budget": "budget", "points": "n_points", "epochs": "epochs", "n_eval": "n_eval"}
+
+
+def experiment_settings(args, mode):
+    """The experiment's settings for ``mode`` with the options given on the command line.
+
+    An option the experiment has no setting for (``--epochs`` for fig2) is a ValueError
+    naming it, not silently ignored.
+    """
+    settings = dict({"fig2": FIG2, "fig3": FIG3, "iwae": IWAE}[args.experiment][mode])
+    for option, key in OPTIONS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        if key not in settings:
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.experiment}")
+        settings[key] = value
+    return settings
+
+
 def run(args):
     """Run the chosen experiment; write results.json and a figure into --out."""
     from minivae import datasets, reproduce
 
     check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "points": 1})
     mode = "quick" if args.quick else "full"
+    settings = experiment_settings(args, mode)
     data = datasets.load_mnist(args.data)
     out = args.out or os.path.join("runs", f"reproduce-{args.experiment}-"
                                            + time.strftime("%Y%m%d-%H%M%S"))
@@ -55,11 +77,6 @@ def run(args):
                     "seconds": time.perf_counter() - tic, "results": results})
 
     if args.experiment == "fig2":
-        settings = dict(FIG2[mode])
-        if args.budget is not None:
-            settings["budget"] = args.budget
-        if args.points is not None:
-            settings["n_points"] = args.points
         settings["lr"] = args.lr
         results = reproduce.fig2(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
                                  on_result=lambda r: save(r, settings), **settings)
@@ -70,14 +87,9 @@ def run(args):
                   f"AEVB {curves['aevb']['test'][-1]:.2f}, "
                   f"wake-sleep {curves['wake_sleep']['test'][-1]:.2f}")
     elif args.experiment == "fig3":
-        results, settings, figure = _run_fig3(args, data, mode, out, save)
+        results, figure = _run_fig3(args, data, settings, out, save)
     else:
-        settings = dict(IWAE[mode])
         n_train = settings.pop("n_train", None)
-        if args.epochs is not None:
-            settings["epochs"] = args.epochs
-        if args.n_eval is not None:
-            settings["n_eval"] = args.n_eval
         settings["ks"] = tuple(args.k)
         settings["schedule"] = None if args.schedule == "fixed" else args.schedule
         results = reproduce.iwae_compare(data.train.x[:n_train], data.test.x, progress=sys.stderr,
@@ -93,17 +105,10 @@ def run(args):
     return 0
 
 
-def _run_fig3(args, data, mode, out, save):
-    """`reproduce fig3`: train, estimate log p(x) at every point, plot; returns results, settings, figure."""
+def _run_fig3(args, data, settings, out, save):
+    """`reproduce fig3`: train, estimate log p(x) at every point, plot; returns results, figure."""
     from minivae import reproduce_fig3
 
-    settings = dict(FIG3[mode])
-    if args.budget is not None:
-        settings["budget"] = args.budget
-    if args.n_eval is not None:
-        settings["n_eval"] = args.n_eval
-    if args.points is not None:
-        settings["n_points"] = args.points
     settings["lr"] = args.lr
     results = reproduce_fig3.fig3(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
                                   on_result=lambda r: save(r, settings), **settings)
@@ -114,7 +119,7 @@ def _run_fig3(args, data, mode, out, save):
               "(HMC / IS): " + ", ".join(
                   f"{'AEVB' if m == 'aevb' else 'wake-sleep'} {c['hmc_test'][-1]:.2f} / "
                   f"{c['is_test'][-1]:.2f}" for m, c in curves.items()))
-    return results, settings, figure
+    return results, figure
 
 
 def add_parser(commands):
@@ -146,9 +151,10 @@ def add_parser(commands):
                    help="iwae: Burda et al.'s learning-rate schedule (3^i epochs at 1e-3 * "
                         "10^(-i/7)) or a fixed 1e-3")
     p.add_argument("--n-eval", type=int, default=None,
-                   help="iwae: test images for the NLL (default: all; --quick 200); fig3: train "
-                        f"and test images for log p(x) (default {FIG3['full']['n_eval']}, "
-                        f"--quick {FIG3['quick']['n_eval']})")
+                   help=f"images each measurement uses: fig2, the bound on that many training and "
+                        f"test images (default {FIG2['full']['n_eval']}); fig3, log p(x) on that "
+                        f"many of each (default {FIG3['full']['n_eval']}); iwae, the test NLL "
+                        f"(default: all test images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")
     p.set_defaults(run=run)
