@@ -127,7 +127,7 @@ def log_joint_and_grad(model, x, z, check=True):
 # ---------------------------------------------------------------------------
 
 def leapfrog(model, x, z, r, grad, step, n_steps):
-    """``n_steps`` leapfrog steps of the dynamics of H(z, r) = -log p(x, z) + |r|^2 / 2.
+    """``n_steps`` leapfrog steps of the dynamics of H(z, r) = ``-log p(x, z) + |r|^2 / 2``.
 
         r <- r + step/2 grad;  then n_steps times: z <- z + step r, grad <- grad_z log p(x, z),
         r <- r + step grad (step/2 on the last);   (Neal 2011, "MCMC using Hamiltonian dynamics")
@@ -260,7 +260,7 @@ def fit_gaussian(samples):
 
 
 def gaussian_log_density_full(z, m, chol):
-    """log N(z; m, S) with S = chol chol^T:  -1/2 [D log 2 pi + log|S| + |chol^-1 (z - m)|^2].
+    """log N(z; m, S) with S = chol chol^T:  ``-1/2 [D log 2 pi + log|S| + |chol^-1 (z - m)|^2]``.
 
     z: (N, B, D), m: (B, D), chol: (B, D, D) -> (N, B).
     """

@@ -233,7 +233,7 @@ def softplus_sum_backward(ds, cache):
     """dL/da = dL/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
     sigmoid(a) = exp(a - softplus(a)) (log sigmoid(a) = a - softplus(a)), with the
-    per-pixel softplus max(a, 0) + log1p(exp(-|a|)): a - softplus(a) <= 0, so nothing
+    per-pixel softplus ``max(a, 0) + log1p(exp(-|a|))``: a - softplus(a) <= 0, so nothing
     overflows, and every value is within about 10u of the true sigmoid.  This is the
     arithmetic minivae's training has always used, kept bit for bit so that a model
     trained with the same seed is the same model (docs/performance.md, section Same results
