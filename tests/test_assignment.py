@@ -427,3 +427,19 @@ def test_every_exercise_has_checks_that_split_its_points_and_a_hint_of_one_line(
 def test_the_packages_markers_are_well_formed():
     scanned = assignment.scan(ROOT)
     assignment.check_coverage(scanned, list(assignment.EXERCISES))
+
+
+def test_the_worker_keeps_a_virtualenv_inside_the_tree_on_its_path(tmp_path):
+    # a student's checkout often holds their virtualenv (NumPy inside the tree); only the tree
+    # and the probes' folder, spelt otherwise, leave Python's path (was: every folder inside the
+    # tree, so the local check of such a checkout could not import NumPy)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("minivae_worker", launch.WORKER)
+    worker = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(worker)
+    tree, here = tmp_path / "tree", tmp_path / "scratch"
+    (tree / ".venv" / "site-packages").mkdir(parents=True)
+    here.mkdir()
+    venv, other = str(tree / ".venv" / "site-packages"), "/usr/lib/python3/dist-packages"
+    path = worker.search_path(str(tree), str(here), [str(tree) + "/", venv, str(here), "", other])
+    assert path == [str(tree), str(here), venv, other]

@@ -58,14 +58,20 @@ def limit(tasks):
                 pass
 
 
+def search_path(tree, here, path):
+    """The tree and the probes' folder first, then ``path`` (Python's own) less other spellings of them.
+
+    A folder inside the tree stays: a student's virtualenv made in their checkout holds NumPy.
+    """
+    own = (os.path.realpath(tree), os.path.realpath(here))
+    return [tree, here] + [p for p in path if p and os.path.realpath(p) not in own]
+
+
 def main():
     tree, here = os.path.abspath(sys.argv[1]), os.path.dirname(os.path.abspath(__file__))
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)                                  # the submission's prints go to stderr
-    # the tree and the probes first; the rest as Python set it up, less other spellings of those
-    # two (a folder inside the tree stays: a student's virtualenv made in their checkout)
-    sys.path[:] = [tree, here] + [p for p in sys.path[1:]
-                                  if p and os.path.realpath(p) not in (os.path.realpath(tree), here)]
+    sys.path[:] = search_path(tree, here, sys.path[1:])
     import numpy as np
     import _minivae_probes as probes
     table = dict(probes.PROBES)
