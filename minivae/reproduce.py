@@ -85,12 +85,13 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
 
 
 def select_step_size(method, x_train, z_dim, *, step_sizes=STEP_SIZES, trial=10**4, progress=None,
-                     **settings):
+                     label="fig2", **settings):
     """The paper's choice: the step size whose model has the best training bound after ``trial`` examples.
 
     Kingma & Welling (2013, Sec. 5) chose Adagrad's global step size from {0.01, 0.02, 0.1}
     "based on performance on the training set in the first few iterations", per method.
-    Returns (best step size, {str(step size): training bound}).
+    Returns (best step size, the trial's record for the curve: {"examples": trial, "train":
+    {str(step size): training bound}}); ``label`` starts the progress line.
     """
     settings = {k: v for k, v in settings.items() if k not in ("n_points", "first")}
     bounds = {}
@@ -99,10 +100,10 @@ def select_step_size(method, x_train, z_dim, *, step_sizes=STEP_SIZES, trial=10*
                          first=trial, progress=None, **settings)
         bounds[f"{lr:g}"] = curve["train"][-1]
     best = max(step_sizes, key=lambda lr: bounds[f"{lr:g}"])
-    Progress(progress, "").say(f"fig2 {method} N_z={z_dim}: step size {best:g} (training bound "
+    Progress(progress, "").say(f"{label} {method} N_z={z_dim}: step size {best:g} (training bound "
                                f"after {trial} examples: " + ", ".join(
                                    f"{k}: {v:.1f}" for k, v in bounds.items()) + ")")
-    return best, bounds
+    return best, {"examples": trial, "train": bounds}
 
 
 def fig2(x_train, x_test, z_dims=(3, 5, 10, 20, 200), *, budget=10**6, lr=None,
@@ -118,15 +119,14 @@ def fig2(x_train, x_test, z_dims=(3, 5, 10, 20, 200), *, budget=10**6, lr=None,
     for z in z_dims:
         results[str(z)] = {}
         for m in METHODS:
-            trial_bounds = None
-            run_lr = lr
+            run_lr, choice = lr, None
             if lr is None:
-                run_lr, trial_bounds = select_step_size(m, x_train, z, step_sizes=step_sizes,
-                                                        trial=trial, progress=progress, **settings)
+                run_lr, choice = select_step_size(m, x_train, z, step_sizes=step_sizes, trial=trial,
+                                                  progress=progress, **settings)
             curve = fig2_run(m, x_train, x_test, z, budget=budget, lr=run_lr, progress=progress,
                              **settings)
-            if trial_bounds is not None:
-                curve["step_size_trial"] = {"examples": trial, "train": trial_bounds}
+            if choice is not None:
+                curve["step_size_trial"] = choice
             results[str(z)][m] = curve
             if on_result is not None:
                 on_result(results)

@@ -52,10 +52,10 @@ def fig3_run(method, x_train, x_test, *, budget, n_eval=100, hmc=None, is_k=5000
     """
     hmc = {**HMC, **(hmc or {})}
     settings = {"hidden": HIDDEN, "n_eval": n_eval, "seed": seed, **settings}
-    trial_bounds = None
+    choice = None
     if lr is None:
-        lr, trial_bounds = select_step_size(method, x_train, Z_DIM, step_sizes=step_sizes,
-                                            trial=trial, progress=progress, **settings)
+        lr, choice = select_step_size(method, x_train, Z_DIM, step_sizes=step_sizes, trial=trial,
+                                      progress=progress, label="fig3", **settings)
     # the images fig2_run reports its ELBO on: the same binarisation of the same rows
     evals = {split: fixed_binarization(np.asarray(x[:n_eval], dtype=np.float64), seed)
              for split, x in (("train", x_train), ("test", x_test))}
@@ -84,8 +84,8 @@ def fig3_run(method, x_train, x_test, *, budget, n_eval=100, hmc=None, is_k=5000
     curve = fig2_run(method, x_train, x_test, Z_DIM, budget=budget, lr=lr, measure=measure,
                      progress=None, **settings)
     curve.update(n_train=len(x_train), hmc=hmc, is_k=is_k)
-    if trial_bounds is not None:
-        curve["step_size_trial"] = {"examples": trial, "train": trial_bounds}
+    if choice is not None:
+        curve["step_size_trial"] = choice
     return curve
 
 
