@@ -1,6 +1,6 @@
 """minivae against PyTorch on the CPU: the same training step, back to back, same machine.
 
-The step (see minivae/bench.py) is the inner loop of ``minivae.train``: gather a
+The step (see minivae/bench/step.py) is the inner loop of ``minivae.train``: gather a
 minibatch, binarise it afresh, forward and backward through a VAE with estimator
 B (analytic KL), one Adam update.  Model 784-400-20-400-784, ReLU, Bernoulli,
 L = 1, batch 128, float32, Adam(lr=1e-3), on the embedded MNIST subset (or --data).
@@ -58,7 +58,7 @@ except ImportError:
 
 import minivae
 from minivae.evaluate import log_weights
-from minivae.preprocessing import bernoulli_binarize, fixed_binarization
+from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
 from minivae.vae import VAE
 
 
@@ -106,7 +106,7 @@ def check_same_model(model, encoder, decoder, x_train, n_samples):
 
 
 def time_torch(x_train, model, args, adam_options):
-    """Examples/s of the PyTorch step: warm-up, then median over blocks (as minivae.bench.run)."""
+    """Examples/s of the PyTorch step: warm-up, then median over blocks (as minivae.bench.step.run)."""
     encoder, decoder = torch_vae(model)
     params = list(encoder.parameters()) + list(decoder.parameters())
     opt = torch.optim.Adam(params, lr=1e-3, **adam_options)

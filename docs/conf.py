@@ -78,10 +78,21 @@ napoleon_use_rtype = False
 
 
 def write_api_pages():
-    """docs/_api/minivae.MODULE.rst for each minivae/MODULE.py (not __init__, __main__)."""
+    """docs/_api/minivae.NAME.rst for each module and folder of the package.
+
+    NAME is dotted (``topics.linear_gaussian``; a folder's page is its ``__init__``
+    docstring); private modules (``_worker``) and ``__main__`` have none.
+    """
     out = DOCS / "_api"
     out.mkdir(exist_ok=True)
-    modules = sorted(p.stem for p in (ROOT / "minivae").glob("[a-z]*.py"))
+    package = ROOT / "minivae"
+    modules = []
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts and not any(part.startswith("_") for part in parts):
+            modules.append(".".join(parts))
     wanted = {f"minivae.{name}.rst" for name in modules}
     for stale in out.glob("*.rst"):
         if stale.name not in wanted:

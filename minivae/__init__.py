@@ -9,7 +9,7 @@ The names a reader needs first are importable from the package itself::
     log_px = minivae.log_likelihood(model, data.test.x[:100] > 0.5, k=5000)   # nats, per image
 
 Each lives in its own module (``minivae.vae``, ``minivae.training``,
-``minivae.datasets``, ``minivae.evaluate``); the modules are the place to read
+``minivae.data.datasets``, ``minivae.evaluate``); the modules are the place to read
 the code.  ``import minivae`` itself loads none of them: each name is imported
 from its module the first time it is used (a module-level ``__getattr__``,
 PEP 562), so ``import minivae.vae``, the student's path, stays light.
@@ -22,8 +22,8 @@ __version__ = "0.1.0"
 EXPORTS = {
     "VAE": "minivae.vae",
     "train": "minivae.training",
-    "load_mnist": "minivae.datasets",
-    "load_fashion_mnist": "minivae.datasets",
+    "load_mnist": "minivae.data.datasets",
+    "load_fashion_mnist": "minivae.data.datasets",
     "log_likelihood": "minivae.evaluate",
     "iwae_bound": "minivae.evaluate",
 }

@@ -1,4 +1,4 @@
 """`python -m minivae ...` is the same as the `minivae` command."""
-from minivae.cli import main
+from minivae.cli.main import main
 
 raise SystemExit(main())

@@ -54,7 +54,7 @@ def estimator_a_forward(log_px_z, z, mu, logvar, beta):
     log_px_z: (L, B); z: (L, B, D); mu, logvar: (B, D); beta: float.  Returns elbo
     (B,) and a dict for the VAE's cache holding log_pz and log_qz (L, B),
     posterior_cache (the cache of gaussian_log_density(z, mu, logvar), which
-    minivae.gradient_estimators reuses) and whatever estimator_a_backward needs.
+    minivae.topics.gradient_estimators reuses) and whatever estimator_a_backward needs.
     """
     # BEGIN SOLUTION estimator_a
     log_pz, prior_cache = dist.standard_normal_log_density(z)

@@ -29,9 +29,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from minivae.blas import one_blas_thread
-from minivae.checks import check_count, check_rng
-from minivae.progress import Progress
+from minivae.utils.blas import one_blas_thread
+from minivae.utils.validation import check_count, check_rng
+from minivae.utils.progress import Progress
 
 # default chunking: at most this many numbers in one (samples x examples x width) array;
 # 2^19 float32 numbers are 2 MiB (docs/performance.md: evaluation)
@@ -46,7 +46,7 @@ def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=
     x: (N, P) -> float.  ``rng`` draws eps (default ``np.random.default_rng(0)``,
     so the same model and data give the same number).
     """
-    batch_size = check_count("batch_size", batch_size)
+    batch_size = check_count(batch_size, "batch_size")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
     total = 0.0
     for start in range(0, len(x), batch_size):
@@ -80,7 +80,7 @@ def log_weights_and_cache(model, x, eps, encoded=None):
     """:func:`log_weights` on validated x and eps, with the forward pass's cache (no checks).
 
     The one place the log-weight is summed; the score-function gradient
-    estimator (minivae.gradient_estimators) reuses it with the cache.
+    estimator (minivae.topics.gradient_estimators) reuses it with the cache.
     ``encoded`` = (cache["h"], cache["encoder_cache"]) of an earlier call on
     the same x skips the encoder (see ``VAE.forward``): :func:`iwae_bound`
     encodes each batch once for all its chunks of samples.
@@ -145,11 +145,11 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         Only with ``return_se=True``.
     """
     x = model.check_data(x)
-    k = check_count("k", k)
-    batch_size = check_count("batch_size", batch_size)
+    k = check_count(k, "k")
+    batch_size = check_count(batch_size, "batch_size")
     if chunk is None:
         chunk = default_chunk(model, k, min(batch_size, len(x)))
-    chunk = check_count("chunk", chunk)
+    chunk = check_count(chunk, "chunk")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
 
     N = len(x)

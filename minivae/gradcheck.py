@@ -20,7 +20,7 @@ gradient is exactly what ``op_backward(dy, cache)`` returns.
 This module is NumPy only (the CS231n ``gradient_check.py`` idea): it knows
 nothing of the VAE beyond calling the methods of the model it is given.
 ``minivae gradcheck`` checks every component of the package with it; that
-table is in :mod:`minivae.gradcheck_table`.
+table is in :mod:`minivae.cli.gradcheck_table`.
 """
 import numpy as np
 

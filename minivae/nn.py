@@ -16,7 +16,7 @@ Shapes: B is the batch (any number of rows), n_in / n_out are layer widths.
 """
 import numpy as np
 
-from minivae.checks import check_choice
+from minivae.utils.validation import check_choice
 
 
 # ---------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def init_mlp(sizes, rng, prefix, dtype=np.float64, activation="relu", std=None):
     setting: every weight and bias drawn from N(0, std^2) (the paper's "N(0, 0.01)"
     is read as std = 0.01).  Returns a dict of arrays of dtype ``dtype``.
     """
-    check_choice("activation", activation, ACTIVATIONS)
+    check_choice(activation, "activation", ACTIVATIONS)
     n_layers = len(sizes) - 1
     params = {}
     for k in range(n_layers):
@@ -350,7 +350,7 @@ def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True, n_grou
     matrix-product work of a training step.
     ``n_groups=N`` keeps every parameter gradient per group of rows (shape
     ``(N, *param.shape)``, see :func:`affine_backward_per_group`): one gradient per
-    Monte Carlo draw, as minivae.gradient_estimators needs.
+    Monte Carlo draw, as minivae.topics.gradient_estimators needs.
     Derivation: docs/derivations.md, "MLP".
     """
     _, act_backward = ACTIVATIONS[activation]

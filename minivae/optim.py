@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from minivae.checks import check_choice, check_count, check_numeric_array, check_number
+from minivae.utils.validation import check_choice, check_count, check_numeric_array, check_number
 
 
 # Subnormal ("denormal") numbers are the floats between 0 and the smallest normal one,
@@ -54,16 +54,16 @@ class NonFiniteGradient(ValueError):
 
 def _check_lr(lr):
     """The learning rate as a Python float: a finite number > 0."""
-    return check_number("learning rate lr", lr, low=0, low_inclusive=False)
+    return check_number(lr, "learning rate lr", low=0, low_inclusive=False)
 
 
 def _check_fraction(name, value):
     """Momentum and Adam's betas: a number in [0, 1)."""
-    return check_number(name, value, low=0, high=1, high_inclusive=False)
+    return check_number(value, name, low=0, high=1, high_inclusive=False)
 
 
 def _check_eps(eps):
-    return check_number("eps", eps, low=0)
+    return check_number(eps, "eps", low=0)
 
 
 def _check_flag(name, value):
@@ -336,7 +336,7 @@ def make_optimizer(name, params, lr=None, **kwargs):
         sgd and momentum have no default and need it.
     **kwargs : the optimiser's other settings (momentum, nesterov, beta1, beta2, eps)
     """
-    check_choice("optimizer", name, OPTIMIZERS)
+    check_choice(name, "optimizer", OPTIMIZERS)
     if lr is None:
         if name in ("sgd", "momentum"):
             raise ValueError(f"optimizer {name!r} has no default learning rate; pass lr=...")
@@ -346,7 +346,7 @@ def make_optimizer(name, params, lr=None, **kwargs):
 
 def state_keys(name, params):
     """The entries of the ``state_dict()`` of optimizer ``name`` over ``params``."""
-    cls = OPTIMIZERS[check_choice("optimizer", name, OPTIMIZERS)]
+    cls = OPTIMIZERS[check_choice(name, "optimizer", OPTIMIZERS)]
     return ["name", "t", *cls.settings] + [f"{b}.{k}" for b in cls.buffers for k in params]
 
 
@@ -381,7 +381,7 @@ def check_state_dict(state, params, name=None):
         extra = sorted(state.keys() - set(expected))
         raise ValueError(f"{saved} state does not match these params; missing {missing}, "
                          f"unexpected {extra}")
-    t = check_count("state['t'] (steps taken)", _scalar(state, "t", "iu", "an integer"), low=0)
+    t = check_count(_scalar(state, "t", "iu", "an integer"), "state['t'] (steps taken)", low=0)
     cls = OPTIMIZERS[saved]
     settings = {s: SETTING_RULES[s](_scalar(state, s, "b", "True or False") if s == "nesterov"
                                     else _scalar(state, s, "iuf", "a number"))

@@ -33,12 +33,13 @@ import time
 
 import numpy as np
 
-from minivae import checkpoint, optim
-from minivae.checks import check_choice, check_count, check_number
-from minivae.preprocessing import bernoulli_binarize, fixed_binarization
+from minivae import optim
+from minivae.runs import checkpoint
+from minivae.utils.validation import check_choice, check_count, check_number
+from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
 from minivae.evaluate import evaluate_elbo
-from minivae.progress import Progress
-from minivae.run_control import (StopRequest, TrainingDiverged, all_finite, check_checkpoint_path,
+from minivae.utils.progress import Progress
+from minivae.runs.run_control import (StopRequest, TrainingDiverged, all_finite, check_checkpoint_path,
                                  check_resume)
 from minivae.vae import KL_ESTIMATORS, VAE
 
@@ -166,7 +167,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         Written after every epoch, and when training is interrupted (Ctrl-C,
         SIGTERM) or diverges, with everything needed to resume.
     resume : dict, optional
-        ``minivae.checkpoint.load(path)`` of a checkpoint written by this
+        ``minivae.runs.checkpoint.load(path)`` of a checkpoint written by this
         function, with ``model=resume["model"]`` and the same settings as
         the run that wrote it (``epochs`` may be larger): training continues
         exactly where it stopped.  Other settings are a ValueError.
@@ -199,13 +200,13 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     # every argument is checked before anything is trained or written
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a minivae.VAE, got {type(model).__name__}")
-    epochs = check_count("epochs", epochs, 1)
-    batch_size = check_count("batch_size", batch_size, 1)
-    n_samples = check_count("n_samples", n_samples, 1)
-    warmup_epochs = check_count("warmup_epochs", warmup_epochs, 0)
-    seed = check_count("seed", seed, 0)
-    weight_decay = check_number("weight_decay", weight_decay, low=0)
-    check_choice("kl estimator", kl, KL_ESTIMATORS)
+    epochs = check_count(epochs, "epochs", 1)
+    batch_size = check_count(batch_size, "batch_size", 1)
+    n_samples = check_count(n_samples, "n_samples", 1)
+    warmup_epochs = check_count(warmup_epochs, "warmup_epochs", 0)
+    seed = check_count(seed, "seed", 0)
+    weight_decay = check_number(weight_decay, "weight_decay", low=0)
+    check_choice(kl, "kl estimator", KL_ESTIMATORS)
     if kl == "iwae" and warmup_epochs:
         raise ValueError("the IWAE bound (kl='iwae') has no KL weight to warm up: use warmup_epochs=0")
     opt = optim.make_optimizer(optimizer, model.params, lr=lr)      # checks optimizer and lr

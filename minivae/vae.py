@@ -47,7 +47,7 @@ from minivae import distributions as dist
 from minivae import nn
 from minivae.elbo import (estimator_a_backward, estimator_a_forward, estimator_b_backward,
                          estimator_b_forward, iwae_backward, iwae_forward)
-from minivae.checks import (check_choice, check_count, check_finite, check_float_dtype,
+from minivae.utils.validation import (check_choice, check_count, check_finite, check_float_dtype,
                             check_number, check_numeric_array, check_rng)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -97,17 +97,17 @@ class VAE:
         hidden = tuple(hidden)
         for name, value in (("x_dim", x_dim), ("z_dim", z_dim)) + tuple(
                 (f"hidden[{i}]", h) for i, h in enumerate(hidden)):
-            check_count(name, value, low=1)
+            check_count(value, name, low=1)
         hidden = tuple(int(h) for h in hidden)
         if seed is not None:
-            check_count("seed", seed, low=0)
-        check_choice("likelihood", likelihood, LIKELIHOODS)
-        check_choice("activation", activation, nn.ACTIVATIONS)
+            check_count(seed, "seed", low=0)
+        check_choice(likelihood, "likelihood", LIKELIHOODS)
+        check_choice(activation, "activation", nn.ACTIVATIONS)
         dtype = check_float_dtype(dtype)
         if likelihood == "gaussian" and obs_logvar != "learned":
-            obs_logvar = check_number("obs_logvar ('learned' or a number)", obs_logvar)
+            obs_logvar = check_number(obs_logvar, "obs_logvar ('learned' or a number)")
         if init_std is not None:
-            init_std = check_number("init_std", init_std, low=0, low_inclusive=False)
+            init_std = check_number(init_std, "init_std", low=0, low_inclusive=False)
 
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
         self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
@@ -143,7 +143,7 @@ class VAE:
 
         x: (B, P) data (already validated, model dtype); eps: (L, B, D); ``encoded``, an
         (h, encoder_cache) pair, replaces the encoder's pass (evaluation reuses one per batch;
-        minivae.diagnostics gives a q of its own, with encoder_cache None).
+        minivae.topics.diagnostics gives a q of its own, with encoder_cache None).
         Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder
         output), mu, logvar, eps, z, out (the decoder output: logits or mean),
         log_px_z, the KL terms (kl_qp for estimator B; log_pz and log_qz for A),
@@ -216,7 +216,7 @@ class VAE:
         dh = d(objective)/dh at the encoder's output h = [mu, logvar]; the
         decoder's parameter gradients (and ``decoder.logvar``'s, if learned)
         come in a dict.  :meth:`backward` passes delbo = -1/B (the loss);
-        ``minivae.gradient_estimators`` passes +1/B per row to get the
+        ``minivae.topics.gradient_estimators`` passes +1/B per row to get the
         reparameterised gradient of the ELBO itself, one draw per row.
         ``record``, a dict, receives the gradients of the named intermediates
         (dlog_px_z (L, B), dz (L, B, D), dmu and dlogvar (B, D), dh), for a
@@ -338,7 +338,7 @@ class VAE:
 
     def sample(self, n, rng=None):
         """n draws z ~ p(z) = N(0, I), decoded to the mean of p_theta(x|z): (n, P)."""
-        check_count("n", n, low=0)
+        check_count(n, "n", low=0)
         rng = check_rng(self.rng if rng is None else rng)
         z = rng.standard_normal((int(n), self.z_dim), dtype=self.dtype)
         return self.decode(z)
@@ -388,14 +388,14 @@ class VAE:
         Returns x and eps in the model dtype, and beta as a Python float.
         """
         x = self.check_data(x, values=check)
-        check_choice("kl estimator", kl, KL_ESTIMATORS)
-        beta = check_number("beta", beta, low=0)          # a Python float: keeps float32 float32
+        check_choice(kl, "kl estimator", KL_ESTIMATORS)
+        beta = check_number(beta, "beta", low=0)          # a Python float: keeps float32 float32
         if kl == "iwae" and beta != 1:
             raise ValueError(f"the IWAE bound (kl='iwae') has no KL weight: beta must be 1, got {beta!r}")
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples
-            check_count("n_samples", n_samples, low=1)
+            check_count(n_samples, "n_samples", low=1)
             rng = check_rng(self.rng if rng is None else rng)
             eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
         else:

@@ -20,7 +20,7 @@ import pytest
 
 from minivae import assignment
 from minivae.assignment import grader
-from minivae.cli import main
+from minivae.cli.main import main
 
 from minivae.assignment import launch
 

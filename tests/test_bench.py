@@ -1,4 +1,4 @@
-"""Tests of minivae.bench and `minivae bench`: FLOP counts, the fields of the report, errors.
+"""Tests of minivae.bench.step and `minivae bench`: FLOP counts, the fields of the report, errors.
 
 No timing is asserted (the machine is shared); only relations that hold at any speed.
 """
@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from minivae import bench, cli, nn
+from minivae import nn
+from minivae.bench import step as bench
+from minivae.cli import main as cli
 from minivae.vae import VAE
 
 TINY = dict(hidden=(8,), z_dim=2, batch_size=16, n_samples=2, steps=3, repeats=2, warmup=1)
@@ -175,14 +177,14 @@ def test_eval_products_count_every_product_of_a_log_likelihood_call():
     # decoder per chunk (1->2, 2->3 on c b rows).  FLOPs 2 rows n_in n_out:
     #   encoder  b = 2, 2, 1:  (12 + 8) * (2 + 2 + 1)            = 100
     #   decoder  rows c b summed = (2 + 2 + 1) * (2 + 2 + 1) = 25:  (4 + 12) * 25 = 400
-    from minivae.bench_eval import eval_products
+    from minivae.bench.evaluation import eval_products
     products = eval_products(3, (2,), 1, 5, 5, 2, 2)
     assert sum(p["flops"] * p["count"] for p in products) == 500
     assert sum(p["count"] for p in products if p["name"] == "decoder.1") == 9    # 3 batches x 3 chunks
 
 
 def test_bench_eval_reports_consistent_fields_on_a_tiny_model():
-    from minivae import bench_eval
+    from minivae.bench import evaluation as bench_eval
     x = np.random.default_rng(0).uniform(size=(12, 10))
     result = bench_eval.run(x, hidden=(6,), z_dim=2, k=7, n_examples=12, batch_size=5, chunk=3,
                             repeats=2)

@@ -1,11 +1,12 @@
-"""Tests of minivae.checkpoint: exact round trips and clear errors for damaged files."""
+"""Tests of minivae.runs.checkpoint: exact round trips and clear errors for damaged files."""
 import json
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minivae import checkpoint, optim
+from minivae import optim
+from minivae.runs import checkpoint
 from minivae.vae import VAE
 
 from checkpoints import resume, stopped_run

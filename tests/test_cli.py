@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from minivae import checkpoint
-from minivae.cli import main
+from minivae.runs import checkpoint
+from minivae.cli.main import main
 
 
 def test_train_writes_model_history_metrics_and_figures(tmp_path, capsys):
@@ -47,7 +47,7 @@ def test_evaluate_reports_the_training_test_elbo_and_a_higher_log_likelihood(tmp
     # printed Monte Carlo standard error over 1,000 test images.
     import re
 
-    from minivae.commands import train as train_command
+    from minivae.cli import train as train_command
 
     monkeypatch.setattr(train_command, "save_run_figures", lambda *args, **kwargs: [])   # tested above; slow
     out = tmp_path / "run"
@@ -116,7 +116,7 @@ def test_divergence_exits_1_with_one_line_and_keeps_a_checkpoint_that_resume_che
     assert main(common + ["--lr", "1e6"]) == 1
     line = one_line(capsys.readouterr().err)
     assert "training diverged" in line and "at step" in line and "learning rate (1000000.0)" in line
-    from minivae import checkpoint
+    from minivae.runs import checkpoint
     assert checkpoint.load(out / "model.npz")["train_state"]["epoch"] == 0     # loads, before the bad step
     # resuming it with another learning rate would not continue the same run: refused, exit 2
     assert main(common + ["--lr", "1e-3", "--resume", str(out / "model.npz")]) == 2
@@ -127,7 +127,7 @@ def test_resume_takes_the_runs_own_settings_for_options_not_typed(tmp_path, caps
     # a run with non-default settings, stopped after 1 of 2 epochs, then resumed with the command
     # the CLI prints (only --resume and --out, plus --epochs): it must continue with batch 300,
     # lr 3e-3, seed 5, not the defaults, and end exactly where an uninterrupted run ends
-    from minivae import checkpoint
+    from minivae.runs import checkpoint
     settings = ["--batch-size", "300", "--lr", "3e-3", "--seed", "5", "--hidden", "8",
                 "--z-dim", "2", "--quiet"]
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "first")] + settings) == 0
@@ -217,7 +217,7 @@ def test_sample_into_a_folder_writes_samples_png_there_and_says_so(tmp_path, cap
 
 
 def test_the_download_timeout_reaches_load_mnist(tmp_path, capsys, monkeypatch):
-    from minivae import datasets
+    from minivae.data import datasets
     seen = {}
 
     def load_mnist(root, **kwargs):
@@ -238,7 +238,7 @@ def test_assignment_grade_refuses_a_timeout_that_is_not_positive(timeout, capsys
 
 def test_a_full_disk_while_writing_json_leaves_no_temporary(tmp_path, monkeypatch):
     import errno
-    from minivae.commands import common
+    from minivae.cli import common
 
     def dump(obj, f, **kwargs):
         f.write('{"half')
@@ -256,7 +256,7 @@ def test_a_full_disk_while_writing_json_leaves_no_temporary(tmp_path, monkeypatc
 ])
 def test_ctrl_c_and_memory_errors_are_one_line_not_a_traceback(monkeypatch, capsys, error, code,
                                                                expected):
-    from minivae.commands import gradcheck
+    from minivae.cli import gradcheck
 
     def run(args):
         raise error

@@ -1,4 +1,4 @@
-"""Tests of minivae.datasets: the embedded subset, and the loaders on directories of IDX files."""
+"""Tests of minivae.data.datasets: the embedded subset, and the loaders on directories of IDX files."""
 import hashlib
 import os
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from idx_files import ALL_FILES, fake_mnist, write_fake_mnist
-from minivae import datasets
+from minivae.data import datasets
 
 MNIST_SUBSET_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]  # digits 0-9
 

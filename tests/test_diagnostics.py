@@ -1,10 +1,10 @@
-"""Tests of minivae.diagnostics: KL per dimension, active units, the ELBO of a free q and its gradient."""
+"""Tests of minivae.topics.diagnostics: KL per dimension, active units, the ELBO of a free q and its gradient."""
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from minivae import diagnostics
+from minivae.topics import diagnostics
 from minivae import distributions as dist
 from minivae.evaluate import log_weights
 from minivae.gradcheck import numerical_gradient

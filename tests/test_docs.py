@@ -10,16 +10,20 @@ HEADINGS = set(re.findall(r"^## (.+)$", DERIVATIONS, flags=re.M))
 
 
 def package_functions():
-    """(module file, qualified name, node) of every module-level function and class method."""
-    for path in sorted((ROOT / "minivae").glob("*.py")):
+    """(module, qualified name, node) of every module-level function and class method.
+
+    ``module`` is the module's dotted name inside the package ("nn", "topics.linear_gaussian").
+    """
+    for path in sorted((ROOT / "minivae").rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT / "minivae").with_suffix("").parts)
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef):
-                yield path.name, node.name, node
+                yield module, node.name, node
             elif isinstance(node, ast.ClassDef):
-                yield path.name, node.name, node
+                yield module, node.name, node
                 for item in node.body:
                     if isinstance(item, ast.FunctionDef):
-                        yield path.name, f"{node.name}.{item.name}", item
+                        yield module, f"{node.name}.{item.name}", item
 
 
 def test_every_backward_docstring_names_an_existing_section_of_derivations_md():
@@ -39,7 +43,7 @@ def test_every_backward_docstring_names_an_existing_section_of_derivations_md():
 
 def test_every_section_of_derivations_md_names_a_function_of_the_package():
     names = {name for _, name, _ in package_functions() if not name.startswith("_")}
-    names |= {f"{module[:-3]}.{name}" for module, name, _ in package_functions()}
+    names |= {f"{module}.{name}" for module, name, _ in package_functions()}
     for section in re.split(r"^## ", DERIVATIONS, flags=re.M)[1:]:
         title = section.splitlines()[0]
         quoted = {token.removeprefix("minivae.").split("(")[0]

@@ -1,4 +1,4 @@
-"""Tests of minivae.download: checked downloads from mirrors, and load_mnist(download=True).
+"""Tests of minivae.data.download: checked downloads from mirrors, and load_mnist(download=True).
 
 The download tests run a small HTTP server on 127.0.0.1 inside the test process and serve
 IDX files generated here; nothing touches the internet.
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from idx_files import ALL_FILES, fake_mnist, idx_bytes, write, write_fake_mnist
-from minivae import datasets, download
+from minivae.data import datasets, download
 
 GZ_FILES = [name + ".gz" for name in ALL_FILES]
 
@@ -295,7 +295,7 @@ def test_the_size_tables_cover_every_file_of_the_checksum_tables():
 
 CHILD = """
 import sys
-from minivae import download
+from minivae.data import download
 download.download_files(sys.argv[1], {sys.argv[2]: "0" * 32}, [sys.argv[3]], timeout=60,
                         progress=False)
 """

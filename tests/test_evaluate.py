@@ -9,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.special import logsumexp
 
-from minivae import blas, evaluate
-from minivae import linear_gaussian as lg
-from minivae.blas import one_blas_thread
+from minivae import evaluate
+from minivae.utils import blas
+from minivae.topics import linear_gaussian as lg
+from minivae.utils.blas import one_blas_thread
 from minivae.vae import VAE
 
 seeds = st.integers(0, 2**32 - 1)

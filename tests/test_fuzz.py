@@ -26,7 +26,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minivae
-from minivae import checkpoint, datasets, idx, optim, preprocessing
+from minivae import optim
+from minivae.runs import checkpoint
+from minivae.data import datasets, idx, preprocessing
 from minivae import distributions as dist
 from minivae.training import TrainingDiverged, train
 from minivae.vae import VAE

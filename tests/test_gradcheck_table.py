@@ -1,6 +1,6 @@
-"""Tests of minivae.gradcheck_table: the `minivae gradcheck` table covers every component and passes."""
-from minivae import gradcheck_table
-from minivae.cli import main
+"""Tests of minivae.cli.gradcheck_table: the `minivae gradcheck` table covers every component and passes."""
+from minivae.cli import gradcheck_table
+from minivae.cli.main import main
 
 
 def test_gradcheck_table_covers_every_component_within_its_bound():

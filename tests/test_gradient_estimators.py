@@ -1,4 +1,4 @@
-"""Tests of minivae.gradient_estimators: score-function and reparameterised encoder gradients.
+"""Tests of minivae.topics.gradient_estimators: score-function and reparameterised encoder gradients.
 
 Both are checked against finite differences draw by draw, tied to VAE.backward, and
 compared statistically: same expectation, and the reparameterised one has the smaller
@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy.stats import norm
 
-from minivae import gradient_estimators as es
+from minivae.topics import gradient_estimators as es
 from minivae import evaluate
 from minivae.gradcheck import numerical_gradient, rel_error
 from minivae.vae import VAE

@@ -1,4 +1,4 @@
-"""Tests of minivae.idx: the IDX reader, plain and gzipped, on whole, cut and damaged files."""
+"""Tests of minivae.data.idx: the IDX reader, plain and gzipped, on whole, cut and damaged files."""
 import gzip
 
 import numpy as np
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from idx_files import TYPE_CODES, idx_bytes, write
-from minivae import idx
+from minivae.data import idx
 
 
 @given(shape=st.lists(st.integers(0, 5), min_size=1, max_size=4),

@@ -1,4 +1,4 @@
-"""Tests of minivae.linear_gaussian: the seed's identities, exactly, on the model where all is known.
+"""Tests of minivae.topics.linear_gaussian: the seed's identities, exactly, on the model where all is known.
 
 Every closed form is checked against something computed another way (numerical
 integration, Bayes' rule, finite differences, the VAE's Monte Carlo estimators),
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scipy.integrate import quad
 
 from minivae import distributions as dist
-from minivae import linear_gaussian as lg
+from minivae.topics import linear_gaussian as lg
 from minivae.optim import Adam
 from minivae.vae import VAE
 

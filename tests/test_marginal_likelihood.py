@@ -1,4 +1,4 @@
-"""Tests of minivae.marginal_likelihood: the z-gradient, HMC's samples and the App. D estimator.
+"""Tests of minivae.topics.marginal_likelihood: the z-gradient, HMC's samples and the App. D estimator.
 
 The sampler and the estimator are checked where the answer is known: on the exact
 linear-Gaussian model (linear_gaussian.vae_from_ppca: a VAE whose decoder is pPCA, with
@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from minivae import linear_gaussian as lg
-from minivae import marginal_likelihood as ml
+from minivae.topics import linear_gaussian as lg
+from minivae.topics import marginal_likelihood as ml
 from minivae.gradcheck import numerical_gradient, rel_error
 from minivae.vae import VAE
 

@@ -332,7 +332,7 @@ def test_a_learning_rate_that_is_not_finite_and_positive_is_rejected(name, lr):
 @pytest.mark.parametrize("name", sorted(optim.OPTIMIZERS))
 @pytest.mark.parametrize("lr", ["0.1", True, None, [0.1]])
 def test_a_learning_rate_that_is_not_a_number_is_a_type_error(name, lr):
-    # the package's one rule (minivae.checks): a wrong type is a TypeError, a wrong value a ValueError
+    # the package's one rule (minivae.utils.validation): a wrong type is a TypeError, a wrong value a ValueError
     with pytest.raises(TypeError, match="learning rate lr must be a real number"):
         optim.OPTIMIZERS[name]({"w": np.zeros(2)}, lr)
 

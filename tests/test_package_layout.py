@@ -1,7 +1,8 @@
 """Tests of the package's layout: imports flow downward only, and the student's path stays light.
 
-The layers, bottom to top (docs/api.md, "Layout"): a module may import only
-modules of a lower rank.  Every ``import`` statement counts, at module level or
+The layers, bottom to top: ``utils`` imports nothing of the package; the core a
+student reads first (nn, distributions, elbo, vae, gradcheck) only ``utils``;
+every folder only the layers :data:`MAY_IMPORT` names.  Every ``import`` statement counts, at module level or
 inside a function, so a lazy import cannot hide a circle.
 """
 import ast
@@ -13,36 +14,40 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "minivae"
 
-# module -> rank; imports go from a higher rank to a strictly lower one
-RANK = {
-    "checks": 0, "progress": 0, "gradcheck": 0, "blas": 0,   # import nothing of the package
-    "memory": 0.5,
-    "nn": 1,
-    "distributions": 2,
-    "elbo": 2.5, "vae": 3, "wake_sleep": 3.5,
-    # above the model: each uses the ones below it
-    "evaluate": 4, "marginal_likelihood": 4, "checkpoint_checks": 4.5, "checkpoint": 4.6, "optim": 4, "linear_gaussian": 4, "idx": 4, "download": 4,
-    "preprocessing": 4, "run_control": 4,
-    "gradient_estimators": 5, "datasets": 5, "diagnostics": 5,
-    "training": 6, "plots": 6,
-    # tools built on everything
-    "gradcheck_table": 7, "bench": 7, "reproduce": 7, "reproduce_fig3": 7.05, "bench_eval": 7.1,
-    "assignment.exercises": 7.0, "assignment.regions": 7.1, "assignment.edition": 7.2,
-    "assignment.grader": 7.3, "assignment._grading_plugin": 7.0, "assignment.probes": 7.0,
-    "assignment._worker": 7.0, "assignment.localcheck": 7.25, "assignment.leaks": 7.15,
-    "assignment.launch": 7.22, "assignment.selfchecks": 7.0,
-    "assignment.platform": 7.35, "assignment": 7.4,
-    "commands": 8.0, "commands.common": 8.0, "commands.train": 8.1, "commands.sample": 8.1,
-    "commands.evaluate": 8.1, "commands.gradcheck": 8.1, "commands.bench": 8.1,
-    "commands.assignment": 8.1, "commands.reproduce": 8.1,
-    "cli": 9,
-    "__main__": 10,
+# The layers, bottom to top.  A study module at the top of the package is its own
+# layer (the five of the core share one); a folder is one layer.  A layer may import
+# only the layers named here (and, inside a folder, its own modules: no cycle).
+CORE = ("nn", "distributions", "elbo", "vae", "gradcheck")     # in reading order
+BELOW_TRAINING = {"utils", "core", "optim", "evaluate", "data", "runs"}
+MAY_IMPORT = {
+    "utils": set(),                                   # imports nothing of the package
+    "core": {"utils"},                                # NumPy and the validation rule only
+    "optim": {"utils"},
+    "evaluate": {"utils", "core"},
+    "data": {"utils"},
+    "runs": {"utils", "core", "optim"},
+    "topics": {"utils", "core", "evaluate"},
+    "training": BELOW_TRAINING,
+    "experiments": BELOW_TRAINING | {"topics", "training"},
+    "bench": BELOW_TRAINING | {"topics", "training"},
+    "assignment": {"utils", "core", "optim", "evaluate"},
+    "cli": BELOW_TRAINING | {"topics", "training", "experiments", "bench", "assignment"},
+    "__main__": {"cli"},
 }
+MAX_TOP_LEVEL_ENTRIES = 20
+
+
+def layer(name):
+    """The layer of a module name relative to the package ('vae' -> 'core', 'data.idx' -> 'data')."""
+    if name in CORE:
+        return "core"
+    return name.split(".")[0]
+
+
 # the student's path is NumPy only: no SciPy, no networking, plotting, data or training code
-STUDENT_PATH = ("minivae.nn", "minivae.distributions", "minivae.elbo", "minivae.vae", "minivae.gradcheck")
-HEAVY = ("urllib.request", "http.client", "matplotlib", "minivae.training", "minivae.checkpoint",
-         "minivae.optim", "minivae.datasets", "minivae.download", "minivae.evaluate",
-         "minivae.plots", "scipy")
+STUDENT_PATH = tuple(f"minivae.{name}" for name in CORE)
+HEAVY = ("urllib.request", "http.client", "matplotlib", "minivae.training", "minivae.runs",
+         "minivae.optim", "minivae.data", "minivae.evaluate", "minivae.experiments", "scipy")
 MAX_LINES = 420
 
 
@@ -81,18 +86,48 @@ def imported_package_modules(path, name, modules):
     return found - {name}
 
 
-def test_every_module_has_a_rank():
-    missing = sorted(set(package_modules()) - set(RANK) - {""})
-    assert not missing, f"new modules {missing}: give each a layer in RANK (and in docs/api.md)"
+def test_every_module_belongs_to_a_layer():
+    missing = sorted(name for name in set(package_modules()) - {""} if layer(name) not in MAY_IMPORT)
+    assert not missing, f"new modules {missing}: put each in a folder of MAY_IMPORT (or add its layer)"
 
 
 @pytest.mark.parametrize("name", sorted(set(package_modules()) - {""}))
 def test_imports_flow_downward_only(name):
     modules = package_modules()
     upward = sorted(m for m in imported_package_modules(modules[name], name, modules)
-                    if RANK.get(m, -1) >= RANK.get(name, -1))
-    assert not upward, (f"minivae.{name} (rank {RANK.get(name)}) imports {upward}, which are not "
-                        "below it: move the shared code down a layer instead")
+                    if layer(m) != layer(name) and layer(m) not in MAY_IMPORT[layer(name)])
+    assert not upward, (f"minivae.{name} (layer {layer(name)!r}) imports {upward}, which are not "
+                        f"below it (it may import {sorted(MAY_IMPORT[layer(name)])}): move the "
+                        "shared code down a layer instead")
+
+
+def test_the_core_imports_only_what_comes_before_it_in_reading_order():
+    modules = package_modules()
+    for i, name in enumerate(CORE):
+        later = sorted(set(imported_package_modules(modules[name], name, modules)) & set(CORE[i:]))
+        assert not later, f"minivae.{name} imports {later}, which a reader meets only after it"
+
+
+def test_the_top_level_shows_the_study_modules_and_one_folder_per_tool():
+    entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
+    assert len(entries) <= MAX_TOP_LEVEL_ENTRIES, entries
+    modules = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", "__main__"}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert modules <= set(CORE) | {"optim", "training", "evaluate", "presets"}, (
+        f"{sorted(modules - set(CORE))}: a tool goes into a folder named for what it does")
+    assert folders <= set(MAY_IMPORT), f"folders without a layer: {sorted(folders - set(MAY_IMPORT))}"
+
+
+@pytest.mark.parametrize("folder", sorted(p.name for p in PACKAGE.iterdir()
+                                          if (p / "__init__.py").is_file()))
+def test_every_folder_says_what_is_inside_and_who_reads_it(folder):
+    init = PACKAGE / folder / "__init__.py"
+    doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+    unnamed = sorted(p.name for p in (PACKAGE / folder).glob("*.py")
+                     if p.name != "__init__.py" and not p.name.startswith("_") and p.name not in doc)
+    assert not unnamed, f"minivae/{folder}/__init__.py's docstring does not name {unnamed}"
+    assert "student" in doc.lower() and "tutorial" in doc.lower(), (
+        f"minivae/{folder}/__init__.py: say whether a student needs to read it and which tutorial uses it")
 
 
 def test_the_import_graph_has_no_cycle():

@@ -1,4 +1,4 @@
-"""Tests of minivae.plots: the image tiling, the latent grid, and what each figure shows and writes."""
+"""Tests of minivae.experiments.plots: the image tiling, the latent grid, and what each figure shows and writes."""
 import subprocess
 import sys
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 from scipy.stats import norm
 
-from minivae import plots
+from minivae.experiments import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SHAPE = (4, 3)           # small images keep the figures fast; H != W catches a swapped axis
@@ -305,14 +305,14 @@ def test_plot_latent_scatter_rejects_bad_shapes_and_labels(z, labels, message):
 
 def test_importing_plots_leaves_the_backend_and_pyplot_alone():
     # a fresh interpreter, so the import really happens; "svg" is a backend nobody would switch to
-    code = ("import sys, matplotlib; matplotlib.use('svg'); import minivae.plots; "
+    code = ("import sys, matplotlib; matplotlib.use('svg'); import minivae.experiments.plots; "
             "print(matplotlib.get_backend()); "
             "print('matplotlib.pyplot' in sys.modules, "
-            "any(getattr(v, '__name__', '') == 'minivae.vae' for v in vars(minivae.plots).values()))")
+            "any(getattr(v, '__name__', '') == 'minivae.vae' for v in vars(minivae.experiments.plots).values()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     backend, loaded = out.stdout.split("\n")[:2]
-    assert backend.lower() == "svg", f"importing minivae.plots switched the backend to {backend}"
-    assert loaded == "False False", "minivae.plots should need neither pyplot nor the vae module (it draws arrays)"
+    assert backend.lower() == "svg", f"importing minivae.experiments.plots switched the backend to {backend}"
+    assert loaded == "False False", "minivae.experiments.plots should need neither pyplot nor the vae module (it draws arrays)"
 
 
 def test_plotting_leaves_the_backend_alone(tmp_path):

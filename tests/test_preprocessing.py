@@ -1,10 +1,10 @@
-"""Tests of minivae.preprocessing: bytes to grey levels, Bernoulli and threshold binarisation."""
+"""Tests of minivae.data.preprocessing: bytes to grey levels, Bernoulli and threshold binarisation."""
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from minivae import preprocessing
+from minivae.data import preprocessing
 
 
 def test_bernoulli_binarize_averages_to_the_grey_levels():

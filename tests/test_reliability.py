@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from minivae import checkpoint
+from minivae.runs import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHILD = """
 import sys
 import numpy as np
-from minivae import checkpoint
+from minivae.runs import checkpoint
 from minivae.training import train
 from minivae.vae import VAE
 

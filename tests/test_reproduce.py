@@ -1,4 +1,4 @@
-"""Tests of minivae.reproduce and `minivae reproduce`: the --quick runs end to end, the outputs' shape.
+"""Tests of minivae.experiments.reproduce and `minivae reproduce`: the --quick runs end to end, the outputs' shape.
 
 The quick runs are smoke tests on the embedded subset: they show the code runs and writes
 its JSON and figure, not the papers' results (docs/reproduction.md).
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from minivae import reproduce
-from minivae.cli import main
+from minivae.experiments import reproduce
+from minivae.cli.main import main
 
 
 def test_eval_points_are_log_spaced_multiples_of_the_batch_ending_at_the_budget():

@@ -1,4 +1,4 @@
-"""Tests of minivae.reproduce_fig3 and `minivae reproduce fig3`: the --quick run end to end.
+"""Tests of minivae.experiments.reproduce_fig3 and `minivae reproduce fig3`: the --quick run end to end.
 
 The quick run is a smoke test on the embedded subset (docs/reproduction.md): it shows the
 pipeline runs and that its two estimates of log p(x) are consistent, not the paper's result.
@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from minivae import reproduce_fig3
-from minivae.cli import main
+from minivae.experiments import reproduce_fig3
+from minivae.cli.main import main
 
 
 def test_reproduce_fig3_quick_writes_consistent_estimates_and_the_figure(tmp_path, capsys):

@@ -5,8 +5,8 @@ import signal
 import numpy as np
 import pytest
 
-from minivae import checkpoint
-from minivae.datasets import load_mnist
+from minivae.runs import checkpoint
+from minivae.data.datasets import load_mnist
 from minivae.training import TrainingDiverged, beta_schedule, train
 from minivae.vae import VAE
 
@@ -335,7 +335,7 @@ def test_train_passes_weight_decay_over_n_and_refuses_a_negative_one():
 
 
 def test_train_cli_has_the_papers_settings():
-    from minivae.cli import build_parser
+    from minivae.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--init-std", "0.01", "--weight-decay", "1",
                                       "--activation", "tanh", "--optimizer", "adagrad", "--kl", "iwae"])

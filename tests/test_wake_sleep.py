@@ -1,4 +1,4 @@
-"""Tests of minivae.wake_sleep: both phases' gradients, which parameters each phase moves, a step."""
+"""Tests of minivae.topics.wake_sleep: both phases' gradients, which parameters each phase moves, a step."""
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -8,7 +8,7 @@ from minivae import distributions as dist
 from minivae.gradcheck import numerical_gradient
 from minivae.optim import make_optimizer
 from minivae.vae import VAE
-from minivae.wake_sleep import sleep_loss_and_grads, wake_loss_and_grads, wake_sleep_step
+from minivae.topics.wake_sleep import sleep_loss_and_grads, wake_loss_and_grads, wake_sleep_step
 
 from strategies import BOUND, architectures, errors_relative_to_the_whole_gradient, off_relu_kinks, seeds
 

@@ -46,7 +46,7 @@
 #
 # To *check* an identity between $\mathcal{L}$, the KL and $\log p(x)$ we need a model in which
 # all three are known. There is one: the **linear-Gaussian model**, probabilistic PCA (Tipping &
-# Bishop 1999), in `minivae.linear_gaussian`. Derivations of its closed forms are in
+# Bishop 1999), in `minivae.topics.linear_gaussian`. Derivations of its closed forms are in
 # `docs/evaluation.md`.
 #
 # Run `python tutorials/02_variational_inference.py` (a few seconds); `MINIVAE_FAST=1` draws
@@ -64,7 +64,7 @@ from scipy.optimize import minimize
 from scipy.stats import multivariate_normal
 
 from minivae import distributions as dist
-from minivae import linear_gaussian as lg
+from minivae.topics import linear_gaussian as lg
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")   # fewer samples, for the tests
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()

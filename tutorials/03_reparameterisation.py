@@ -28,7 +28,7 @@
 #    \epsilon$ with $\epsilon \sim \mathcal{N}(0, I)$ and differentiates *through* $z$.
 #
 # This tutorial derives both, checks them on a one-dimensional example where every moment is
-# known, and then measures their variance on a VAE for MNIST with `minivae.gradient_estimators`. The
+# known, and then measures their variance on a VAE for MNIST with `minivae.topics.gradient_estimators`. The
 # derivations in full are in `docs/evaluation.md` ("Score function versus reparameterisation").
 #
 # Run `python tutorials/03_reparameterisation.py` (about 35 s on two cores); `MINIVAE_FAST=1`
@@ -44,8 +44,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minivae
-from minivae import gradient_estimators as es
-from minivae.preprocessing import fixed_binarization
+from minivae.topics import gradient_estimators as es
+from minivae.data.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")   # fewer samples, for the tests
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -217,7 +217,7 @@ fig
 #
 # In the VAE, $f(z) = \log p_\theta(x \mid z) + \log p(z) - \log q_\phi(z \mid x)$ is close to
 # $\log p_\theta(x)$: about $-100$ to $-500$ nats for an MNIST image. That is the offset $c$ of the
-# example above, in hundreds of dimensions at once. `minivae.gradient_estimators` computes both estimators
+# example above, in hundreds of dimensions at once. `minivae.topics.gradient_estimators` computes both estimators
 # of the **encoder** gradient $\nabla_\phi$ for one draw $\epsilon$ of shape $(B, D)$ at a time
 # (one estimate of the gradient of the minibatch mean $\frac1B\sum_b \mathcal{L}_b$, as training
 # uses it):

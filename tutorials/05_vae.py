@@ -59,7 +59,7 @@ from matplotlib.figure import Figure
 import minivae
 from minivae import distributions as dist
 from minivae import gradcheck
-from minivae.preprocessing import fixed_binarization
+from minivae.data.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 import minivae
-from minivae import plots
-from minivae.preprocessing import fixed_binarization
+from minivae.experiments import plots
+from minivae.data.preprocessing import fixed_binarization
 from minivae.evaluate import evaluate_elbo
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
@@ -174,7 +174,7 @@ plots.plot_samples(samples, FIGURES / "06_samples.png")
 # second model with the same settings and `z_dim=2`; its ELBO is lower (two numbers per image
 # carry less than twenty), but its latent space is a picture.
 #
-# **Figure `06_manifold.png`** (`plots.plot_latent_manifold`): the decoder mean at a $20
+# **Figure `06_manifold.png`** (`experiments.plots.plot_latent_manifold`): the decoder mean at a $20
 # \times 20$ grid of $z$, evenly spaced in *probability* under the prior (the inverse Gaussian
 # CDF of an even grid, as in Fig. 4). The paper's grid, $[0.05, 0.95]^2$, reaches only $|z_j|
 # \le 1.64$, and the scatter below has its 1s, 6s and 7s beyond that; so the grid here is
@@ -186,7 +186,7 @@ plots.plot_samples(samples, FIGURES / "06_samples.png")
 # cannot be scattered arbitrarily. Some tiles, where hardly any training image has its code
 # (compare the scatter), are smeared blends that look like no digit.
 #
-# **Figure `06_latent_scatter.png`** (`plots.plot_latent_scatter`): the posterior means
+# **Figure `06_latent_scatter.png`** (`experiments.plots.plot_latent_scatter`): the posterior means
 # $\mu_\phi(x)$ of the 1,000 test images, coloured by their label (5 in black, so that 3, 5
 # and 8 can be told apart), each class also marked by its digit at the median of its codes
 # (where medians nearly coincide, one label can hide another). What to see: codes

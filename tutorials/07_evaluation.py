@@ -61,8 +61,8 @@ from matplotlib.figure import Figure
 
 import minivae
 from minivae import evaluate
-from minivae import linear_gaussian as lg
-from minivae.preprocessing import fixed_binarization
+from minivae.topics import linear_gaussian as lg
+from minivae.data.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")   # fewer samples, for the tests
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()

@@ -30,7 +30,7 @@
 #    batch; averaging the reconstruction over pixels instead, with the KL still summed, is
 #    $\beta = 784$ in disguise.
 #
-# The reusable computations are in `minivae.diagnostics` (`kl_per_dimension`, `active_units`).
+# The reusable computations are in `minivae.topics.diagnostics` (`kl_per_dimension`, `active_units`).
 # `python tutorials/09_posterior_collapse.py` trains eight small models, about 45 s of CPU time
 # (about a minute on two idle cores); `MINIVAE_FAST=1` trains each on 1,000 images for 3
 # epochs (about 5 s of CPU time; the numbers are then rougher, and only the claims that hold
@@ -45,9 +45,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minivae
-from minivae import diagnostics, optim, plots
+from minivae import optim
+from minivae.topics import diagnostics
+from minivae.experiments import plots
 from minivae import distributions as dist
-from minivae.preprocessing import fixed_binarization
+from minivae.data.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -124,7 +126,7 @@ for beta in BETAS:
 # ## 2. The KL per latent dimension, and active units
 #
 # The KL per dimension must add up to the KL of estimator B (a check of
-# `diagnostics.kl_per_dimension` against `distributions.kl_standard_normal`, to float32
+# `topics.diagnostics.kl_per_dimension` against `distributions.kl_standard_normal`, to float32
 # rounding). Then the two views of "is dimension $d$ used": its average price
 # $\overline{\mathrm{KL}}_d$ and its activity $A_d$. A collapsed dimension has $\mu_d(x)
 # \approx 0$ and $\sigma_d(x) \approx 1$ for every $x$, so both are near 0. They are not the
@@ -369,7 +371,7 @@ fig
 #
 # * The KL term is a sum over latent dimensions; a dimension left at the prior costs nothing
 #   and carries nothing (posterior collapse of that dimension).
-#   `diagnostics.kl_per_dimension` and `diagnostics.active_units` (Burda et al.'s
+#   `topics.diagnostics.kl_per_dimension` and `topics.diagnostics.active_units` (Burda et al.'s
 #   $\mathrm{Var}_x(\mu_d) > 10^{-2}$) find such dimensions. Collapse is slow at $\beta = 1$
 #   (none after ten epochs here) and quick at large $\beta$.
 # * $\beta$ moves the model along the rate/distortion trade-off: larger $\beta$, lower rate,

@@ -37,8 +37,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minivae
-from minivae import diagnostics, optim, plots
-from minivae.preprocessing import fixed_binarization
+from minivae import optim
+from minivae.topics import diagnostics
+from minivae.experiments import plots
+from minivae.data.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()

@@ -28,11 +28,11 @@
 # * $\mathcal{L}[q_\phi]$: estimator B with the encoder's $q$ (`VAE.elbo`);
 # * $\mathcal{L}[q^*]$: the same estimator with free parameters $(\mu, \log\sigma^2)$ per
 #   image, maximised by stochastic gradient ascent (Adam) with the decoder fixed.
-#   `diagnostics.local_elbo(model, x, mu, logvar, eps)` gives the estimate and its gradient
+#   `topics.diagnostics.local_elbo(model, x, mu, logvar, eps)` gives the estimate and its gradient
 #   with respect to $\mu$ and $\log\sigma^2$ (the backward of `VAE.backward` stopped at $z$;
 #   checked against finite differences in `tests/test_diagnostics.py`);
 # * $\log p_\theta(x)$: importance sampling with $k$ samples (tutorial 07), with $q^*$ as the
-#   proposal (`diagnostics.local_log_weights`), which is closer to the posterior than the
+#   proposal (`topics.diagnostics.local_log_weights`), which is closer to the posterior than the
 #   encoder's $q$ and so gives the tighter estimate.
 #
 # `python tutorials/11_amortisation_gap.py` takes about 35 s of CPU time (under a minute on
@@ -50,8 +50,9 @@ from matplotlib.figure import Figure
 from scipy.special import logsumexp
 
 import minivae
-from minivae import diagnostics, evaluate, optim
-from minivae.preprocessing import fixed_binarization
+from minivae import evaluate, optim
+from minivae.topics import diagnostics
+from minivae.data.preprocessing import fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -228,7 +229,7 @@ fig
 # * The ELBO of a VAE falls short of $\log p_\theta(x)$ for two reasons: the family of $q$
 #   (approximation gap) and the sharing of one encoder across all $x$ (amortisation gap).
 # * Optimising $(\mu, \log\sigma^2)$ per example with the decoder fixed measures the second;
-#   `diagnostics.local_elbo` gives the gradient, `minivae.optim.Adam` does the ascent.
+#   `topics.diagnostics.local_elbo` gives the gradient, `minivae.optim.Adam` does the ascent.
 # * An importance-sampled $\log p(x)$ with the optimised $q$ as the proposal measures the
 #   first.
 #

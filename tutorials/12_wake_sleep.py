@@ -28,7 +28,7 @@
 # and that together they do not amount to optimising the marginal likelihood, or a bound on it.
 # This tutorial makes that objection concrete:
 #
-# 1. the two phases in code (`minivae.wake_sleep`), the wake gradient shown to be exactly the
+# 1. the two phases in code (`minivae.topics.wake_sleep`), the wake gradient shown to be exactly the
 #    ELBO's gradient in $\theta$, and the sleep gradient checked against finite differences;
 # 2. what the sleep phase minimises: $\mathrm{KL}(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x))$
 #    averaged over dreamed $x$, the other direction of the KL from the ELBO's, on dreams rather
@@ -57,10 +57,12 @@ from matplotlib.patches import Ellipse
 
 import minivae
 from minivae import distributions as dist
-from minivae import gradcheck, plots, wake_sleep
-from minivae import linear_gaussian as lg
+from minivae import gradcheck
+from minivae.experiments import plots
+from minivae.topics import wake_sleep
+from minivae.topics import linear_gaussian as lg
 from minivae.optim import make_optimizer
-from minivae.preprocessing import bernoulli_binarize, fixed_binarization
+from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
 from minivae.training import train_step
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
@@ -86,9 +88,9 @@ x_train = data.train.x.astype(np.float32)
 # %% [markdown]
 # ## 1. The two phases in code
 #
-# `wake_sleep.wake_loss_and_grads(model, x, eps)` draws $z = \mu_\phi(x) + \sigma_\phi(x) \odot
+# `topics.wake_sleep.wake_loss_and_grads(model, x, eps)` draws $z = \mu_\phi(x) + \sigma_\phi(x) \odot
 # \epsilon$, treats it as data, and returns $-\frac{1}{LB}\sum \log p_\theta(x, z)$ with its
-# gradient in the decoder's parameters only. `wake_sleep.sleep_loss_and_grads(model, z, u)`
+# gradient in the decoder's parameters only. `topics.wake_sleep.sleep_loss_and_grads(model, z, u)`
 # dreams $x = [u < \operatorname{sigmoid}(\text{decoder}(z))]$ (a Bernoulli draw from
 # $p_\theta(x \mid z)$ made from uniform noise $u$) and returns $-\frac1B \sum \log
 # q_\phi(z \mid x)$ with its gradient in the encoder's parameters only.
@@ -299,7 +301,7 @@ fig
 # The loop differs in one line: AEVB takes `train_step` (estimator B, $L = 1$, Kingma & Welling
 # 2013 Algorithm 1), wake-sleep takes `wake_sleep_step` (a wake update on the 100 images and a
 # sleep update on 100 dreams, applied by one `opt.step`: the two phases' gradients have
-# disjoint keys). It is the loop of `minivae.reproduce.fig2_run`, written out so that we keep
+# disjoint keys). It is the loop of `minivae.experiments.reproduce.fig2_run`, written out so that we keep
 # the models (and in float32, for speed). The paper chose each method's step size separately,
 # from $\{0.01, 0.02, 0.1\}$, by the training bound after the first iterations (Sec. 5); here
 # both get 0.02, so that the objective is the only difference.

@@ -41,8 +41,9 @@ One idea a module, each importing only the ones before it:
     grader.py      the trusted grader, its report
     platform.py    settings files, Gradescope results and autograder, grading a class
 
-``minivae assignment make|check|grade|grade-all|autograder`` (minivae.commands.assignment)
-are the commands; docs/assignments.md is the instructors' guide.
+``minivae assignment make|check|grade|grade-all|autograder`` (minivae.cli.assignment)
+are the commands; docs/assignments.md is the instructors' guide.  A student reads
+only the edition's README and the stubs; no tutorial uses this folder.
 """
 from minivae.assignment.exercises import EXERCISES, PACKAGE, AssignmentError, select, stub_message
 from minivae.assignment.regions import check_coverage, find_regions, render, scan

@@ -29,7 +29,7 @@ import numpy as np
 from minivae.assignment.edition import _environment
 from minivae.assignment.exercises import exercise_table, stub_message
 from minivae.assignment.launch import run_worker
-from minivae.progress import Progress
+from minivae.utils.progress import Progress
 
 # the pytest plugin of `check --tests`, copied into each run's scratch folder
 GRADING_PLUGIN = Path(__file__).with_name("_grading_plugin.py")

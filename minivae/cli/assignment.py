@@ -1,0 +1,143 @@
+"""`minivae assignment make / check / grade / grade-all / autograder` (docs/assignments.md)."""
+import json
+import sys
+
+from minivae import assignment
+from minivae.utils.validation import check_number
+from minivae.cli.common import check_counts, names, write_json
+
+
+def _table(args):
+    config = assignment.load_config(getattr(args, "config", None))
+    return assignment.apply_config({"exercises": config.get("settings", config.get("exercises", {}))}
+                                   if isinstance(config.get("exercises"), dict) or "settings" in config else {})
+
+
+def _check_limits(args):
+    """--timeout a number of seconds > 0 and --jobs a count, named as typed."""
+    check_number(args.timeout, "--timeout", low=0, low_inclusive=False)
+    check_counts(args, {"jobs": 1})
+
+
+def _reference(args):
+    if getattr(args, "reference", None):
+        return args.reference
+    root, why = assignment.reference_solution()
+    if root is None:
+        raise ValueError(f"grading needs the solution checkout: {why}")
+    return root
+
+
+def make(args):
+    """Write a student edition with the chosen exercises stubbed and the others withheld."""
+    root = assignment.find_source_root()
+    summary = assignment.make_assignment(root, args.out, names(args.exercises), table=_table(args),
+                                         provide=names(args.provide) or (), untracked=args.untracked)
+    print(f"wrote a student edition of {root} to {summary['out']}: {summary['regions']} region(s) "
+          f"of {len(summary['exercises'])} exercise(s) stubbed in {', '.join(summary['files'])}")
+    print(f"exercises: {', '.join(summary['exercises'])}; provided: {', '.join(summary['provided']) or 'none'}")
+    if summary["left_out"]:
+        print(f"left out (they repeat an answer): {', '.join(summary['left_out'])}")
+    print("leak scan: no line of a withheld answer in the edition")
+    return 0
+
+
+def check(args):
+    """Run an exercise's local checks (or its pytest tests) on the tree here: a student's feedback."""
+    check_number(args.timeout, "--timeout", low=0, low_inclusive=False)
+    rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
+                                    timeout=args.timeout, tests=args.tests)
+    print(assignment.format_local(rows))
+    if args.tests:
+        return 0 if all(r["passed"] == r["total"] > 0 for r in rows) else 1
+    return 0 if all(r["points"] == r["max_points"] for r in rows) else 1
+
+
+def _edition(args):
+    """The assignment of --edition (an edition's assignment.json or an autograder.json), or None."""
+    if not args.edition:
+        return None
+    settings = assignment.load_config(args.edition)
+    return settings.get("assignment", settings)
+
+
+def grade(args):
+    """Grade a submission; exit status 0 only if every check passed."""
+    _check_limits(args)
+    report = assignment.grade(args.directory, names(args.exercises), reference=_reference(args),
+                              mode=args.mode, table=_table(args), timeout=args.timeout, jobs=args.jobs,
+                              edition_info=_edition(args))
+    if args.gradescope:
+        write_json(args.gradescope, assignment.gradescope_results(report))
+    print(json.dumps(report, indent=2) if args.json else assignment.format_report(report))
+    return 0 if report["all_passed"] else 1
+
+
+def grade_all(args):
+    """Grade every submission folder of a folder, in parallel; write a CSV of the points."""
+    _check_limits(args)
+    reports = assignment.grade_all(args.submissions, reference=_reference(args), jobs=args.jobs,
+                                   csv_path=args.csv, table=_table(args), timeout=args.timeout,
+                                   mode=args.mode, exercises=names(args.exercises),
+                                   edition_info=_edition(args))
+    for name, report in reports.items():
+        print(f"{name}: {report['points']:g}/{report['max_points']:g}"
+              + (f"  error: {report['error']}" if report.get("error") else ""), file=sys.stdout)
+    return 0
+
+
+def autograder(args):
+    """Build Gradescope's autograder zip from the solution checkout."""
+    root = assignment.find_source_root()
+    summary = assignment.build_autograder(root, args.out, names(args.exercises), names(args.provide) or (),
+                                          assignment.load_config(args.config), table=_table(args))
+    print(f"wrote {summary['out']} (exercises: {', '.join(summary['exercises'])})")
+    return 0
+
+
+def _common(q, exercises_help):
+    q.add_argument("--exercises", default=None, help=exercises_help)
+    q.add_argument("--config", default=None, help="JSON settings: points, hints, visibility, extra checks")
+
+
+def add_parser(commands):
+    """Add the command's options to the ``minivae`` parser's subcommands."""
+    p = commands.add_parser("assignment", help="course assignments: student editions, grading, Gradescope")
+    actions = p.add_subparsers(dest="action", required=True)
+    q = actions.add_parser("make", help="write a student edition (assigned stubbed, the rest withheld)")
+    q.add_argument("--out", required=True, help="new folder for the student edition")
+    _common(q, "comma-separated exercise names (default: all; see docs/assignments.md)")
+    q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
+    q.add_argument("--untracked", action="store_true", help="copy the folder as it is (outside git)")
+    q.set_defaults(run=make)
+    q = actions.add_parser("check", help="run an exercise's local checks here (a student's feedback)")
+    q.add_argument("exercises", help="comma-separated exercise names")
+    q.add_argument("--directory", default=".", help="the tree (default: .)")
+    q.add_argument("--tests", action="store_true",
+                   help="run the exercise's pytest tests instead (slower, more cases)")
+    q.add_argument("--timeout", type=float, default=600, help="seconds allowed for the test run")
+    q.set_defaults(run=check)
+    for action, run, what in (("grade", grade, "a submission"), ("grade-all", grade_all, "a folder of them")):
+        q = actions.add_parser(action, help=f"score {what} with the trusted checks")
+        if action == "grade":
+            q.add_argument("directory", nargs="?", default=".", help="the submission (default: .)")
+            q.add_argument("--json", action="store_true", help="print the report as JSON")
+            q.add_argument("--gradescope", default=None, help="write Gradescope's results.json here")
+        else:
+            q.add_argument("submissions", help="a folder with one sub-folder per submission")
+            q.add_argument("--csv", default=None, help="write the points per exercise here")
+        q.add_argument("--edition", default=None,
+                       help="the edition's assignment.json / autograder.json: the exercises to grade")
+        _common(q, "comma-separated exercise names (default: those of the edition, or all)")
+        q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
+        q.add_argument("--mode", default="isolated", choices=["isolated", "whole"],
+                       help="isolated: each exercise on the reference with only its regions from the "
+                            "submission; whole: the submission's files as they are")
+        q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker")
+        q.add_argument("--jobs", type=int, default=2, help="exercises (grade) or submissions graded at once")
+        q.set_defaults(run=run)
+    q = actions.add_parser("autograder", help="build a Gradescope autograder zip")
+    q.add_argument("--out", required=True, help="the zip to write")
+    q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
+    _common(q, "comma-separated exercise names (default: all)")
+    q.set_defaults(run=autograder)

@@ -1,0 +1,216 @@
+"""`minivae train`: train a VAE into a run folder (model, history, metrics, figures)."""
+import argparse
+import os
+import sys
+import time
+
+from minivae.utils.validation import FLOAT_DTYPES, check_number
+from minivae.cli.common import check_counts, check_out, sizes, write_json
+from minivae.utils.memory import activation_count, check_fits, parameter_count
+from minivae.nn import ACTIVATIONS
+from minivae.optim import OPTIMIZERS
+from minivae.vae import KL_ESTIMATORS, LIKELIHOODS
+
+# `minivae train` defaults: the standard architecture of Kingma & Welling's MNIST experiments
+# (one hidden layer; 400 units here, as in the benchmark), tuned to finish in under a minute
+# on 2 CPU cores on the embedded subset
+DEFAULTS = {"epochs": 30, "batch_size": 100, "z_dim": 20, "hidden": (400,), "lr": 1e-3}
+
+
+def save_run_figures(model, data, history, out, seed=0):
+    """Write the run's figures into ``out``; return their file names."""
+    import numpy as np
+
+    from minivae.experiments import plots
+
+    rng = np.random.default_rng(seed)
+    x = data.test.x[:10]
+    plots.plot_reconstructions(x, model.reconstruct(x), os.path.join(out, "reconstructions.png"))
+    plots.plot_samples(model.sample(64, rng=rng), os.path.join(out, "samples.png"))
+    plots.plot_elbo_curves(history, os.path.join(out, "elbo.png"))
+    written = ["reconstructions.png", "samples.png", "elbo.png"]
+    if model.z_dim == 2:
+        plots.plot_latent_manifold(model.decode, os.path.join(out, "manifold.png"))
+        mu, _ = model.encode(data.test.x)
+        plots.plot_latent_scatter(mu, data.test.y, os.path.join(out, "latent_scatter.png"))
+        written += ["manifold.png", "latent_scatter.png"]
+    return written
+
+ESTIMATOR_NAMES = {"analytic": "B (analytic KL)", "mc": "A (Monte Carlo)",
+                   "iwae": "IWAE bound (k = --samples)"}
+
+# `minivae train` option -> the name train() saves it under in a checkpoint's settings
+RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
+                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed",
+                    "weight_decay": "weight_decay"}
+
+
+def _settings_from_checkpoint(args, resume):
+    """Fill the options not typed on the command line from the run being resumed.
+
+    So ``minivae train --resume runs/x/model.npz`` continues with the run's own
+    batch size, learning rate, seed, ...; an option typed explicitly is kept
+    and train() refuses it if it differs from the checkpoint's.
+    """
+    saved = (resume.get("train_state") or {}).get("settings", {})
+    for option, key in RESUMED_SETTINGS.items():
+        if f"--{option.replace('_', '-')}" not in getattr(args, "given", ()) and key in saved:
+            setattr(args, option, saved[key])
+
+
+# the files of a run folder: a folder holding any of them holds a run
+RUN_FILES = ("model.npz", "history.json", "metrics.json", "reconstructions.png", "samples.png",
+             "elbo.png", "manifold.png", "latent_scatter.png")
+
+
+def check_run_folder(out, resume_path, overwrite):
+    """Refuse an ``out`` that holds another run, unless ``overwrite`` or it is the run resumed."""
+    found = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+    model_path = os.path.join(out, "model.npz")
+    if resume_path is not None and os.path.exists(model_path) and \
+            os.path.samefile(resume_path, model_path):
+        return []                    # continuing this very run: its files are its own
+    if not found or overwrite:
+        return found
+    raise ValueError(f"{out} already holds a run ({', '.join(found)}); pass --overwrite to "
+                     f"replace it, --resume {model_path} to continue it, or another --out")
+
+
+def check_memory(args, x_dim, itemsize, model=None):
+    """Refuse sizes whose parameters or training step cannot fit in memory, before allocating."""
+    z_dim, hidden = (model.z_dim, model.hidden) if model is not None else (args.z_dim, args.hidden)
+    # parameters, gradients, scratch and up to two optimiser buffers; one step's activations
+    # (forward and backward) for the batch times its L samples
+    need = itemsize * (5 * parameter_count(x_dim, z_dim, hidden)
+                       + 2 * activation_count(x_dim, z_dim, hidden, args.batch_size * args.samples))
+    check_fits(f"a {x_dim}-{'-'.join(map(str, hidden))}-{z_dim} model trained with batches of "
+               f"{args.batch_size} x {args.samples} samples", need,
+               hint="; use a smaller --z-dim, --hidden, --batch-size or --samples")
+
+
+def run(args):
+    """Train a model as the options say; exit status 0, 1 (diverged) or 130 (stopped).
+
+    Every option, the data, the checkpoint to resume, the run folder and the
+    memory the sizes need are checked before the run folder is created.
+    """
+    import numpy as np
+
+    from minivae.runs import checkpoint
+    from minivae.data import datasets
+    from minivae.data.preprocessing import fixed_binarization
+    from minivae.evaluate import evaluate_elbo
+    from minivae.training import TrainingDiverged, train
+    from minivae.vae import VAE
+
+    # checked before anything is read or written
+    check_counts(args, {"epochs": 1, "batch_size": 1, "samples": 1, "z_dim": 1, "warmup": 0,
+                         "seed": 0})
+    check_number(args.lr, "--lr", low=0, low_inclusive=False)
+    check_number(args.download_timeout, "--download-timeout", low=0, low_inclusive=False)
+    out = check_out(args.out) or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    resume = checkpoint.load(args.resume) if args.resume else None
+    found = check_run_folder(out, args.resume, args.overwrite)
+    data = datasets.load_mnist(args.data, download=args.download, timeout=args.download_timeout)
+    print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
+    model_path = os.path.join(out, "model.npz")
+
+    x_dim = data.train.x.shape[1]
+    if resume is not None:
+        model = resume["model"]
+        _settings_from_checkpoint(args, resume)
+        check_memory(args, x_dim, model.dtype.itemsize, model)
+    else:
+        check_memory(args, x_dim, np.dtype(args.dtype).itemsize)
+        model = VAE(x_dim, args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
+                    activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed,
+                    init_std=args.init_std)
+    if args.batch_size > len(data.train.x):
+        raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
+                         f"({len(data.train.x)} images)")
+    # only now, with every argument known to be good, is anything written
+    os.makedirs(out, exist_ok=True)
+    for name in found:                  # --overwrite: nothing of the old run stays behind
+        os.remove(os.path.join(out, name))
+    if resume is not None:
+        print(f"resuming from {args.resume} (epoch {(resume['train_state'] or {}).get('epoch')})")
+    print(f"model: {model}")
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
+          f"estimator {ESTIMATOR_NAMES[args.kl]}, "
+          f"L = {args.samples}; checkpoint: {model_path}")
+    tic = time.perf_counter()
+    try:
+        history = train(model, data.train.x, data.test.x, epochs=args.epochs,
+                        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                        n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
+                        seed=args.seed, checkpoint_path=model_path, resume=resume,
+                        weight_decay=args.weight_decay,
+                        verbose=not args.quiet)
+    except TrainingDiverged as error:   # not a usage error: the run itself failed (status 1)
+        print(f"minivae train: training diverged: {error}", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - tic
+    write_json(os.path.join(out, "history.json"), history)
+    if history["interrupted"]:
+        print(f"stopped early; resume with: minivae train --resume {model_path} --out {out}")
+        return 130
+
+    # the final numbers, on the same fixed binarisation of the test set as during training
+    x_test = model.check_data(data.test.x, "x_test")
+    if model.likelihood == "bernoulli":
+        x_test = fixed_binarization(x_test, args.seed)
+    test_elbo = evaluate_elbo(model, x_test, n_samples=10, rng=np.random.default_rng(args.seed))
+    metrics = {"test_elbo": test_elbo, "train_elbo": history["train_elbo"][-1],
+               "epochs": len(history["epoch"]), "seconds": seconds,
+               "examples_per_second": float(np.median(history["examples_per_second"])),
+               "data": data.source, "model": model.config(),
+               "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
+                            "lr": args.lr, "kl": args.kl, "n_samples": args.samples,
+                            "warmup_epochs": args.warmup, "seed": args.seed,
+                            "init_std": args.init_std, "weight_decay": args.weight_decay}}
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    written = save_run_figures(model, data, history, out, seed=args.seed)
+    print(f"\ntest ELBO {test_elbo:.2f} nats per image (L = 10 samples), "
+          f"train ELBO {history['train_elbo'][-1]:.2f}, {seconds:.1f} s")
+    print(f"wrote {out}/: model.npz, history.json, metrics.json, " + ", ".join(written))
+    return 0
+
+
+def add_parser(commands):
+    """Add the command's options to the ``minivae`` parser's subcommands."""
+    p = commands.add_parser("train", help="train a VAE and write model, history, metrics, figures",
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", default=None,
+                   help="folder with MNIST or Fashion-MNIST IDX files (default: the embedded subset)")
+    p.add_argument("--download", action="store_true", help="download MNIST into --data first")
+    p.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it, such a folder is refused)")
+    p.add_argument("--download-timeout", type=float, default=120,
+                   help="seconds each downloaded file may take as a whole")
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
+    p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"])
+    p.add_argument("--hidden", type=sizes, default=DEFAULTS["hidden"],
+                   help="hidden widths, comma-separated ('none' for affine maps)")
+    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
+    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
+    p.add_argument("--kl", default="analytic", choices=list(KL_ESTIMATORS),
+                   help="ELBO estimator: B (analytic KL), A (Monte Carlo) or the IWAE bound "
+                        "L_k with k = --samples")
+    p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
+    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    p.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs (0: none)")
+    p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-std", type=float, default=None,
+                   help="draw every initial weight and bias from N(0, std^2) (Kingma & Welling: "
+                        "0.01); default: He/Glorot initialisation")
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="lambda of a N(0, I/lambda) prior on the parameters (1: the paper's "
+                        "N(0, I)); adds (lambda / N) * param to each step's gradient")
+    p.add_argument("--resume", default=None, help="continue from a run's model.npz")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    p.set_defaults(run=run)

@@ -1,1 +1,0 @@
-"""The subcommands of ``minivae`` (minivae.cli), one module each: ``add_parser(commands)`` and ``run(args)``."""

@@ -1,0 +1,261 @@
+"""Reruns of the papers' experiments: Kingma & Welling (2013) Fig. 2 and Burda et al. (2016) Table 1.
+
+    fig2   AEVB against wake-sleep: the lower bound (ELBO per example) on training and
+           test data against the number of training examples seen, for several N_z
+    iwae   a VAE (k = 1) against an IWAE (k = 5): test NLL (-log p(x), importance
+           sampled with many samples) and active units (Burda et al. 2016, Sec. 5.2)
+
+The paper's settings, as the defaults of :func:`fig2`: one tanh hidden layer of 500
+units, initial weights and biases from N(0, 0.01^2), Adagrad, minibatches of 100, L = 1,
+dynamic binarisation; both methods share architecture, optimiser and step size.  The
+lower bound of a wake-sleep model is the ELBO with its own recognition model as q,
+as in the paper.  ``quick=True`` settings (commands/reproduce.py) are a smoke test on
+the embedded subset, not the paper's experiment: docs/reproduction.md says what differs.
+"""
+import math
+
+import numpy as np
+
+from minivae.utils.validation import check_count, check_number
+from minivae.topics.diagnostics import active_units
+from minivae.evaluate import evaluate_elbo, log_likelihood
+from minivae.optim import make_optimizer
+from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
+from minivae.utils.progress import Progress
+from minivae.training import train, train_step
+from minivae.vae import VAE
+from minivae.topics.wake_sleep import wake_sleep_step
+
+METHODS = ("aevb", "wake_sleep")
+STEP_SIZES = (0.01, 0.02, 0.1)     # the paper's Adagrad step sizes (Kingma & Welling 2013, Sec. 5)
+
+
+def eval_points(batch_size, budget, n_points, first=None):
+    """Example counts (multiples of batch_size, log-spaced from ``first`` (one batch) to ``budget``)."""
+    first = 1 if first is None else max(1, check_count(first, "first") // batch_size)
+    last = max(first, budget // batch_size)
+    steps = np.unique(np.geomspace(first, last, n_points).round().astype(int))
+    return [int(s) * batch_size for s in steps]
+
+
+def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, batch_size=100,
+             init_std=0.01, n_points=8, first=None, n_eval=1000, seed=0, progress=None,
+             measure=None):
+    """Train one model by ``method`` ("aevb" or "wake_sleep") for ``budget`` examples.
+
+    Returns {"examples": [...], "train": [...], "test": [...], "lr": lr}: the ELBO (nats
+    per example, L = 1, one fixed binarisation of ``n_eval`` train and test images, the
+    same noise for every model) after each number of examples of :func:`eval_points`.
+    ``measure(model, seen)``, if given, returns a dict of numbers, each recorded at every
+    point as a list under its key (minivae.experiments.reproduce_fig3 adds estimates of log p(x)).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
+    model = VAE(x_train.shape[1], z_dim, hidden=(hidden,), activation="tanh", init_std=init_std,
+                seed=seed)
+    opt = make_optimizer("adagrad", model.params, lr=lr)
+    rng = np.random.default_rng(seed)
+    x_train = model.check_data(x_train, "x_train")
+    train_eval = fixed_binarization(x_train[:n_eval], seed)
+    test_eval = fixed_binarization(model.check_data(x_test, "x_test")[:n_eval], seed)
+    points = eval_points(batch_size, budget, n_points, first)
+    curve = {"examples": [], "train": [], "test": [], "lr": opt.lr}
+    report = Progress(progress, f"fig2 {method} N_z={z_dim} lr={opt.lr:g}:", unit="examples")
+    N, seen, order = len(x_train), 0, np.empty(0, dtype=int)
+    while seen < points[-1]:
+        if len(order) < batch_size:                   # a new epoch: reshuffle
+            order = np.concatenate([order, rng.permutation(N)])
+        xb, order = x_train[order[:batch_size]], order[batch_size:]
+        if method == "aevb":
+            train_step(model, opt, xb, rng)           # dynamic binarisation inside
+        else:
+            wake_sleep_step(model, opt, bernoulli_binarize(xb, rng, check=False), rng)
+        seen += batch_size
+        if seen in points:
+            eval_rng = np.random.default_rng(seed + 7)
+            curve["examples"].append(seen)
+            curve["train"].append(evaluate_elbo(model, train_eval, rng=eval_rng))
+            curve["test"].append(evaluate_elbo(model, test_eval, rng=eval_rng))
+            for key, value in (measure(model, seen) if measure else {}).items():
+                curve.setdefault(key, []).append(value)
+            report.update(seen, points[-1], f"test bound {curve['test'][-1]:8.2f}")
+    report.say(f"fig2 {method} N_z={z_dim} lr={opt.lr:g}: test bound {curve['test'][-1]:.2f} "
+               f"after {seen} examples, {report.elapsed():.0f} s")
+    return curve
+
+
+def select_step_size(method, x_train, z_dim, *, step_sizes=STEP_SIZES, trial=10**4, progress=None,
+                     label="fig2", **settings):
+    """The paper's choice: the step size whose model has the best training bound after ``trial`` examples.
+
+    Kingma & Welling (2013, Sec. 5) chose Adagrad's global step size from {0.01, 0.02, 0.1}
+    "based on performance on the training set in the first few iterations", per method.
+    Returns (best step size, the trial's record for the curve: {"examples": trial, "train":
+    {str(step size): training bound}}); ``label`` starts the progress line.
+    """
+    settings = {k: v for k, v in settings.items() if k not in ("n_points", "first")}
+    bounds = {}
+    for lr in step_sizes:
+        curve = fig2_run(method, x_train, x_train, z_dim, budget=trial, lr=lr, n_points=1,
+                         first=trial, progress=None, **settings)
+        bounds[f"{lr:g}"] = curve["train"][-1]
+    best = max(step_sizes, key=lambda lr: bounds[f"{lr:g}"])
+    Progress(progress, "").say(f"{label} {method} N_z={z_dim}: step size {best:g} (training bound "
+                               f"after {trial} examples: " + ", ".join(
+                                   f"{k}: {v:.1f}" for k, v in bounds.items()) + ")")
+    return best, {"examples": trial, "train": bounds}
+
+
+def fig2(x_train, x_test, z_dims=(3, 5, 10, 20, 200), *, budget=10**6, lr=None,
+         step_sizes=STEP_SIZES, trial=10**4, progress=None, on_result=None, **settings):
+    """AEVB and wake-sleep curves for every N_z: {str(N_z): {method: curve}} (see :func:`fig2_run`).
+
+    ``lr=None`` chooses each method's step size per N_z by :func:`select_step_size`
+    (recorded in the curve as "lr" and "step_size_trial"); a number uses it for all.
+    ``on_result(results)`` is called after every finished run (to save partial results).
+    """
+    budget = check_count(budget, "budget")
+    results = {}
+    for z in z_dims:
+        results[str(z)] = {}
+        for m in METHODS:
+            run_lr, choice = lr, None
+            if lr is None:
+                run_lr, choice = select_step_size(m, x_train, z, step_sizes=step_sizes, trial=trial,
+                                                  progress=progress, **settings)
+            curve = fig2_run(m, x_train, x_test, z, budget=budget, lr=run_lr, progress=progress,
+                             **settings)
+            if choice is not None:
+                curve["step_size_trial"] = choice
+            results[str(z)][m] = curve
+            if on_result is not None:
+                on_result(results)
+    return results
+
+
+def plot_fig2(results, path):
+    """Fig. 2's layout: one panel per N_z, bound against examples seen (log axis); writes ``path``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.2 * len(results), 3.2))
+    for i, (z, curves) in enumerate(results.items()):
+        ax = fig.add_subplot(1, len(results), i + 1)
+        for method, colour in zip(METHODS, ("tab:red", "tab:blue")):
+            c = curves[method]
+            label = "AEVB" if method == "aevb" else "wake-sleep"
+            ax.plot(c["examples"], c["train"], color=colour, label=f"{label} (train)")
+            ax.plot(c["examples"], c["test"], color=colour, linestyle="--", label=f"{label} (test)")
+        # Adagrad's first steps can send a bound to -2,000 for a moment: keep the panel on the
+        # rest (values after the first evaluation point), so the curves stay readable
+        later = [v for c in curves.values() for split in ("train", "test") for v in c[split][1:]]
+        if later:
+            top = max(v for c in curves.values() for split in ("train", "test") for v in c[split])
+            ax.set_ylim(min(later) - 0.05 * (top - min(later) + 1), top + 0.05 * (top - min(later) + 1))
+        label_panel(ax, f"MNIST, $N_z = {z}$", "lower bound (nats)" if i == 0 else None, "small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def label_panel(ax, title, ylabel=None, legend_size="small"):
+    """A panel of Fig. 2 or 3: log x axis of examples seen, its title; ``ylabel`` and legend if given."""
+    ax.set_xscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("training examples seen")
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=legend_size)
+
+
+def burda_lr(epoch, lr=1e-3):
+    """Burda et al. (2016, Sec. 5)'s schedule: 3^i epochs at lr * 10^(-i/7), i = 0, ..., 7.
+
+    Epoch 0 has i = 0, epochs 1-3 i = 1, epochs 4-12 i = 2, ...; 3,280 epochs in all
+    (the last stage keeps its rate beyond that).
+    """
+    i, end = 0, 1
+    while epoch >= end and i < 7:
+        i += 1
+        end += 3 ** i
+    return lr * 10 ** (-i / 7)
+
+
+def iwae_compare(x_train, x_test, *, ks=(5,), epochs=10, hidden=(200, 200), z_dim=50, eval_k=5000,
+                 n_eval=None, lr=1e-3, schedule="burda", batch_size=100, seed=0, progress=None,
+                 on_result=None):
+    """Train a VAE (estimator A, L = 1) and an IWAE (L_k) per k alike; test NLL and active units.
+
+    784-200-200-50 tanh as in Burda et al. (2016); Adam with their beta1 = 0.9,
+    beta2 = 0.999, eps = 1e-4 and (``schedule="burda"``) their learning-rate schedule
+    :func:`burda_lr` cut at ``epochs``; ``schedule=None`` keeps ``lr`` fixed.  Dynamic
+    binarisation, minibatches of ``batch_size``.  NLL = -mean log p(x) by importance
+    sampling with ``eval_k`` samples on a fixed binarisation of the first ``n_eval``
+    test images (all by default); each IWAE also gets its NLL minus the VAE's on the
+    same images with the paired standard error.
+    Returns {"vae": {...}, "iwae_k5": {...}, ...}; ``on_result(results)`` after each model.
+    """
+    ks = [check_count(k, "k") for k in ks]
+    eval_k = check_count(eval_k, "eval_k")
+    epochs = check_count(epochs, "epochs")
+    lr = check_number(lr, "lr", low=0, low_inclusive=False)
+    if schedule not in ("burda", None):
+        raise ValueError(f"schedule must be 'burda' or None, got {schedule!r}")
+    results, vae_ll = {}, None
+    for name, kl, n_samples in [("vae", "mc", 1)] + [(f"iwae_k{k}", "iwae", k) for k in ks]:
+        model = VAE(x_train.shape[1], z_dim, hidden=hidden, activation="tanh", seed=seed)
+        x = model.check_data(x_train, "x_train")
+        opt = make_optimizer("adam", model.params, lr=lr, eps=1e-4)
+        rng = np.random.default_rng(seed)
+        report = Progress(progress, f"iwae: {name} (k = {n_samples})", unit="epochs")
+        steps, losses = len(x) // batch_size, []
+        for epoch in range(epochs):
+            opt.lr = burda_lr(epoch, lr) if schedule == "burda" else lr
+            order = rng.permutation(len(x))
+            total = 0.0
+            for b in range(steps):
+                total += train_step(model, opt, x[order[b * batch_size:(b + 1) * batch_size]], rng,
+                                    n_samples=n_samples, kl=kl)
+            losses.append(total / steps)
+            report.update(epoch + 1, epochs, f"training bound {-losses[-1]:8.2f}")
+        seconds = report.elapsed()
+        x_eval = fixed_binarization(model.check_data(x_test, "x_test")[:n_eval], seed)
+        ll = log_likelihood(model, x_eval, k=eval_k, rng=np.random.default_rng(seed + 3),
+                            progress=progress)
+        mu, _ = model.encode(x_eval)
+        activity, active = active_units(mu)
+        r = {"nll": -float(ll.mean()), "nll_se": float(ll.std(ddof=1) / math.sqrt(len(ll))),
+             "active_units": int(active.sum()), "activity": activity.tolist(),
+             "test_elbo": evaluate_elbo(model, x_eval, rng=np.random.default_rng(seed)),
+             "train_bound": -losses[-1], "epochs": epochs, "k": n_samples,
+             "train_seconds": seconds, "n_eval": len(ll), "eval_k": eval_k}
+        if vae_ll is None:
+            vae_ll = ll
+        else:
+            d = vae_ll - ll                              # NLL(this) - NLL(vae), per image
+            r["nll_minus_vae"] = float(d.mean())
+            r["nll_minus_vae_se"] = float(d.std(ddof=1) / math.sqrt(len(d)))
+        results[name] = r
+        report.say(f"iwae: {name}: test NLL {r['nll']:.2f} +- {r['nll_se']:.2f} (k = {eval_k}, "
+                   f"{len(ll)} images), {r['active_units']} active units of {z_dim}, "
+                   f"{report.elapsed():.0f} s")
+        if on_result is not None:
+            on_result(results)
+    return results
+
+
+def plot_iwae(results, path):
+    """Bar charts of test NLL and active units for each model; writes ``path``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3))
+    names = list(results)
+    for i, (key, title) in enumerate((("nll", "test NLL (nats, lower is better)"),
+                                      ("active_units", "active units"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        values = [results[n][key] for n in names]
+        ax.bar(names, values, color=["tab:blue", "tab:red"][:len(names)])
+        if key == "nll":
+            lo = min(values) - max(1.0, 0.2 * (max(values) - min(values)))
+            ax.set_ylim(math.floor(lo), math.ceil(max(values) + 1))
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)

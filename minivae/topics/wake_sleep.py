@@ -1,0 +1,140 @@
+"""Wake-sleep (Hinton, Dayan, Frey & Neal 1995) for the VAE's own encoder and decoder.
+
+The baseline of Kingma & Welling (2013, Sec. 5 and Fig. 2): the same networks, trained
+by two separate objectives instead of one ELBO.
+
+    wake   z = mu + sigma * eps ~ q_phi(z|x), with NO gradient into phi (z is a sample);
+           ascend log p_theta(x, z) = log p_theta(x|z) + log p(z) in theta (the decoder)
+    sleep  z ~ p(z) = N(0, I), x ~ p_theta(x|z) (Bernoulli draws, no gradient into theta);
+           ascend log q_phi(z|x) in phi (the encoder): q learns to invert the generative model
+
+log p(z) does not depend on theta, so the wake gradient is the reconstruction term's alone;
+the sleep phase's x is discrete, so nothing flows back through it.  The two losses are
+-mean log p(x, z) (wake, per example, mean over the L samples) and -mean log q(z|x) (sleep).
+Bernoulli likelihood only (the paper's MNIST setting: the sleep phase samples binary images).
+
+Every gradient comes from the nn and distributions backward functions; with the noise
+fixed (eps for wake; z and u for sleep) each loss is a deterministic function of the
+parameters, which tests/test_wake_sleep.py checks against central differences.
+Derivation: docs/derivations.md, "Wake-sleep".
+"""
+import numpy as np
+
+from minivae import distributions as dist
+from minivae import nn
+from minivae.utils.validation import check_finite, check_numeric_array, check_rng
+
+
+def _check_bernoulli(model):
+    if model.likelihood != "bernoulli":
+        raise ValueError(f"wake-sleep here needs a Bernoulli model (the sleep phase draws binary "
+                         f"images), got likelihood {model.likelihood!r}")
+
+
+def _check_noise(a, name, columns, dtype, rows=None):
+    """``a`` as a (rows, columns) array of ``dtype`` (any number of rows if rows is None), or raise."""
+    a = check_numeric_array(a, name)
+    if a.ndim != 2 or a.shape[1] != columns or (rows is not None and a.shape[0] != rows):
+        expected = f"({'B' if rows is None else rows}, {columns})"
+        raise ValueError(f"{name} must have shape {expected}, got {a.shape}")
+    return check_finite(a, name).astype(dtype, copy=False)
+
+
+def wake_loss_and_grads(model, x, eps):
+    """Wake phase: loss = -1/(L B) sum_{l,b} log p_theta(x_b, z_lb), gradients in theta only.
+
+    z = mu(x) + exp(logvar(x) / 2) eps is a sample of q_phi(z|x) treated as data (no
+    gradient into the encoder).
+
+    Parameters
+    ----------
+    model : VAE (Bernoulli likelihood)
+    x : array (B, P), values in [0, 1]
+    eps : array (L, B, D), standard normal noise
+
+    Returns
+    -------
+    loss : float
+    grads : dict
+        d loss / d param for every ``decoder.*`` parameter.
+    """
+    _check_bernoulli(model)
+    x = model.check_data(x)
+    eps = model.check_noise(eps, x.shape[0])
+    L, B, D = eps.shape
+    # a sample of q_phi(z|x): the encoder only proposes z; its parameters get no gradient
+    h, _ = nn.mlp_forward(model.params, "encoder", model.n_layers, x, model.activation)
+    z, _ = dist.gaussian_sample(h[:, :D], h[:, D:], eps)                   # (L, B, D)
+    out_flat, decoder_cache = nn.mlp_forward(model.params, "decoder", model.n_layers,
+                                             z.reshape(L * B, D), model.activation)
+    out = out_flat.reshape(L, B, model.x_dim)
+    log_px_z, likelihood_cache = dist.bernoulli_log_likelihood(x, out)    # (L, B)
+    log_pz, _ = dist.standard_normal_log_density(z)                        # (L, B), no theta
+    loss = -float((log_px_z + log_pz).mean())
+
+    # backward: only the reconstruction term depends on theta
+    dlog_px_z = np.full((L, B), -1.0 / (L * B), dtype=model.dtype)
+    dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, likelihood_cache)
+    _, grads = nn.mlp_backward(dout.reshape(L * B, model.x_dim), decoder_cache, "decoder",
+                               model.activation, input_grad=False)
+    return loss, grads
+
+
+def sleep_loss_and_grads(model, z, u):
+    """Sleep phase: loss = -1/B sum_b log q_phi(z_b | x_b) for a dream (z_b, x_b), gradients in phi.
+
+    z_b ~ p(z) is given; x_b = [u_b < sigmoid(decoder(z_b))] is a Bernoulli draw from
+    p_theta(x|z_b), made from the uniform noise u (no gradient into the decoder).
+
+    Parameters
+    ----------
+    model : VAE (Bernoulli likelihood)
+    z : array (B, D), draws of N(0, I)
+    u : array (B, P), draws of U(0, 1)
+
+    Returns
+    -------
+    loss : float
+    grads : dict
+        d loss / d param for every ``encoder.*`` parameter.
+    """
+    _check_bernoulli(model)
+    z = _check_noise(z, "z", model.z_dim, model.dtype)
+    B, D = z.shape
+    u = _check_noise(u, "u", model.x_dim, model.dtype, rows=B)
+    # the dream: x ~ p_theta(x|z), binary, in the model dtype
+    logits, _ = nn.mlp_forward(model.params, "decoder", model.n_layers, z, model.activation)
+    x = (u < dist.bernoulli_mean(logits)).astype(model.dtype)
+    # the recognition model on the dream
+    h, encoder_cache = nn.mlp_forward(model.params, "encoder", model.n_layers, x, model.activation)
+    mu, logvar = h[:, :D], h[:, D:]
+    log_q_dream, q_cache = dist.gaussian_log_density(z, mu, logvar)      # (B,), one z per x
+    loss = -float(log_q_dream.mean())
+
+    # backward: loss -> log_qz -> (mu, logvar) = h -> encoder parameters
+    dlog_q_dream = np.full(B, -1.0 / B, dtype=model.dtype)
+    _, dmu, dlogvar = dist.gaussian_log_density_backward(dlog_q_dream, q_cache)
+    dh = np.concatenate([dmu, dlogvar], axis=1)
+    _, grads = nn.mlp_backward(dh, encoder_cache, "encoder", model.activation, input_grad=False)
+    return loss, grads
+
+
+def wake_sleep_step(model, opt, xb, rng, *, n_samples=1, n_dreams=None):
+    """One wake-sleep update on a binary minibatch xb (B, P) with one optimiser over all parameters.
+
+    The wake gradients (decoder) and the sleep gradients (encoder) have disjoint keys,
+    so one ``opt.step`` applies both.  ``n_dreams`` (default B) is the sleep batch size.
+    Draws eps (n_samples, B, D), then z (n_dreams, D) and u (n_dreams, P) from ``rng``.
+    Returns (wake_loss, sleep_loss).
+    """
+    rng = check_rng(rng)
+    B = len(xb)
+    n_dreams = B if n_dreams is None else n_dreams
+    eps = rng.standard_normal((n_samples, B, model.z_dim), dtype=model.dtype)
+    wake_loss, grads = wake_loss_and_grads(model, xb, eps)
+    z = rng.standard_normal((n_dreams, model.z_dim), dtype=model.dtype)
+    u = rng.uniform(size=(n_dreams, model.x_dim)).astype(model.dtype)
+    sleep_loss, sleep_grads = sleep_loss_and_grads(model, z, u)
+    grads.update(sleep_grads)
+    opt.step(grads)
+    return wake_loss, sleep_loss

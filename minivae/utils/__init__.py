@@ -1,0 +1,13 @@
+"""Utilities every layer may use: input validation, progress output, BLAS threads, memory estimates.
+
+What is inside::
+
+    validation.py  the one validation rule: check_count(value, name), check_rng(value, name), ...
+    progress.py    the one progress reporter (a bar with an ETA) for anything that takes seconds
+    blas.py        the BLAS thread count and kernel; one-thread products for parallel workers
+    memory.py      the memory a model, a batch or a sample would need, checked before allocating
+
+A student does not need to read these: they keep the study modules' entry points
+honest (a clear message instead of a NumPy traceback) and say nothing about the VAE.
+No tutorial uses them directly.  This folder imports nothing else of minivae.
+"""
