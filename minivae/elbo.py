@@ -2,9 +2,9 @@
 
 The VAE (minivae.vae) computes log p(x|z) for L samples z of q(z|x) and hands it here:
 
-    estimator B, kl="analytic":  elbo = 1/L sum_l log p(x|z(l)) - beta KL(q(z|x) || N(0, I))
-    estimator A, kl="mc":        elbo = 1/L sum_l [log p(x|z(l)) + beta (log p(z(l)) - log q(z(l)|x))]
-    IWAE bound, kl="iwae":       elbo = log 1/L sum_l w_l,  log w_l = log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)
+    estimator B, estimator="B":  elbo = 1/L sum_l log p(x|z(l)) - beta KL(q(z|x) || N(0, I))
+    estimator A, estimator="A":        elbo = 1/L sum_l [log p(x|z(l)) + beta (log p(z(l)) - log q(z(l)|x))]
+    IWAE bound, estimator="iwae":       elbo = log 1/L sum_l w_l,  log w_l = log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)
 
 Each ``estimator_*_forward`` returns elbo (B,) and a dict the VAE adds to its cache;
 each ``estimator_*_backward`` takes delbo (B,) and that cache and returns the

@@ -40,7 +40,7 @@ CHUNK_ELEMENTS = 2 ** 19
 PROGRESS_SECONDS = 2.0
 
 
-def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=None):
+def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, estimator="B", rng=None):
     """Mean ELBO (nats per example) of ``model`` on x, in batches so memory stays bounded.
 
     x: (N, P) -> float.  ``rng`` draws eps (default ``np.random.default_rng(0)``,
@@ -51,14 +51,14 @@ def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, kl="analytic", rng=
     total = 0.0
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
-        total += float(model.elbo(xb, n_samples=n_samples, kl=kl, rng=rng).sum())
+        total += float(model.elbo(xb, n_samples=n_samples, estimator=estimator, rng=rng).sum())
     return total / len(x)
 
 
 def log_weights(model, x, eps):
     """Importance log-weights log w = log p(x|z) + log p(z) - log q(z|x) for z = mu + sigma * eps.
 
-    These are the terms of the VAE's estimator A (``kl="mc"``): their mean over
+    These are the terms of the VAE's estimator A (``estimator="A"``): their mean over
     samples is the ELBO estimate, their log-mean-exp the IWAE estimate.
 
     Parameters
@@ -86,7 +86,7 @@ def log_weights_and_cache(model, x, eps, encoded=None):
     encodes each batch once for all its chunks of samples.
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
-    _, cache = model.forward(x, eps, kl="mc", encoded=encoded)
+    _, cache = model.forward(x, eps, estimator="A", encoded=encoded)
     # receives cache (estimator A's: log_px_z, log_pz, log_qz, each (L, B)); must leave log_w
     # BEGIN SOLUTION importance_sampled_log_likelihood
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
@@ -111,7 +111,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     """One draw of the IWAE estimate log 1/k sum_i w_i for every example (Burda et al. 2016, Sec. 3).
 
     Its expectation is the bound L_k: k = 1 gives estimator A of the ELBO
-    (the same numbers as ``model.elbo(x, kl="mc", rng=rng)`` for the same rng),
+    (the same numbers as ``model.elbo(x, estimator="A", rng=rng)`` for the same rng),
     and L_k increases to log p(x) as k grows.  To estimate the bound L_k itself,
     average the estimates of several independent calls (or of repeated rows).
 

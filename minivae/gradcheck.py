@@ -105,12 +105,12 @@ def check_operation(forward, backward, inputs, wrt, rng, h=DEFAULT_STEP):
     return compare(analytic, {name: numeric[name] for name in wrt})
 
 
-def check_vae(model, x, *, n_samples=1, kl="analytic", beta=1.0, seed=0, h=DEFAULT_STEP):
+def check_vae(model, x, *, n_samples=1, estimator="B", beta=1.0, seed=0, h=DEFAULT_STEP):
     """Check ``model.loss_and_grads`` on x with fixed noise eps against central differences."""
     eps = np.random.default_rng(seed).standard_normal((n_samples, x.shape[0], model.z_dim))
-    _, grads = model.loss_and_grads(x, kl=kl, beta=beta, eps=eps)
+    _, grads = model.loss_and_grads(x, estimator=estimator, beta=beta, eps=eps)
 
     def f(params):
-        return -float(model.elbo(x, kl=kl, beta=beta, eps=eps).mean())
+        return -float(model.elbo(x, estimator=estimator, beta=beta, eps=eps).mean())
 
     return check_gradients(f, model.params, grads, h)

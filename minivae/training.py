@@ -41,7 +41,7 @@ from minivae.evaluate import evaluate_elbo
 from minivae.utils.progress import Progress
 from minivae.runs.run_control import (StopRequest, TrainingDiverged, all_finite, check_checkpoint_path,
                                  check_resume)
-from minivae.vae import KL_ESTIMATORS, VAE
+from minivae.vae import ESTIMATORS, VAE
 
 
 def beta_schedule(epoch, warmup_epochs):
@@ -65,7 +65,7 @@ class StepRejected(Exception):
         self.what, self.loss = what, loss
 
 
-def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, binarize=True,
+def train_step(model, opt, xb, rng, *, n_samples=1, estimator="B", beta=1.0, binarize=True,
                phase_seconds=None, weight_decay=0.0):
     """One step of Algorithm 1 on the minibatch xb (B, P): binarise, loss and gradients, update.
 
@@ -86,7 +86,7 @@ def train_step(model, opt, xb, rng, *, n_samples=1, kl="analytic", beta=1.0, bin
     # NumPy's overflow warnings would only repeat, without the step, what the finiteness
     # checks report (here for the loss and gradients, in train for the updated parameters)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        loss, grads = model.loss_and_grads(xb, n_samples=n_samples, kl=kl, beta=beta, rng=rng,
+        loss, grads = model.loss_and_grads(xb, n_samples=n_samples, estimator=estimator, beta=beta, rng=rng,
                                            check=False)
         if weight_decay:
             # -(1/N) log p(theta) per example, p(theta) = N(0, I/lambda): its gradient is (lambda/N) theta
@@ -138,7 +138,7 @@ def _check_gaussian_scale(model, x, name):
 
 
 def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="adam", lr=1e-3,
-          n_samples=1, kl="analytic", warmup_epochs=0, binarize_data=True, seed=0,
+          n_samples=1, estimator="B", warmup_epochs=0, binarize_data=True, seed=0,
           checkpoint_path=None, resume=None, verbose=None, stream=None, weight_decay=0.0):
     """Train ``model`` in place; return the history (a dict of per-epoch lists).
 
@@ -154,7 +154,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float
     n_samples : int
         L, Monte Carlo samples per example.
-    kl : {"analytic", "mc", "iwae"}
+    estimator : {"B", "A", "iwae"}
         Estimator B or A, or the IWAE bound L_k with k = n_samples (no warm-up).
     warmup_epochs : int
         KL warm-up length (see :func:`beta_schedule`); 0 for none.
@@ -206,9 +206,9 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     warmup_epochs = check_count(warmup_epochs, "warmup_epochs", 0)
     seed = check_count(seed, "seed", 0)
     weight_decay = check_number(weight_decay, "weight_decay", low=0)
-    check_choice(kl, "kl estimator", KL_ESTIMATORS)
-    if kl == "iwae" and warmup_epochs:
-        raise ValueError("the IWAE bound (kl='iwae') has no KL weight to warm up: use warmup_epochs=0")
+    check_choice(estimator, "estimator", ESTIMATORS)
+    if estimator == "iwae" and warmup_epochs:
+        raise ValueError("the IWAE bound (estimator='iwae') has no KL weight to warm up: use warmup_epochs=0")
     opt = optim.make_optimizer(optimizer, model.params, lr=lr)      # checks optimizer and lr
     lr = opt.lr                                                     # a Python float
     # validated once as a whole, in the model dtype
@@ -229,7 +229,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     N = len(x_train)
     n_batches = math.ceil(N / batch_size)
     settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
-                "n_samples": n_samples, "kl": kl, "warmup_epochs": warmup_epochs, "seed": seed,
+                "n_samples": n_samples, "estimator": estimator, "warmup_epochs": warmup_epochs, "seed": seed,
                 "binarize_data": binarize_data, "weight_decay": weight_decay}
     if resume is not None:
         check_resume(resume, model, N, settings, opt)
@@ -298,7 +298,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                     rng_state = rng.bit_generator.state   # before this step's draws
                 xb = x_train[order[batch * batch_size:(batch + 1) * batch_size]]
                 try:
-                    loss = train_step(model, opt, xb, rng, n_samples=n_samples, kl=kl, beta=beta,
+                    loss = train_step(model, opt, xb, rng, n_samples=n_samples, estimator=estimator, beta=beta,
                                       binarize=binarize_data, weight_decay=weight_decay / N)
                 except StepRejected as error:
                     raise diverged(epoch, batch, rng_state, error.loss, error.what) from None
@@ -321,7 +321,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 raise diverged(epoch, n_batches - 1, None, last_loss,
                                "the update made parameters non-finite")
             seconds = time.perf_counter() - tic
-            valid = None if x_test is None else evaluate_elbo(model, x_test, kl=kl)
+            valid = None if x_test is None else evaluate_elbo(model, x_test, estimator=estimator)
             history["epoch"].append(epoch + 1)
             history["beta"].append(beta)
             history["train_elbo"].append(-total / N)

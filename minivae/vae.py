@@ -10,10 +10,10 @@ The model, in the seed's notation (docs/seed.md; the formulas: docs/derivations.
 The ELBO L(theta, phi; x) = E_q[log p_theta(x|z) + log p(z) - log q_phi(z|x)] is
 estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7):
 
-    estimator A, kl="mc":        1/L sum_l [log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)]
-    estimator B, kl="analytic":  -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z(l))
+    estimator="A":  1/L sum_l [log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)]
+    estimator="B":  -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z(l))
 
-and, with kl="iwae", the L samples give the importance-weighted bound of Burda, Grosse &
+and, with estimator="iwae", the L samples give the importance-weighted bound of Burda, Grosse &
 Salakhutdinov (2016), log 1/L sum_l w_l with w_l = p(x|z(l)) p(z(l)) / q(z(l)|x): L_k for
 k = L, a training objective that is L = 1's estimator A and tightens towards log p(x) as L grows.
 
@@ -51,7 +51,7 @@ from minivae.utils.validation import (check_choice, check_count, check_finite, c
                             check_number, check_numeric_array, check_rng)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-KL_ESTIMATORS = ("analytic", "mc", "iwae")
+ESTIMATORS = ("B", "A", "iwae")     # analytic KL (Eq. 7), full Monte Carlo (Eq. 6), IWAE bound
 
 
 class VAE:
@@ -138,7 +138,7 @@ class VAE:
     # Forward and backward
     # ------------------------------------------------------------------
 
-    def forward(self, x, eps, kl="analytic", beta=1.0, encoded=None):
+    def forward(self, x, eps, estimator="B", beta=1.0, encoded=None):
         """Per-example ELBO estimates and every named intermediate.
 
         x: (B, P) data (already validated, model dtype); eps: (L, B, D); ``encoded``, an
@@ -147,7 +147,7 @@ class VAE:
         Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder
         output), mu, logvar, eps, z, out (the decoder output: logits or mean),
         log_px_z, the KL terms (kl_qp for estimator B; log_pz and log_qz for A),
-        the sub-caches the backward needs, and ``settings`` = {"kl", "beta"}.
+        the sub-caches the backward needs, and ``settings`` = {"estimator", "beta"}.
         """
         params, D = self.params, self.z_dim
         L, B = eps.shape[0], x.shape[0]
@@ -172,14 +172,14 @@ class VAE:
 
         # values under their names; the two settings of this pass apart, under "settings"
         cache = {"x": x, "h": h, "mu": mu, "logvar": logvar, "eps": eps, "z": z, "out": out,
-                 "log_px_z": log_px_z, "settings": {"kl": kl, "beta": beta},
+                 "log_px_z": log_px_z, "settings": {"estimator": estimator, "beta": beta},
                  "encoder_cache": encoder_cache, "sample_cache": sample_cache,
                  "decoder_cache": decoder_cache, "likelihood_cache": likelihood_cache}
 
         # the estimator's own terms: -beta KL (B) or beta (log p(z) - log q(z|x)) (A)
-        if kl == "analytic":
+        if estimator == "B":
             elbo, terms = estimator_b_forward(log_px_z, mu, logvar, beta)
-        elif kl == "mc":
+        elif estimator == "A":
             elbo, terms = estimator_a_forward(log_px_z, z, mu, logvar, beta)
         else:       # "iwae": log 1/L sum_l w_l, no KL weight (_prepare refuses beta != 1)
             elbo, terms = iwae_forward(log_px_z, z, mu, logvar)
@@ -225,9 +225,13 @@ class VAE:
         L, B, D = cache["eps"].shape
 
         # the estimator's terms in reverse: dlog_px_z (L, B), dz (0 or (L, B, D)), dmu, dlogvar (B, D)
-        backward = {"analytic": estimator_b_backward, "mc": estimator_a_backward,
-                    "iwae": iwae_backward}[cache["settings"]["kl"]]
-        dlog_px_z, dz, dmu, dlogvar = backward(delbo, cache)
+        estimator = cache["settings"]["estimator"]
+        if estimator == "B":
+            dlog_px_z, dz, dmu, dlogvar = estimator_b_backward(delbo, cache)
+        elif estimator == "A":
+            dlog_px_z, dz, dmu, dlogvar = estimator_a_backward(delbo, cache)
+        else:       # "iwae"
+            dlog_px_z, dz, dmu, dlogvar = iwae_backward(delbo, cache)
 
         # receives dlog_px_z, dz, dmu, dlogvar (above), cache, L, B, D; must leave grads (the
         # decoder's gradients, and decoder.logvar's if learned) and dz (L, B, D), dmu and
@@ -265,7 +269,7 @@ class VAE:
     # Public API
     # ------------------------------------------------------------------
 
-    def loss_and_grads(self, x, *, n_samples=None, kl="analytic", beta=1.0, rng=None,
+    def loss_and_grads(self, x, *, n_samples=None, estimator="B", beta=1.0, rng=None,
                        eps=None, return_cache=False, check=True):
         """Negative ELBO estimate (nats per example, batch mean) and its gradients.
 
@@ -275,7 +279,7 @@ class VAE:
             A batch of data; Bernoulli models need values in [0, 1].
         n_samples : int, optional
             L, Monte Carlo samples per example (default 1, or ``len(eps)``).
-        kl : {"analytic", "mc", "iwae"}
+        estimator : {"B", "A", "iwae"}
             Estimator B (analytic KL), estimator A (all Monte Carlo), or the
             IWAE bound L_k with k = n_samples (Burda et al. 2016; beta must be 1).
         beta : float
@@ -302,18 +306,18 @@ class VAE:
         cache : dict
             Only with ``return_cache=True``.
         """
-        x, eps, beta = self._prepare(x, n_samples, kl, beta, rng, eps, check)
-        elbo, cache = self.forward(x, eps, kl, beta)
+        x, eps, beta = self._prepare(x, n_samples, estimator, beta, rng, eps, check)
+        elbo, cache = self.forward(x, eps, estimator, beta)
         loss = -float(elbo.mean())
         grads = self.backward(cache)
         if return_cache:
             return loss, grads, cache
         return loss, grads
 
-    def elbo(self, x, *, n_samples=None, kl="analytic", beta=1.0, rng=None, eps=None):
+    def elbo(self, x, *, n_samples=None, estimator="B", beta=1.0, rng=None, eps=None):
         """Per-example ELBO estimates, shape (B,), in nats (arguments as in loss_and_grads)."""
-        x, eps, beta = self._prepare(x, n_samples, kl, beta, rng, eps)
-        elbo, _ = self.forward(x, eps, kl, beta)
+        x, eps, beta = self._prepare(x, n_samples, estimator, beta, rng, eps)
+        elbo, _ = self.forward(x, eps, estimator, beta)
         return elbo
 
     def encode(self, x):
@@ -382,16 +386,16 @@ class VAE:
                                  f"[{lo:g}, {hi:g}]{hint}")
         return x
 
-    def _prepare(self, x, n_samples, kl, beta, rng, eps, check=True):
+    def _prepare(self, x, n_samples, estimator, beta, rng, eps, check=True):
         """Validate the arguments of loss_and_grads/elbo and draw eps if not given.
 
         Returns x and eps in the model dtype, and beta as a Python float.
         """
         x = self.check_data(x, values=check)
-        check_choice(kl, "kl estimator", KL_ESTIMATORS)
+        check_choice(estimator, "estimator", ESTIMATORS)
         beta = check_number(beta, "beta", low=0)          # a Python float: keeps float32 float32
-        if kl == "iwae" and beta != 1:
-            raise ValueError(f"the IWAE bound (kl='iwae') has no KL weight: beta must be 1, got {beta!r}")
+        if estimator == "iwae" and beta != 1:
+            raise ValueError(f"the IWAE bound (estimator='iwae') has no KL weight: beta must be 1, got {beta!r}")
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples

@@ -33,10 +33,10 @@ def test_iwae_loss_and_grads_match_finite_differences(k, arch, B, seed, likeliho
     model, x, rng = model_and_data(arch, B, seed, likelihood)
     eps = rng.standard_normal((k, B, model.z_dim))
     assume(off_relu_kinks(model, x, eps))
-    _, grads = model.loss_and_grads(x, kl="iwae", eps=eps)
+    _, grads = model.loss_and_grads(x, estimator="iwae", eps=eps)
 
     def f(params):
-        return model.loss_and_grads(x, kl="iwae", eps=eps)[0]
+        return model.loss_and_grads(x, estimator="iwae", eps=eps)[0]
 
     numeric = numerical_gradient(f, model.params)
     assert sorted(grads) == sorted(model.params)
@@ -49,8 +49,8 @@ def test_iwae_loss_and_grads_match_finite_differences(k, arch, B, seed, likeliho
 def test_iwae_with_one_sample_is_estimator_a_exactly(arch, B, seed):
     model, x, rng = model_and_data(arch, B, seed)
     eps = rng.standard_normal((1, B, model.z_dim))
-    loss_a, grads_a = model.loss_and_grads(x, kl="mc", eps=eps)
-    loss_i, grads_i = model.loss_and_grads(x, kl="iwae", eps=eps)
+    loss_a, grads_a = model.loss_and_grads(x, estimator="A", eps=eps)
+    loss_i, grads_i = model.loss_and_grads(x, estimator="iwae", eps=eps)
     assert loss_i == loss_a
     for name in grads_a:
         np.testing.assert_array_equal(grads_i[name], grads_a[name], err_msg=name)
@@ -63,7 +63,7 @@ def test_iwae_value_equals_evaluate_iwae_bound_for_the_same_eps(k):
     # iwae_bound with one batch and one chunk draws exactly this eps from the same seed
     eps = np.random.default_rng(11).standard_normal((k, 6, 3))
     expected = iwae_bound(model, x, k, rng=np.random.default_rng(11), batch_size=6, chunk=k)
-    np.testing.assert_allclose(model.elbo(x, kl="iwae", eps=eps), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(model.elbo(x, estimator="iwae", eps=eps), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_iwae_bound_is_at_least_the_elbo_of_the_same_samples():
@@ -71,7 +71,7 @@ def test_iwae_bound_is_at_least_the_elbo_of_the_same_samples():
     model = VAE(7, 3, hidden=(5,), seed=0)
     x = np.random.default_rng(0).uniform(size=(4, 7))
     eps = np.random.default_rng(1).standard_normal((5, 4, 3))
-    assert np.all(model.elbo(x, kl="iwae", eps=eps) >= model.elbo(x, kl="mc", eps=eps) - 1e-12)
+    assert np.all(model.elbo(x, estimator="iwae", eps=eps) >= model.elbo(x, estimator="A", eps=eps) - 1e-12)
 
 
 def test_log_mean_exp_is_stable_and_its_weights_sum_to_one():
@@ -87,4 +87,4 @@ def test_log_mean_exp_is_stable_and_its_weights_sum_to_one():
 def test_iwae_refuses_a_kl_weight():
     model = VAE(4, 2, hidden=(3,))
     with pytest.raises(ValueError, match="beta must be 1"):
-        model.loss_and_grads(np.full((2, 4), 0.5), kl="iwae", beta=0.5)
+        model.loss_and_grads(np.full((2, 4), 0.5), estimator="iwae", beta=0.5)

@@ -25,11 +25,11 @@ def binary_data(rng, B, P):
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_k_equal_1_is_the_vae_estimator_a_of_the_elbo(likelihood, dtype):
-    # with the same Generator, iwae_bound(k=1) draws the same eps as model.elbo(kl="mc")
+    # with the same Generator, iwae_bound(k=1) draws the same eps as model.elbo(estimator="A")
     model = VAE(7, 2, hidden=(5,), likelihood=likelihood, dtype=dtype, seed=2)
     x = binary_data(np.random.default_rng(0), 6, 7)
     iwae = evaluate.iwae_bound(model, x, 1, rng=np.random.default_rng(3))
-    elbo = model.elbo(x, kl="mc", rng=np.random.default_rng(3))
+    elbo = model.elbo(x, estimator="A", rng=np.random.default_rng(3))
     assert iwae.dtype == np.float64
     np.testing.assert_allclose(iwae, elbo, rtol=1e-12 if dtype == np.float64 else 1e-6)
 

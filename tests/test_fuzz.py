@@ -121,11 +121,11 @@ def data_like(draw, width):
 def test_vae_methods_on_random_arrays_raise_clear_errors_or_return_finite_results(model, data):
     x = data.draw(data_like(model.x_dim))
     method = data.draw(st.sampled_from(["loss_and_grads", "elbo", "encode", "reconstruct"]))
-    kl, L = data.draw(st.sampled_from(["analytic", "mc"])), data.draw(st.integers(1, 3))
+    estimator, L = data.draw(st.sampled_from(["B", "A"])), data.draw(st.integers(1, 3))
     rng = np.random.default_rng(0)
     result = attempt({
-        "loss_and_grads": lambda: model.loss_and_grads(x, n_samples=L, kl=kl, rng=rng),
-        "elbo": lambda: model.elbo(x, n_samples=L, kl=kl, rng=rng),
+        "loss_and_grads": lambda: model.loss_and_grads(x, n_samples=L, estimator=estimator, rng=rng),
+        "elbo": lambda: model.elbo(x, n_samples=L, estimator=estimator, rng=rng),
         "encode": lambda: model.encode(x),
         "reconstruct": lambda: model.reconstruct(x)}[method])
     event("clear error" if result is None else "finite result")    # --hypothesis-show-statistics
@@ -152,10 +152,10 @@ def test_vae_methods_on_random_arrays_raise_clear_errors_or_return_finite_result
 
 
 @given(P=st.integers(1, 5), D=st.integers(1, 3), dtype=st.sampled_from(FLOATS),
-       likelihood=st.sampled_from(["bernoulli", "gaussian"]), kl=st.sampled_from(["analytic", "mc"]),
+       likelihood=st.sampled_from(["bernoulli", "gaussian"]), estimator=st.sampled_from(["B", "A"]),
        L=st.integers(1, 3), data=st.data())
 def test_extreme_logits_huge_logvar_and_zero_variance_data_give_finite_loss_and_gradients(
-        P, D, dtype, likelihood, kl, L, data):
+        P, D, dtype, likelihood, estimator, L, data):
     model = VAE(P, D, hidden=(), likelihood=likelihood, dtype=dtype, seed=0)
     def biases(n, bound):
         return data.draw(hnp.arrays(np.float64, n, elements=st.floats(-bound, bound)))
@@ -171,7 +171,7 @@ def test_extreme_logits_huge_logvar_and_zero_variance_data_give_finite_loss_and_
     else:
         x = data.draw(hnp.arrays(np.float64, (B, P), elements=st.sampled_from([0.0, 1.0])))
     with np.errstate(all="ignore"):
-        loss, grads = model.loss_and_grads(x, n_samples=L, kl=kl, rng=np.random.default_rng(0))
+        loss, grads = model.loss_and_grads(x, n_samples=L, estimator=estimator, rng=np.random.default_rng(0))
     assert np.isfinite(loss)
     for k, g in grads.items():
         assert_finite(g, model.params[k].shape, dtype)
@@ -435,10 +435,10 @@ def test_checkpoint_load_on_random_or_damaged_bytes_is_a_checkpoint_error_or_the
 @shared_tmp
 @given(likelihood=st.sampled_from(["bernoulli", "gaussian"]), dtype=st.sampled_from(FLOATS),
        optimizer=st.sampled_from(sorted(optim.OPTIMIZERS)), log_lr=st.floats(-4, 6),
-       data_kind=st.sampled_from(["grey", "binary", "constant"]), kl=st.sampled_from(["analytic", "mc"]),
+       data_kind=st.sampled_from(["grey", "binary", "constant"]), estimator=st.sampled_from(["B", "A"]),
        seed=st.integers(0, 100))
 def test_train_on_random_settings_finishes_finite_or_stops_with_the_last_good_state(
-        tmp_path_factory, likelihood, dtype, optimizer, log_lr, data_kind, kl, seed):
+        tmp_path_factory, likelihood, dtype, optimizer, log_lr, data_kind, estimator, seed):
     rng = np.random.default_rng(seed)
     x = {"grey": rng.uniform(size=(16, 5)), "binary": rng.integers(0, 2, (16, 5)) * 1.0,
          "constant": np.full((16, 5), 0.5)}[data_kind]      # constant: zero-variance data
@@ -450,7 +450,7 @@ def test_train_on_random_settings_finishes_finite_or_stops_with_the_last_good_st
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             history = train(model, x, epochs=3, batch_size=4, optimizer=optimizer, lr=10 ** log_lr,
-                            kl=kl, seed=seed, checkpoint_path=path, verbose=False)
+                            estimator=estimator, seed=seed, checkpoint_path=path, verbose=False)
     except TrainingDiverged as error:
         assert f"step {error.step}" in str(error)
         if error.checkpoint_path is not None:             # the last good state, finite

@@ -236,7 +236,7 @@ def test_bad_training_data_is_a_clear_error(grey, make_x, error, match):
     (dict(batch_size=float("nan")), ValueError, r"batch_size must be a positive integer, got nan"),
     (dict(lr=0.0), ValueError, r"lr must be a finite number > 0, got 0.0"),
     (dict(lr=float("inf")), ValueError, r"lr must be a finite number > 0, got inf"),
-    (dict(kl="exact"), ValueError, r"unknown kl estimator 'exact'"),
+    (dict(estimator="exact"), ValueError, r"unknown estimator 'exact'"),
     (dict(x_test=np.zeros((5, 7))), ValueError, r"x_test must have shape \(B, 8\)"),
 ])
 def test_bad_training_arguments_are_clear_errors_and_write_nothing(grey, tmp_path, kwargs, error,
@@ -338,7 +338,7 @@ def test_train_cli_has_the_papers_settings():
     from minivae.cli.main import build_parser
 
     args = build_parser().parse_args(["train", "--init-std", "0.01", "--weight-decay", "1",
-                                      "--activation", "tanh", "--optimizer", "adagrad", "--kl", "iwae"])
-    assert (args.init_std, args.weight_decay, args.kl) == (0.01, 1.0, "iwae")
+                                      "--activation", "tanh", "--optimizer", "adagrad", "--estimator", "iwae"])
+    assert (args.init_std, args.weight_decay, args.estimator) == (0.01, 1.0, "iwae")
     defaults = build_parser().parse_args(["train"])
     assert (defaults.init_std, defaults.weight_decay) == (None, 0.0)

@@ -227,7 +227,7 @@ fig
 #   Gaussian log-density and then the encoder;
 # * `reparameterised_gradients(model, x, eps)`: $g_{\mathrm{RP}} = \nabla_\phi \frac1B \sum_b
 #   f(\mu_b + \sigma_b \odot \epsilon_b)$, the chain rule through $z$: the steps of
-#   `VAE.backward` for estimator A (`kl="mc"`), kept per draw;
+#   `VAE.backward` for estimator A (`estimator="A"`), kept per draw;
 # * `estimator_variances(model, x, n_draws)`: the mean and variance of both over many draws, on
 #   the same $\epsilon$.
 #
@@ -248,14 +248,14 @@ x_batch = x_test[:B]
 
 # %% [markdown]
 # **First, the reparameterised gradient is the one training uses.** `VAE.loss_and_grads(x,
-# eps=eps, kl="mc")` with $L$ samples returns the gradient of $-\frac1B\sum_b \frac1L\sum_l
+# eps=eps, estimator="A")` with $L$ samples returns the gradient of $-\frac1B\sum_b \frac1L\sum_l
 # \log w_{lb}$; with the $L$ samples taken as $L$ draws, that is minus the mean of the per-draw
 # $g_{\mathrm{RP}}$, to rounding error.
 
 # %%
 eps_few = rng.standard_normal((5, B, model.z_dim))
 g_rp = es.reparameterised_gradients(model, x_batch, eps_few)            # dict of (5, *shape)
-_, grads = model.loss_and_grads(x_batch, eps=eps_few, kl="mc")
+_, grads = model.loss_and_grads(x_batch, eps=eps_few, estimator="A")
 worst = max(np.abs(g_rp[k].mean(axis=0) + grads[k]).max() / np.abs(grads[k]).max() for k in g_rp)
 print(f"mean of 5 reparameterised draws vs -VAE.loss_and_grads: largest relative difference {worst:.1e}")
 assert worst < 1e-10

@@ -38,7 +38,7 @@
 # -\mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big) = \frac12 \sum_{j=1}^{D} \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big).
 # $$
 #
-# In minivae, `VAE.forward(x, eps, kl="mc")` is estimator A and `kl="analytic"` is estimator B.
+# In minivae, `VAE.forward(x, eps, estimator="A")` is estimator A and `estimator="B"` is estimator B.
 # This tutorial checks that both estimate the same number, that the closed-form KL is what the
 # Monte Carlo average converges to, how the noise shrinks with $L$, and compares the variance
 # of the two estimators, of their values and of their gradients, which is what training
@@ -93,7 +93,7 @@ for name, p in model.params.items():
 # %%
 B, L, D = 4, 3, model.z_dim
 eps = rng.standard_normal((L, B, D))
-elbo, cache = model.forward(x_test[:B], eps, kl="analytic")
+elbo, cache = model.forward(x_test[:B], eps, estimator="B")
 for key in ("x", "mu", "logvar", "eps", "z", "out", "log_px_z", "kl_qp"):
     print(f"{key:>9}: {cache[key].shape}")
 print("ELBO estimates (B,):", np.round(elbo, 1))
@@ -137,8 +137,8 @@ fig = Figure(figsize=(10, 3.6))
 for ax, (label, m) in zip(fig.subplots(1, 2), models.items()):
     x_rep = np.repeat(x_one, K, axis=0)            # (K, P): K copies, each with its own eps
     eps = rng.standard_normal((1, K, m.z_dim))
-    est_a = m.elbo(x_rep, eps=eps, kl="mc")        # (K,) single-sample estimator A
-    est_b = m.elbo(x_rep, eps=eps, kl="analytic")  # (K,) single-sample estimator B
+    est_a = m.elbo(x_rep, eps=eps, estimator="A")        # (K,) single-sample estimator A
+    est_b = m.elbo(x_rep, eps=eps, estimator="B")  # (K,) single-sample estimator B
     diff = est_a - est_b
     se = diff.std() / np.sqrt(K)
     print(f"{label:>9}: mean A {est_a.mean():8.2f}, mean B {est_b.mean():8.2f}, "
@@ -250,21 +250,21 @@ assert outside.mean() < 0.5, "inside the band at most n"
 R = 100 if FAST else 300
 L_values = 2 ** np.arange(0, 6 if FAST else 7)
 x_rep = np.repeat(x_one, R, axis=0)
-sd = {"mc": [], "analytic": []}
+sd = {"A": [], "B": []}
 for L_ in L_values:
     eps = rng.standard_normal((L_, R, D))
-    for kl in sd:
-        sd[kl].append(trained.elbo(x_rep, eps=eps, kl=kl).std())
-slopes = {kl: np.polyfit(np.log(L_values), np.log(s), 1)[0] for kl, s in sd.items()}
+    for estimator in sd:
+        sd[estimator].append(trained.elbo(x_rep, eps=eps, estimator=estimator).std())
+slopes = {estimator: np.polyfit(np.log(L_values), np.log(s), 1)[0] for estimator, s in sd.items()}
 print("log-log slope of sd against L:", {k: round(float(v), 3) for k, v in slopes.items()}, "(theory: -0.5)")
 # each sd has a relative s.e. of about 1/sqrt(2R); over this range of L that allows +-0.1
 assert all(abs(s + 0.5) < 0.1 for s in slopes.values())
 
 fig = Figure(figsize=(5.5, 3.8))
 ax = fig.subplots()
-ax.loglog(L_values, sd["mc"], "o-", label="estimator A (kl='mc')")
-ax.loglog(L_values, sd["analytic"], "s-", label="estimator B (kl='analytic')")
-ax.loglog(L_values, sd["analytic"][0] / np.sqrt(L_values) * 0.7, "k:", label="slope $-1/2$")
+ax.loglog(L_values, sd["A"], "o-", label="estimator A (estimator='A')")
+ax.loglog(L_values, sd["B"], "s-", label="estimator B (estimator='B')")
+ax.loglog(L_values, sd["B"][0] / np.sqrt(L_values) * 0.7, "k:", label="slope $-1/2$")
 ax.set_yticks([0.5, 1, 2, 4, 8])
 ax.set_yticklabels(["0.5", "1", "2", "4", "8"])
 ax.minorticks_off()
@@ -296,8 +296,8 @@ K_img = 100 if FAST else 300
 x_hundred = x_test[:100]
 for label, m in models.items():
     eps = rng.standard_normal((K_img, 100, D))
-    _, cache_a = m.forward(x_hundred, eps, kl="mc")
-    _, cache_b = m.forward(x_hundred, eps, kl="analytic")
+    _, cache_a = m.forward(x_hundred, eps, estimator="A")
+    _, cache_b = m.forward(x_hundred, eps, estimator="B")
     est_a = cache_a["log_px_z"] + cache_a["log_pz"] - cache_a["log_qz"]     # (K, 100): A, L = 1
     est_b = cache_b["log_px_z"] - cache_b["kl_qp"]                          # (K, 100): B, L = 1
     var_a, var_b = est_a.var(axis=0), est_b.var(axis=0)
@@ -329,10 +329,10 @@ assert spread["trained"][0] < spread["trained"][1], "trained: A's value is less 
 # %%
 small = minivae.VAE(6, 2, hidden=(5,), activation="tanh", seed=1)
 x_small = (rng.uniform(size=(3, 6)) < 0.5).astype(float)
-for kl in ("mc", "analytic"):
-    report = gradcheck.check_vae(small, x_small, n_samples=2, kl=kl)
+for estimator in ("A", "B"):
+    report = gradcheck.check_vae(small, x_small, n_samples=2, estimator=estimator)
     worst = max(r["rel_error"] for r in report.values())
-    print(f"kl={kl!r}: worst relative error over all parameters {worst:.1e}")
+    print(f"estimator={estimator!r}: worst relative error over all parameters {worst:.1e}")
     assert worst < 1e-6
 
 # %%
@@ -340,16 +340,16 @@ R_grad = 30 if FAST else 100
 x_batch = x_test[:100]
 ratios = {}
 for label, m in models.items():
-    grads = {"mc": {k: [] for k in m.params}, "analytic": {k: [] for k in m.params}}
+    grads = {"A": {k: [] for k in m.params}, "B": {k: [] for k in m.params}}
     for _ in range(R_grad):
         eps = rng.standard_normal((1, 100, D))
-        for kl in grads:
-            _, g = m.loss_and_grads(x_batch, kl=kl, eps=eps)
+        for estimator in grads:
+            _, g = m.loss_and_grads(x_batch, estimator=estimator, eps=eps)
             for k in g:
-                grads[kl][k].append(g[k])
+                grads[estimator][k].append(g[k])
     ratios[label] = {}
     for k in m.params:
-        g_a, g_b = np.array(grads["mc"][k]), np.array(grads["analytic"][k])
+        g_a, g_b = np.array(grads["A"][k]), np.array(grads["B"][k])
         if k.startswith("decoder"):
             assert np.array_equal(g_a, g_b), f"{k}: the decoder gradient must not depend on the estimator"
         ratios[label][k] = g_a.var(axis=0).sum() / g_b.var(axis=0).sum()
@@ -375,7 +375,7 @@ fig
 # %% [markdown]
 # ## Summary
 #
-# * `VAE.forward(x, eps, kl)` computes estimator A (`"mc"`, Eq. 6) or B (`"analytic"`,
+# * `VAE.forward(x, eps, estimator)` computes estimator A (`"A"`, Eq. 6) or B (`"B"`,
 #   Eq. 7 and 10); both are unbiased for the same ELBO (section 2).
 # * The closed-form KL of Appendix B is the limit of its Monte Carlo estimate, whose
 #   variance $\sum_j [\mu_j^2\sigma_j^2 + \frac12(\sigma_j^2 - 1)^2]$ B avoids (section 3).

@@ -41,7 +41,7 @@
 # For large $k$ the bias is about $\operatorname{Var}(w) / (2k\, \mathbb{E}[w]^2)$ (a
 # second-order Taylor expansion of $\log$ around $\mathbb{E}[w]$). `docs/evaluation.md` derives
 # all of this; `minivae.evaluate` implements it: `log_weights` (the $\log w$, from `VAE.forward`
-# with `kl="mc"`), `iwae_bound(model, x, k)` (one draw of $\hat{\mathcal{L}}_k$ per example, in
+# with `estimator="A"`), `iwae_bound(model, x, k)` (one draw of $\hat{\mathcal{L}}_k$ per example, in
 # bounded memory) and `log_likelihood(model, x, k=5000)` (the same with the literature's $k$).
 #
 # This tutorial checks the bound on the exact linear-Gaussian model of tutorial 02, where
@@ -146,7 +146,7 @@ for name, (model, var) in proposals.items():
 # %% [markdown]
 # **$k = 1$ is the ELBO.** With one sample, $\hat{\mathcal{L}}_1 = \log w(z_1)$ is a single
 # sample of estimator A, and `iwae_bound(model, x, 1, rng=g)` returns exactly the numbers of
-# `model.elbo(x, kl="mc", rng=g)` for the same generator state. Averaged over many draws it must
+# `model.elbo(x, estimator="A", rng=g)` for the same generator state. Averaged over many draws it must
 # match the closed-form ELBO of tutorial 02.
 #
 # **$\mathcal{L}_k$ against $k$.** To estimate the *expectation* $\mathcal{L}_k$ we average $R$
@@ -172,7 +172,7 @@ x_rows = np.repeat(x, R, axis=0)                             # (R, P): R indepen
 iwae_mean, iwae_se = {}, {}
 for name, (model, _) in proposals.items():
     one = evaluate.iwae_bound(model, x_rows, 1, rng=np.random.default_rng(seed))
-    assert np.allclose(one, model.elbo(x_rows, kl="mc", rng=np.random.default_rng(seed)), rtol=1e-12), \
+    assert np.allclose(one, model.elbo(x_rows, estimator="A", rng=np.random.default_rng(seed)), rtol=1e-12), \
         "k = 1 is estimator A of the ELBO"
     means, ses = [], []
     for k in ks:
@@ -255,9 +255,9 @@ n_images = 100 if FAST else 300
 ks_mnist = (1, 10, 100, 500) if FAST else (1, 5, 50, 500, 5000)
 x_eval = x_test[:n_images]
 
-elbo_b = model.elbo(x_eval, n_samples=100, kl="analytic", rng=rng)          # (n,), estimator B
+elbo_b = model.elbo(x_eval, n_samples=100, estimator="B", rng=rng)          # (n,), estimator B
 one = evaluate.iwae_bound(model, x_eval, 1, rng=np.random.default_rng(seed))
-assert np.allclose(one, model.elbo(x_eval, kl="mc", rng=np.random.default_rng(seed)), rtol=1e-6), \
+assert np.allclose(one, model.elbo(x_eval, estimator="A", rng=np.random.default_rng(seed)), rtol=1e-6), \
     "k = 1 is estimator A of the ELBO"
 difference = one - elbo_b
 print(f"{n_images} test images: ELBO by estimator B (L = 100) {elbo_b.mean():.2f}, "

@@ -80,7 +80,7 @@ print("x =\n", x)
 # distributions). The cell checks the table's formulas against the cached values.
 
 # %%
-elbo, cache = model.forward(x, eps, kl="analytic")
+elbo, cache = model.forward(x, eps, estimator="B")
 for name in ("x", "h", "mu", "logvar", "eps", "z", "out", "log_px_z", "kl_qp", "elbo"):
     print(f"--- {name} {cache[name].shape}\n{cache[name]}")
 mu, logvar = cache["mu"], cache["logvar"]
@@ -324,7 +324,7 @@ def gaussian_sample_backward_buggy(dz, cache):
 
 dist.gaussian_sample_backward = gaussian_sample_backward_buggy
 try:
-    report = gradcheck.check_vae(model, x, n_samples=L, kl="analytic")
+    report = gradcheck.check_vae(model, x, n_samples=L, estimator="B")
     record_bug = {}
     model.backward_to_encoder_output(cache, delbo, record=record_bug)
 finally:

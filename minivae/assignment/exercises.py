@@ -295,17 +295,17 @@ CHECKS = {
                                  "cases": [{"part": p, "dtype": d, "extreme": True}
                                            for p in ("value", "gradient") for d in DTYPES]},
     },
-    "estimator_b": _estimator_checks("analytic"),
-    "estimator_a": _estimator_checks("mc"),
+    "estimator_b": _estimator_checks("B"),
+    "estimator_a": _estimator_checks("A"),
     "vae_backward": {
         "gradient": {"points": 6, "probe": "vae",
-                     "cases": _vae("gradient", "analytic") + _vae("gradient", "mc") + [
+                     "cases": _vae("gradient", "B") + _vae("gradient", "A") + [
                          {"part": "gradient", "likelihood": "gaussian", "obs_logvar": -1.0, "L": 2}]},
         "encoder_output": {"points": 4, "probe": "vae",
-                           "cases": _vae("encoder_output", "analytic") + _vae("encoder_output", "mc")},
+                           "cases": _vae("encoder_output", "B") + _vae("encoder_output", "A")},
         "float32_and_extremes": {"points": 2, "probe": "vae",
                                  "cases": [{"part": "gradient", "kl": k, "dtype": d, "scale": 30.0, "L": 2,
-                                            "likelihood": lik} for k in ("analytic", "mc") for d in DTYPES
+                                            "likelihood": lik} for k in ("B", "A") for d in DTYPES
                                            for lik in ("bernoulli", "gaussian")]},
     },
     "importance_sampled_log_likelihood": {

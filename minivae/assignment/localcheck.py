@@ -79,10 +79,10 @@ LOCAL = {
         "float32_and_extremes": [("twin32", {"probe": "sample", "part": p, "extreme": True})
                                  for p in ("value", "gradient")]},
     "vae_backward": {
-        "gradient": [("vae_fd", {"kl": kl, **s}) for kl in ("analytic", "mc") for s in _SHAPES],
-        "encoder_output": [("vae_encoder_fd", {"kl": kl, **_SHAPES[i]}) for i, kl in enumerate(("analytic", "mc"))],
+        "gradient": [("vae_fd", {"kl": kl, **s}) for kl in ("B", "A") for s in _SHAPES],
+        "encoder_output": [("vae_encoder_fd", {"kl": kl, **_SHAPES[i]}) for i, kl in enumerate(("B", "A"))],
         "float32_and_extremes": [("twin32", {"probe": "vae", "part": "gradient", "kl": kl, "L": 2})
-                                 for kl in ("analytic", "mc")]},
+                                 for kl in ("B", "A")]},
     "importance_sampled_log_likelihood": {
         "log_weights": [("log_weights_value", {"L": L}) for L in (1, 4)],
         "streamed_bound": [("iwae_value", {"k": 20, "chunk": 3}), ("iwae_value", {"k": 7, "chunk": 7})],
@@ -93,7 +93,7 @@ LOCAL = {
                                                                         "eps": 1e-3})],
         "float32": [("twin32", {"probe": "adam", "steps": 3})]},
 }
-for _kl, _name in (("analytic", "estimator_b"), ("mc", "estimator_a")):
+for _kl, _name in (("B", "estimator_b"), ("A", "estimator_a")):
     LOCAL[_name] = {
         "value": [("estimator_value", {"kl": _kl, "L": L}) for L in (1, 3)],
         "gradient": [("estimator_fd", {"kl": _kl, "L": L}) for L in (1, 3)],

@@ -144,7 +144,7 @@ def _given(value, shape, dt):
     return np.broadcast_to(np.asarray(value), shape)
 
 
-def estimator(m, seed, part="value", kl="analytic", L=1, dtype="float64", beta=1.0, extreme=False):
+def estimator(m, seed, part="value", kl="B", L=1, dtype="float64", beta=1.0, extreme=False):
     """An ELBO estimator's own terms, called as the VAE calls them, on log p(x|z) (L, B), z (L, B, D),
     mu and logvar (B, D): elbo and its terms (value), or the backward's four gradients (gradient)."""
     rng, dt = _rng(seed), _dtype(dtype)
@@ -153,7 +153,7 @@ def estimator(m, seed, part="value", kl="analytic", L=1, dtype="float64", beta=1
     if extreme:
         logvar[0, :2] = [30.0, -30.0]
     eps = _normal(rng, (L, 4, 3), dt)
-    if kl == "analytic":
+    if kl == "B":
         elbo, terms = m.elbo.estimator_b_forward(log_px_z, mu, logvar, float(beta))
         keys, backward = ("kl_qp",), m.elbo.estimator_b_backward
     else:
@@ -162,7 +162,7 @@ def estimator(m, seed, part="value", kl="analytic", L=1, dtype="float64", beta=1
     if part == "value":
         return {"elbo": elbo, **{k: terms[k] for k in keys}}
     cache = {"mu": mu, "logvar": logvar, "eps": eps, "z": z, "log_px_z": log_px_z,
-             "settings": {"kl": kl, "beta": float(beta)}, **terms}
+             "settings": {"estimator": kl, "beta": float(beta)}, **terms}
     dlog_px_z, dz, dmu, dlogvar = backward(_normal(rng, 4, dt), cache)
     return {"dlog_px_z": _given(dlog_px_z, (L, 4), dt), "dz": _given(dz, (L, 4, 3), dt),
             "dmu": _given(dmu, (4, 3), dt), "dlogvar": _given(dlogvar, (4, 3), dt)}
@@ -178,7 +178,7 @@ def _model(m, rng, likelihood, hidden, activation, dtype, obs_logvar, scale):
     return model, x.astype(_dtype(dtype))
 
 
-def vae(m, seed, part="value", kl="analytic", likelihood="bernoulli", L=1, hidden=(5,),
+def vae(m, seed, part="value", kl="B", likelihood="bernoulli", L=1, hidden=(5,),
         activation="tanh", dtype="float64", obs_logvar="learned", beta=1.0, scale=1.0):
     """A small VAE's forward (value: elbo and the estimator's cache entries), its gradients
     (gradient: loss_and_grads) or backward_to_encoder_output with a random delbo (encoder_output)."""
@@ -186,11 +186,11 @@ def vae(m, seed, part="value", kl="analytic", likelihood="bernoulli", L=1, hidde
     model, x = _model(m, rng, likelihood, hidden, activation, dtype, obs_logvar, scale)
     eps = _normal(rng, (L, len(x), 3), _dtype(dtype))
     if part == "gradient":
-        loss, grads = model.loss_and_grads(x, eps=eps, kl=kl, beta=beta)
+        loss, grads = model.loss_and_grads(x, eps=eps, estimator=kl, beta=beta)
         return {"loss": np.asarray(loss), **{"grad." + k: v for k, v in grads.items()}}
     elbo, cache = model.forward(x, eps, kl, float(beta))
     if part == "value":
-        keys = ("kl_qp",) if kl == "analytic" else ("log_pz", "log_qz")
+        keys = ("kl_qp",) if kl == "B" else ("log_pz", "log_qz")
         return {"elbo": elbo, **{k: cache[k] for k in keys}}
     dh, grads = model.backward_to_encoder_output(cache, _normal(rng, len(x), _dtype(dtype)))
     return {"dh": dh, **{"grad." + k: v for k, v in grads.items()}}

@@ -267,19 +267,19 @@ def _estimator_inputs(rng, L):
 
 
 def _estimate(m, kl, log_px_z, z, mu, logvar, beta):
-    if kl == "analytic":
+    if kl == "B":
         return m.elbo.estimator_b_forward(log_px_z, mu, logvar, beta)
     return m.elbo.estimator_a_forward(log_px_z, z, mu, logvar, beta)
 
 
-def estimator_value(m, seed, kl="analytic", L=3, beta=0.3):
+def estimator_value(m, seed, kl="B", L=3, beta=0.3):
     """Identities of the estimator: at beta = 0 the mean of log p(x|z) over the samples; linear in
     beta; its terms those of the distributions (KL for B; log p(z) and log q(z|x) for A)."""
     log_px_z, z, mu, logvar = _estimator_inputs(_rng(seed), L)
     (e0, _), (e1, terms), (eb, _) = (_estimate(m, kl, log_px_z, z, mu, logvar, b) for b in (0.0, 1.0, beta))
     out = {"elbo at beta = 0": e0, "elbo at beta = 0~expected": log_px_z.mean(axis=0),
            "elbo(beta) - elbo(0)": eb - e0, "elbo(beta) - elbo(0)~expected": beta * (e1 - e0)}
-    if kl == "analytic":
+    if kl == "B":
         out.update({"kl_qp": terms["kl_qp"], "kl_qp~expected": m.dist.kl_standard_normal(mu, logvar)[0],
                     "elbo(0) - elbo(1)": e0 - e1, "elbo(0) - elbo(1)~expected": terms["kl_qp"]})
     else:
@@ -290,15 +290,15 @@ def estimator_value(m, seed, kl="analytic", L=3, beta=0.3):
     return out
 
 
-def estimator_fd(m, seed, kl="analytic", L=3, beta=0.3):
+def estimator_fd(m, seed, kl="B", L=3, beta=0.3):
     """The estimator's backward against central differences of its forward in log p(x|z), z, mu, logvar."""
     rng = _rng(seed)
     log_px_z, z, mu, logvar = _estimator_inputs(rng, L)
     delbo = _normal(rng, 4)
     _, terms = _estimate(m, kl, log_px_z, z, mu, logvar, beta)
     cache = {"mu": mu, "logvar": logvar, "eps": _normal(rng, z.shape), "z": z, "log_px_z": log_px_z,
-             "settings": {"kl": kl, "beta": beta}, **terms}
-    backward = m.elbo.estimator_b_backward if kl == "analytic" else m.elbo.estimator_a_backward
+             "settings": {"estimator": kl, "beta": beta}, **terms}
+    backward = m.elbo.estimator_b_backward if kl == "B" else m.elbo.estimator_a_backward
     grads = dict(zip(["dlog_px_z", "dz", "dmu", "dlogvar"], backward(delbo, cache)))
     grads = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), a.shape)
              for (k, v), a in zip(grads.items(), (log_px_z, z, mu, logvar))}
@@ -316,14 +316,14 @@ def _model(m, seed, likelihood, L, hidden, activation):
     return model, x, rng.standard_normal((L, 4, 3))
 
 
-def vae_fd(m, seed, kl="analytic", likelihood="bernoulli", L=1, hidden=(5,), activation="tanh"):
+def vae_fd(m, seed, kl="B", likelihood="bernoulli", L=1, hidden=(5,), activation="tanh"):
     """loss_and_grads of a small VAE against central differences of its loss in every parameter."""
     model, x, eps = _model(m, seed, likelihood, L, hidden, activation)
-    _, grads = model.loss_and_grads(x, eps=eps, kl=kl)
-    return _pairs(grads, numerical(lambda: -float(model.elbo(x, eps=eps, kl=kl).mean()), model.params))
+    _, grads = model.loss_and_grads(x, eps=eps, estimator=kl)
+    return _pairs(grads, numerical(lambda: -float(model.elbo(x, eps=eps, estimator=kl).mean()), model.params))
 
 
-def vae_encoder_fd(m, seed, kl="analytic", likelihood="bernoulli", L=1, hidden=(5,), activation="tanh"):
+def vae_encoder_fd(m, seed, kl="B", likelihood="bernoulli", L=1, hidden=(5,), activation="tanh"):
     """backward_to_encoder_output: dh and the decoder's gradients against central differences of
     sum(delbo * elbo), the encoder's output h held as given (VAE.forward's ``encoded``)."""
     model, x, eps = _model(m, seed, likelihood, L, hidden, activation)
@@ -343,7 +343,7 @@ def log_weights_value(m, seed, L=4, likelihood="bernoulli"):
     """log w (float64) of each sample: with one sample, log w is estimator A of the ELBO (beta = 1)."""
     model, x, eps = _model(m, seed, likelihood, L, (5,), "relu")
     log_w = m.evaluate.log_weights(model, x, eps)
-    single = [model.elbo(x, eps=eps[i:i + 1], kl="mc").astype(np.float64) for i in range(L)]
+    single = [model.elbo(x, eps=eps[i:i + 1], estimator="A").astype(np.float64) for i in range(L)]
     return {"log_w": log_w, "log_w~expected": np.stack(single)}
 
 

@@ -295,7 +295,7 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     return {
         "config": {"x_dim": model.x_dim, "hidden": list(model.hidden), "z_dim": model.z_dim,
                    "batch_size": batch_size, "n_samples": n_samples, "dtype": dtype.name,
-                   "likelihood": "bernoulli", "activation": "relu", "kl": "analytic",
+                   "likelihood": "bernoulli", "activation": "relu", "estimator": "B",
                    "optimizer": "adam", "lr": 1e-3, "seed": seed,
                    "data": data, "n_train": len(x_train)},
         "steps": steps, "repeats": repeats, "warmup": warmup,

@@ -9,7 +9,7 @@ from minivae.cli.common import check_counts, check_out, sizes, write_json
 from minivae.utils.memory import activation_count, check_fits, parameter_count
 from minivae.nn import ACTIVATIONS
 from minivae.optim import OPTIMIZERS
-from minivae.vae import KL_ESTIMATORS, LIKELIHOODS
+from minivae.vae import ESTIMATORS, LIKELIHOODS
 
 # `minivae train` defaults: the standard architecture of Kingma & Welling's MNIST experiments
 # (one hidden layer; 400 units here, as in the benchmark), tuned to finish in under a minute
@@ -36,12 +36,12 @@ def save_run_figures(model, data, history, out, seed=0):
         written += ["manifold.png", "latent_scatter.png"]
     return written
 
-ESTIMATOR_NAMES = {"analytic": "B (analytic KL)", "mc": "A (Monte Carlo)",
+ESTIMATOR_NAMES = {"B": "B (analytic KL)", "A": "A (Monte Carlo)",
                    "iwae": "IWAE bound (k = --samples)"}
 
 # `minivae train` option -> the name train() saves it under in a checkpoint's settings
 RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
-                    "samples": "n_samples", "kl": "kl", "warmup": "warmup_epochs", "seed": "seed",
+                    "samples": "n_samples", "estimator": "estimator", "warmup": "warmup_epochs", "seed": "seed",
                     "weight_decay": "weight_decay"}
 
 
@@ -137,13 +137,13 @@ def run(args):
     print(f"model: {model}")
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
-          f"estimator {ESTIMATOR_NAMES[args.kl]}, "
+          f"estimator {ESTIMATOR_NAMES[args.estimator]}, "
           f"L = {args.samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
     try:
         history = train(model, data.train.x, data.test.x, epochs=args.epochs,
                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                        n_samples=args.samples, kl=args.kl, warmup_epochs=args.warmup,
+                        n_samples=args.samples, estimator=args.estimator, warmup_epochs=args.warmup,
                         seed=args.seed, checkpoint_path=model_path, resume=resume,
                         weight_decay=args.weight_decay,
                         verbose=not args.quiet)
@@ -166,7 +166,7 @@ def run(args):
                "examples_per_second": float(np.median(history["examples_per_second"])),
                "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
-                            "lr": args.lr, "kl": args.kl, "n_samples": args.samples,
+                            "lr": args.lr, "estimator": args.estimator, "n_samples": args.samples,
                             "warmup_epochs": args.warmup, "seed": args.seed,
                             "init_std": args.init_std, "weight_decay": args.weight_decay}}
     write_json(os.path.join(out, "metrics.json"), metrics)
@@ -196,7 +196,7 @@ def add_parser(commands):
                    help="hidden widths, comma-separated ('none' for affine maps)")
     p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
     p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
-    p.add_argument("--kl", default="analytic", choices=list(KL_ESTIMATORS),
+    p.add_argument("--estimator", default="B", choices=list(ESTIMATORS),
                    help="ELBO estimator: B (analytic KL), A (Monte Carlo) or the IWAE bound "
                         "L_k with k = --samples")
     p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")

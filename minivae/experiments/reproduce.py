@@ -200,7 +200,7 @@ def iwae_compare(x_train, x_test, *, ks=(5,), epochs=10, hidden=(200, 200), z_di
     if schedule not in ("burda", None):
         raise ValueError(f"schedule must be 'burda' or None, got {schedule!r}")
     results, vae_ll = {}, None
-    for name, kl, n_samples in [("vae", "mc", 1)] + [(f"iwae_k{k}", "iwae", k) for k in ks]:
+    for name, estimator, n_samples in [("vae", "A", 1)] + [(f"iwae_k{k}", "iwae", k) for k in ks]:
         model = VAE(x_train.shape[1], z_dim, hidden=hidden, activation="tanh", seed=seed)
         x = model.check_data(x_train, "x_train")
         opt = make_optimizer("adam", model.params, lr=lr, eps=1e-4)
@@ -213,7 +213,7 @@ def iwae_compare(x_train, x_test, *, ks=(5,), epochs=10, hidden=(200, 200), z_di
             total = 0.0
             for b in range(steps):
                 total += train_step(model, opt, x[order[b * batch_size:(b + 1) * batch_size]], rng,
-                                    n_samples=n_samples, kl=kl)
+                                    n_samples=n_samples, estimator=estimator)
             losses.append(total / steps)
             report.update(epoch + 1, epochs, f"training bound {-losses[-1]:8.2f}")
         seconds = report.elapsed()

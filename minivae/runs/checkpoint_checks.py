@@ -25,7 +25,7 @@ import numpy as np
 
 from minivae import optim
 from minivae.utils.validation import check_choice, check_count, check_number
-from minivae.vae import KL_ESTIMATORS
+from minivae.vae import ESTIMATORS
 
 
 class CheckpointError(ValueError):
@@ -83,7 +83,7 @@ def check_train_state(state, model):
     settings = state["settings"]
     if not isinstance(settings, dict):
         raise TypeError(f"train_state['settings'] should be an object, got {type(settings).__name__}")
-    _keys("train_state['settings']", settings, (*SETTINGS, "optimizer", "lr", "kl", "binarize_data"),
+    _keys("train_state['settings']", settings, (*SETTINGS, "optimizer", "lr", "estimator", "binarize_data"),
           ("weight_decay",))                       # optional: checkpoints from before it existed
     if "weight_decay" in settings:
         check_number(settings["weight_decay"], "settings['weight_decay']", low=0)
@@ -91,7 +91,7 @@ def check_train_state(state, model):
         check_count(settings[name], f"settings[{name!r}]", low)
     check_choice(settings["optimizer"], "settings['optimizer']", optim.OPTIMIZERS)
     optim.SETTING_RULES["lr"](settings["lr"])
-    check_choice(settings["kl"], "settings['kl']", KL_ESTIMATORS)
+    check_choice(settings["estimator"], "settings['estimator']", ESTIMATORS)
     if not isinstance(settings["binarize_data"], bool):
         raise TypeError(f"settings['binarize_data'] should be true or false, got "
                         f"{settings['binarize_data']!r}")

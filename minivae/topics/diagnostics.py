@@ -108,7 +108,7 @@ def local_elbo(model, x, mu, logvar, eps, *, grad=True):
     ``grad=True`` also dmu, dlogvar: (B, D).
     """
     x, mu, logvar, eps = _check_local(model, x, mu, logvar, eps)
-    elbo, cache = model.forward(x, eps, kl="analytic", encoded=_given_q(mu, logvar))
+    elbo, cache = model.forward(x, eps, estimator="B", encoded=_given_q(mu, logvar))
     if not grad:
         return elbo
     # objective sum_b elbo_b, so d/d elbo_b = 1: the model's own backward, stopped at h = [mu, logvar]

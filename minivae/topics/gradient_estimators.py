@@ -129,16 +129,16 @@ def reparameterised_gradients(model, x, eps):
     """N draws of the reparameterised estimate of grad_phi (1/B) sum_b ELBO_b (estimator A).
 
     g_RP[n] = grad_phi (1/B) sum_b f(mu_b + sigma_b eps_nb): the chain rule through
-    z = mu + sigma * eps, the same steps as ``VAE.backward`` with ``kl="mc"`` and
+    z = mu + sigma * eps, the same steps as ``VAE.backward`` with ``estimator="A"`` and
     beta = 1, but one gradient per draw instead of their mean.  Their mean over
     the N draws equals minus the encoder gradients of
-    ``model.loss_and_grads(x, eps=eps, kl="mc")``.
+    ``model.loss_and_grads(x, eps=eps, estimator="A")``.
 
     x: (B, P), eps: (N, B, D) -> dict of ``(N, *param.shape)`` over the encoder's parameters.
     """
     x, eps = _check(model, x, eps)
     N, B, D = eps.shape
-    _, cache = model.forward(*_fold(x, eps), kl="mc")
+    _, cache = model.forward(*_fold(x, eps), estimator="A")
     # d/delbo of (1/B) sum_b elbo_b for each draw's B rows: the ELBO itself, not the loss
     delbo = np.full(N * B, 1.0 / B, dtype=model.dtype)
     dh, _ = model.backward_to_encoder_output(cache, delbo)          # (N B, 2D)

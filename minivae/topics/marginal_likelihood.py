@@ -105,7 +105,7 @@ def log_joint_and_grad(model, x, z, check=True):
     C, B, D = z.shape
     # forward: the decoder's log p(x|z) from the VAE's pass, the prior from its density
     prior_as_q = np.zeros((B, 2 * D), dtype=model.dtype)         # [mu, logvar] = [0, 0]
-    _, cache = model.forward(x, z, kl="analytic", encoded=(prior_as_q, None))
+    _, cache = model.forward(x, z, estimator="B", encoded=(prior_as_q, None))
     log_px_z = cache["log_px_z"]                                  # (C, B)
     log_prior, prior_cache = dist.standard_normal_log_density(z)  # (C, B)
     log_joint = log_px_z + log_prior
