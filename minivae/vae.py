@@ -17,12 +17,10 @@ and, with estimator="iwae", the L samples give the importance-weighted bound of 
 Salakhutdinov (2016), log 1/L sum_l w_l with w_l = p(x|z(l)) p(z(l)) / q(z(l)|x): L_k for
 k = L, a training objective that is L = 1's estimator A and tightens towards log p(x) as L grows.
 
-``beta`` multiplies the KL part in both (beta = 1 is the ELBO; beta < 1 is
-the KL warm-up used early in training).
+``beta`` multiplies the KL part in both (1: the ELBO; < 1: the KL warm-up of early training).
 
-Reading order: ``VAE.__init__`` (the parameters), ``forward`` (every
-intermediate, named), ``backward`` and ``backward_to_encoder_output`` (the
-same names in reverse), then the convenience methods built on them.
+Reading order: ``VAE.__init__`` (the parameters), ``forward`` (every intermediate, named),
+``backward`` and ``backward_to_encoder_output`` (the same names in reverse), then the rest.
 
 The paper's symbols and the code's (Kingma & Welling 2013, Sec. 2-3 and App. C)::
 
