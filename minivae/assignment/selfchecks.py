@@ -26,6 +26,7 @@ import numpy as np
 
 H = 1e-5                          # central-difference step (float64)
 GRADER_PROBES = {}                # probes.PROBES, set by the worker (for the float32 twins)
+WRITTEN = " (against the function written out)"
 
 
 def _rng(seed):
@@ -63,6 +64,16 @@ def _pairs(analytic, numeric):
         out[name] = np.asarray(analytic[name], dtype=np.float64)
         out[name + "~fd"] = n
     return out
+
+
+def _written_out(analytic, f, arrays):
+    """{name + WRITTEN: analytic gradient, ...~fd: central differences of the function written out}.
+
+    ``f(*arrays.values())`` is the exercise's function computed another way (a textbook formula,
+    a quadrature), so a backward that matches a wrong forward still fails, as with the grader."""
+    copies = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    numeric = numerical(lambda: float(f(*copies.values())), copies)
+    return _pairs({k + WRITTEN: v for k, v in analytic.items()}, {k + WRITTEN: v for k, v in numeric.items()})
 
 
 def _projected(forward, args, upstream):
@@ -159,15 +170,20 @@ def bernoulli_fd(m, seed, grey=False):
     dlog_p = _normal(rng, (2, 3))
     _, cache = m.dist.bernoulli_log_likelihood(x, logits)
     f = _projected(lambda lg: m.dist.bernoulli_log_likelihood(x, lg), {"l": logits}, dlog_p)
-    return _pairs({"dlogits": m.dist.bernoulli_log_likelihood_backward(dlog_p, cache)},
-                  numerical(f, {"dlogits": logits}))
+    grads = {"dlogits": m.dist.bernoulli_log_likelihood_backward(dlog_p, cache)}
+
+    def textbook(lg):
+        p = 1 / (1 + np.exp(-lg))
+        return np.sum(dlog_p * np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=-1))
+
+    return {**_pairs(grads, numerical(f, {"dlogits": logits})), **_written_out(grads, textbook, {"dlogits": logits})}
 
 
 def bernoulli_extreme(m, seed, dtype="float64"):
     """Logits of +-1e4 and +-800, where each pixel's term is known by hand: x l - max(l, 0), and its
     gradient x - [l > 0]; the result keeps the dtype and is finite."""
     rng, dt = _rng(seed), np.dtype(dtype)
-    x = rng.choice([0.0, 0.5, 1.0], size=(3, 6))
+    x = rng.choice([0.0, 1.0], size=(3, 6))            # binary, as the grader's extreme cases
     logits = rng.choice([-1e4, -800.0, 800.0, 1e4], size=(2, 3, 6))
     dlog_p = np.ones((2, 3))
     value, cache = m.dist.bernoulli_log_likelihood(x.astype(dt), logits.astype(dt))
@@ -201,14 +217,30 @@ def gaussian_fd(m, seed, layout="q"):
         z = {"dz": rng.standard_normal((2, 3, 4))}
         up = _normal(rng, (2, 3))
         _, cache = m.dist.standard_normal_log_density(z["dz"])
-        return _pairs({"dz": m.dist.standard_normal_log_density_backward(up, cache)},
-                      numerical(_projected(m.dist.standard_normal_log_density, z, up), z))
+        grads = {"dz": m.dist.standard_normal_log_density_backward(up, cache)}
+        return {**_pairs(grads, numerical(_projected(m.dist.standard_normal_log_density, z, up), z)),
+                **_written_out(grads, lambda zz: np.sum(up * np.sum(-zz ** 2 / 2 - math.log(2 * math.pi) / 2, -1)), z)}
     a = _gaussian_inputs(rng, layout)
     value, cache = m.dist.gaussian_log_density(*a.values())
     up = _normal(rng, np.shape(value))
     grads = dict(zip(["dvalue", "dmean", "dlogvar"], m.dist.gaussian_log_density_backward(up, cache)))
     numeric = numerical(_projected(m.dist.gaussian_log_density, a, up), a)
-    return _pairs(grads, {"d" + k: v for k, v in numeric.items()})
+
+    def written(value, mean, logvar):
+        var = np.exp(logvar)
+        return np.sum(up * np.sum(np.log(np.exp(-(value - mean) ** 2 / (2 * var)) / np.sqrt(2 * math.pi * var)), -1))
+
+    return {**_pairs(grads, {"d" + k: v for k, v in numeric.items()}),
+            **_written_out(grads, written, {"d" + k: v for k, v in a.items()})}
+
+
+def kl_by_quadrature(mu, logvar):
+    """KL(N(mu, e^logvar) || N(0, I)) per example as E_q[log q(z) - log p(z)] by Gauss-Hermite
+    quadrature (exact for this quadratic integrand)."""
+    t, w = np.polynomial.hermite_e.hermegauss(8)                               # weight e^(-t^2 / 2)
+    z = mu[..., None] + np.exp(logvar / 2)[..., None] * t                       # (..., D, 8)
+    log_ratio = -t ** 2 / 2 - logvar[..., None] / 2 + z ** 2 / 2               # log q - log p
+    return np.sum(log_ratio @ w, axis=-1) / math.sqrt(2 * math.pi)
 
 
 def kl_value(m, seed, near_prior=False):
@@ -221,10 +253,7 @@ def kl_value(m, seed, near_prior=False):
         series = sum(logvar ** n / math.factorial(n) for n in range(2, 12))     # e^v - 1 - v
         expected = 0.5 * np.sum(mu ** 2 + series, axis=-1)
     else:
-        t, w = np.polynomial.hermite_e.hermegauss(8)                           # weight e^(-t^2 / 2)
-        z = mu[..., None] + np.exp(logvar / 2)[..., None] * t                   # (4, 3, 8)
-        log_ratio = -t ** 2 / 2 - logvar[..., None] / 2 + z ** 2 / 2           # log q - log p
-        expected = np.sum(log_ratio @ w, axis=-1) / math.sqrt(2 * math.pi)
+        expected = kl_by_quadrature(mu, logvar)
     got, _ = m.dist.kl_standard_normal(mu, logvar)
     return {"kl": got, "kl~expected": expected}
 
@@ -235,7 +264,8 @@ def kl_fd(m, seed, near_prior=False):
     up = _normal(rng, 4)
     _, cache = m.dist.kl_standard_normal(*a.values())
     grads = dict(zip(["dmu", "dlogvar"], m.dist.kl_standard_normal_backward(up, cache)))
-    return _pairs(grads, numerical(_projected(m.dist.kl_standard_normal, a, up), a))
+    return {**_pairs(grads, numerical(_projected(m.dist.kl_standard_normal, a, up), a)),
+            **_written_out(grads, lambda mu, lv: np.sum(up * kl_by_quadrature(mu, lv)), a)}
 
 
 def sample_value(m, seed, L=3):
@@ -257,7 +287,8 @@ def sample_fd(m, seed, L=3):
     _, cache = m.dist.gaussian_sample(a["dmu"], a["dlogvar"], eps)
     grads = dict(zip(["dmu", "dlogvar"], m.dist.gaussian_sample_backward(up, cache)))
     f = _projected(lambda mu, lv: m.dist.gaussian_sample(mu, lv, eps), a, up)
-    return _pairs(grads, numerical(f, a))
+    return {**_pairs(grads, numerical(f, a)),
+            **_written_out(grads, lambda mu, lv: np.sum(up * (mu + np.sqrt(np.exp(lv)) * eps)), a)}
 
 
 # ------------------------------------------------------------------ the model
@@ -304,7 +335,15 @@ def estimator_fd(m, seed, kl="analytic", L=3, beta=0.3):
              for (k, v), a in zip(grads.items(), (log_px_z, z, mu, logvar))}
     inputs = {"dlog_px_z": log_px_z, "dz": z, "dmu": mu, "dlogvar": logvar}
     f = _projected(lambda lp, zz, mm, lv: _estimate(m, kl, lp, zz, mm, lv, beta), inputs, delbo)
-    return _pairs(grads, numerical(f, inputs))
+
+    def written(lp, zz, mm, lv):           # Kingma & Welling (2013), eq. 7 (B) and eq. 6 (A)
+        if kl == "analytic":
+            return np.sum(delbo * (lp.mean(axis=0) - beta * kl_by_quadrature(mm, lv)))
+        log_pz = np.sum(-zz ** 2 / 2 - math.log(2 * math.pi) / 2, -1)
+        log_qz = np.sum(-(zz - mm) ** 2 / (2 * np.exp(lv)) - lv / 2 - math.log(2 * math.pi) / 2, -1)
+        return np.sum(delbo * (lp + beta * (log_pz - log_qz)).mean(axis=0))
+
+    return {**_pairs(grads, numerical(f, inputs)), **_written_out(grads, written, inputs)}
 
 
 def _model(m, seed, likelihood, L, hidden, activation):

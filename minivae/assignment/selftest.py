@@ -63,8 +63,9 @@ def modules_with(replaced, package=PACKAGE):
     return types.SimpleNamespace(**mods)
 
 
-def planted(scanned, name, bodies):
-    """{rel: source} with the regions of ``name`` given by ``bodies`` ({(rel, index): text}) or a stub."""
+def planted(scanned, name, bodies, stub=False):
+    """{rel: source} with the regions of ``name`` given by ``bodies`` ({(rel, index): text}), the others
+    the reference's (or, with ``stub``, a stub raising the exercise's hint)."""
     out = {}
     for rel, (text, regions) in scanned.items():
         mine = [r for r in regions if r["exercise"] == name]
@@ -77,6 +78,8 @@ def planted(scanned, name, bodies):
                 return [f"{region['indent']}# BEGIN SOLUTION {region['exercise']}\n", *body,
                         f"{region['indent']}# END SOLUTION\n"]
             new = bodies.get((rel, next(count)))
+            if new is None and not stub:
+                return [f"{region['indent']}# BEGIN SOLUTION {name}\n", *body, f"{region['indent']}# END SOLUTION\n"]
             if new is None:
                 new = f"raise NotImplementedError({stub_message(name)!r})\n"
             lines = [region["indent"] + line if line.strip() else line
@@ -194,7 +197,7 @@ def _selftest(root, names, table, bank_path, seeds, mutate, package, start):
         entry = table[name]
         ref = reference_outputs(cases_of(entry, seeds))
         full = grader_verdicts(modules_with({}), entry, seeds, ref)
-        stub = grader_verdicts(modules_with(planted(scanned, name, {})), entry, seeds, ref)
+        stub = grader_verdicts(modules_with(planted(scanned, name, {}, stub=True)), entry, seeds, ref)
         catches = {check: 0 for check in entry["checks"]}
         row = {"exercise": name, "reference": points(entry, full), "stub": points(entry, stub),
                "max_points": entry["points"], "bank": [], "mutants": {"caught": 0, "uncaught": [], "equivalent": []}}

@@ -1,8 +1,9 @@
-"""`minivae assignment make / check / grade / grade-all / autograder` (docs/assignments.md)."""
+"""`minivae assignment make / check / grade / grade-all / autograder / selftest` (docs/assignments.md)."""
 import json
 import sys
 
 from minivae import assignment
+from minivae.assignment import selftest as grader_selftest
 from minivae.utils.validation import check_number
 from minivae.cli.common import check_counts, names, write_json
 
@@ -95,6 +96,14 @@ def autograder(args):
     return 0
 
 
+def selftest(args):
+    """Check the grader's checks: reference full, stubs 0, the misconception bank and mutants caught."""
+    report = grader_selftest.selftest(_reference(args), names(args.exercises), table=_table(args),
+                                      bank_path=args.bank, mutate=not args.no_mutants)
+    print(json.dumps(report, indent=2) if args.json else grader_selftest.format_selftest(report))
+    return 0 if report["ok"] else 1
+
+
 def _common(q, exercises_help):
     q.add_argument("--exercises", default=None, help=exercises_help)
     q.add_argument("--config", default=None, help="JSON settings: points, hints, visibility, extra checks")
@@ -141,3 +150,10 @@ def add_parser(commands):
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
     _common(q, "comma-separated exercise names (default: all)")
     q.set_defaults(run=autograder)
+    q = actions.add_parser("selftest", help="check the grader's own checks (bank of wrong answers, mutants)")
+    _common(q, "comma-separated exercise names (default: all)")
+    q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
+    q.add_argument("--bank", default=None, help="the misconception bank (default: tests/misconceptions.py)")
+    q.add_argument("--no-mutants", action="store_true", help="skip the automatic mutants")
+    q.add_argument("--json", action="store_true", help="print the report as JSON")
+    q.set_defaults(run=selftest)
