@@ -137,7 +137,7 @@ def _close(a, r, rtol, atol):
     scale = typical_scale(r)
     with np.errstate(all="ignore"):
         ok = np.abs(a - r) <= rtol * np.abs(r) + atol * scale
-    return ok | ((a == r) & ~np.isfinite(r))
+    return ok | ((a == r) & ~np.isfinite(r)) | (np.isnan(a) & np.isnan(r))
 
 
 def _fits(candidate, r):
@@ -225,7 +225,7 @@ def diagnose(analytic, expected, name="gradient", sizes=None, rtol=DIAGNOSIS_RTO
         return say("sign", "has the wrong sign (it is minus the expected array)" + at)
     denom = float(np.sum(r0 * r0))
     c = float(np.sum(a0 * r0) / denom) if denom else 0.0
-    if c and _fits(a0 / c, r0):
+    if c and abs(c - 1) > 1e-6 and _fits(a0 / c, r0):
         sign = "has the wrong sign and " if c < 0 else ""
         return say("factor", f"{sign}is {_factor_name(c, sizes)} times the expected array"
                              f" (a constant factor){at}")

@@ -304,9 +304,11 @@ CHECKS = {
         "encoder_output": {"points": 4, "probe": "vae",
                            "cases": _vae("encoder_output", "analytic") + _vae("encoder_output", "mc")},
         "float32_and_extremes": {"points": 2, "probe": "vae",
+                                 # no hidden layer: a saturated tanh's 1 - t^2 is all rounding (two correct
+                                 # formulas, 1 - t^2 and dh - dh t^2, disagree there), a relu's overflows
                                  "cases": [{"part": "gradient", "kl": k, "dtype": d, "scale": 30.0, "L": 2,
-                                            "likelihood": lik} for k in ("analytic", "mc") for d in DTYPES
-                                           for lik in ("bernoulli", "gaussian")]},
+                                            "likelihood": lik, "hidden": ()} for k in ("analytic", "mc")
+                                           for d in DTYPES for lik in ("bernoulli", "gaussian")]},
     },
     "importance_sampled_log_likelihood": {
         "log_weights": {"points": 3, "probe": "log_weights",

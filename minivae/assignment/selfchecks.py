@@ -1,24 +1,15 @@
 """The student's local checks: each exercise's named checks, without the reference solution.
 
-What ``minivae assignment check NAME`` runs (minivae.assignment.localcheck), in the
-worker process of the grader (``_worker.py`` loads this file beside itself, as
-``_minivae_selfchecks.py``, and hands it the student's modules).  The checks have
-the names (and points) of the grader's, but no answer to compare with, so each
-tests what can be known without one:
-
-* gradients: against central differences of the student's own forward pass (or
-  the given one), reported as the relative error max|a - n| / max(|a|, |n|);
-* values: against what is known by hand (a KL by Gauss-Hermite quadrature, the
-  Bernoulli likelihood at logits of +-1e4, Adam with a constant gradient), a
-  direct textbook formula where it is safe, or identities between the functions
-  (a sample at eps = 0 is mu; estimator B at beta = 0 is the mean of log p(x|z));
-* float32: the grader's own probe (probes.py) in float32 against the same
-  probe in float64 on the same inputs, cast to float32.
-
-A probe here returns pairs of arrays: ``key`` with ``key~fd`` (a gradient and its
-central differences) or ``key~expected``; localcheck compares them.  This file
-imports nothing of minivae (the worker gives it the modules), so it runs on any
-student's tree.  Which probes make up each check: LOCAL in minivae.assignment.localcheck.
+What ``minivae assignment check NAME`` runs (minivae.assignment.localcheck) in the grader's worker
+(``_worker.py`` loads this file as ``_minivae_selfchecks.py`` and hands it the student's modules).
+The checks carry the grader's names and points but have no answer to compare with, so each tests
+what is known without one: gradients against central differences of the student's own forward
+pass and of the function written out (a textbook formula, a quadrature: a backward that matches a
+wrong forward fails, as with the grader); values against results known by hand, a direct formula
+where it is safe, or identities between the functions (a sample at eps = 0 is mu); float32: the
+grader's probe in float32 against the same probe in float64, cast.  A probe returns pairs of
+arrays, ``key`` with ``key~fd`` or ``key~expected``, which localcheck compares.  This file imports
+nothing of minivae.  Which probes make up each check: LOCAL in minivae.assignment.localcheck.
 """
 import math
 
@@ -38,10 +29,8 @@ def _normal(rng, shape, scale=1.0):
 
 
 def numerical(f, arrays):
-    """Central differences of the number ``f()`` for every entry of every array of ``arrays``.
-
-    The arrays are perturbed in place, one entry at a time, and restored.
-    """
+    """Central differences of the number ``f()`` for every entry of every array of ``arrays``
+    (perturbed in place, one entry at a time, and restored)."""
     numeric = {}
     for name, a in arrays.items():
         g = np.zeros(a.shape)
@@ -50,8 +39,7 @@ def numerical(f, arrays):
             a[i] = old + H
             up = f()
             a[i] = old - H
-            down = f()
-            a[i] = old
+            down, a[i] = f(), old
             g[i] = (up - down) / (2 * H)
         numeric[name] = g
     return numeric
@@ -67,10 +55,8 @@ def _pairs(analytic, numeric):
 
 
 def _written_out(analytic, f, arrays):
-    """{name + WRITTEN: analytic gradient, ...~fd: central differences of the function written out}.
-
-    ``f(*arrays.values())`` is the exercise's function computed another way (a textbook formula,
-    a quadrature), so a backward that matches a wrong forward still fails, as with the grader."""
+    """{name + WRITTEN: gradient, ...~fd: central differences of ``f(*arrays.values())``}, the function
+    computed another way (a textbook formula, a quadrature): a backward matching a wrong forward fails."""
     copies = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
     numeric = numerical(lambda: float(f(*copies.values())), copies)
     return _pairs({k + WRITTEN: v for k, v in analytic.items()}, {k + WRITTEN: v for k, v in numeric.items()})
@@ -401,7 +387,7 @@ def iwae_value(m, seed, k=20, chunk=3, batch_size=3, dtype="float64"):
                               for done in range(0, k, chunk)])
         log_w = m.evaluate.log_weights(model, xb, eps)
         top = log_w.max(axis=0)
-        w = np.exp(log_w - top)
+        w = w = np.exp(log_w - top)
         expected.append(top + np.log(w.mean(axis=0)))
         expected_se.append(np.sqrt(np.maximum((w ** 2).sum(0) / w.sum(0) ** 2 - 1 / k, 0)))
     return {"estimate": estimate, "estimate~expected": np.concatenate(expected),
@@ -413,12 +399,11 @@ def adam_value(m, seed, steps=1, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
     moments (1 - beta1^t) g and (1 - beta2^t) g^2; and by hand, two steps of Kingma & Ba's example."""
     rng = _rng(seed)
     p0, g = _normal(rng, (3, 4)), _normal(rng, (3, 4))
-    params = {"a": p0.copy()}
+    params, by_hand = {"a": p0.copy()}, {"w": np.array([1.0, -1.0])}
     opt = m.optim.Adam(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
     for _ in range(steps):
         opt.step({"a": g.copy()})
     state = opt.state_dict()
-    by_hand = {"w": np.array([1.0, -1.0])}
     hand = m.optim.Adam(by_hand, lr=0.1, eps=0.0)
     for grad in ([2.0, -0.5], [1.0, 1.0]):       # worked out in tests/test_optim.py
         hand.step({"w": np.array(grad)})
