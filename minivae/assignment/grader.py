@@ -38,7 +38,7 @@ import numpy as np
 
 from minivae import distributions, elbo, evaluate, nn, optim, vae
 from minivae.gradcheck import diagnose
-from minivae.assignment.probes import PROBES
+from minivae.assignment.probes import PROBES, SIZES
 from minivae.assignment.edition import MANIFEST, edition_sources
 from minivae.assignment.exercises import PACKAGE, AssignmentError, exercise_table, levels, select
 from minivae.assignment.launch import run_worker, sandbox_status
@@ -265,11 +265,13 @@ def _compare(ref, got, sizes):
     return None
 
 
-def case_sizes(case):
-    """The sizes a case sets, named for the factors a diagnosis may find (L samples, k...)."""
+def case_sizes(case, probe=None):
+    """The sizes a case sets (L samples, k...) and its probe's (B, D...), named for the factors a
+    diagnosis may find."""
     names = {"L": "L, the number of samples", "k": "k, the number of importance samples",
              "steps": "the number of steps"}
-    return {label: case[key] for key, label in names.items() if isinstance(case.get(key), int)}
+    return {**{label: case[key] for key, label in names.items() if isinstance(case.get(key), int)},
+            **SIZES.get(probe, {})}
 
 
 def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds, timeout, table=None,
@@ -292,8 +294,10 @@ def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds,
     for check, spec in entry["checks"].items():
         mine = [c for c in cases if c[4] == check]
         why = next((f"case {c[3] or 'default'} (seed {'hidden' if c[2] not in PUBLIC_SEEDS else c[2]}): {w}"
-                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]), case_sizes(c[3]))] if w), None)
+                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]), case_sizes(c[3], c[1]))] if w), None)
         why = why if error is None else error
+        if why and error is None and entry.get("see") and entry["see"] not in why:
+            why = f"{why} (the formula: {entry['see']})"
         checks.append({"name": check, "max_points": spec["points"], "points": 0 if why else spec["points"],
                        "passed": why is None, "output": why or "passed",
                        "visibility": spec.get("visibility", "visible")})

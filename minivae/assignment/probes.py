@@ -234,5 +234,12 @@ def adam(m, seed, steps=3, dtype="float64", lr=0.01, beta1=0.9, beta2=0.999, eps
     return out
 
 
+# the sizes each probe draws its inputs with, named, so a diagnosis can say which factor it found
+_B, _D = "B, the batch size", "D, the number of latent dimensions"
+SIZES = {"affine": {_B: 6}, "mlp": {_B: 6}, "bernoulli": {"P, the number of pixels": 6},
+         "gaussian": {"D, the number of dimensions": 4, _B: 3}, "kl": {_D: 3, _B: 4}, "sample": {_D: 3, _B: 4},
+         "estimator": {_D: 3, _B: 4}, "vae": {_D: 3, _B: 4, "P, the number of pixels": 6},
+         "log_weights": {_B: 4}, "iwae": {_B: 4}, "adam": {}}
+
 PROBES = {f.__name__: f for f in (affine, mlp, activation, bernoulli, gaussian, kl,
                                   sample, estimator, vae, log_weights, iwae, adam)}

@@ -107,7 +107,7 @@ def grader_verdicts(m, entry, seeds, ref, stop=False):
         out[check] = None
         for cid, probe, seed, case, name in cases_of(entry, seeds):
             if name == check:
-                why = compare(ref[cid], _run(m, probe, seed, case), case_sizes(case))
+                why = compare(ref[cid], _run(m, probe, seed, case), case_sizes(case, probe))
                 if why:
                     out[check] = f"case {case or 'default'} (seed {seed}): {why}"
                     break
@@ -168,7 +168,7 @@ def _same_outputs(m, entry, seeds):
     ref, exact = reference_outputs(cases), True
     for cid, probe, seed, case, _ in cases:
         got = _run(m, probe, seed, case)
-        if compare(ref[cid], got, case_sizes(case)):
+        if compare(ref[cid], got, case_sizes(case, probe)):
             return None
         exact = exact and all(np.array_equal(ref[cid][k], got[k], equal_nan=True) for k in ref[cid])
     return "bit-for-bit" if exact else "within"
@@ -243,7 +243,9 @@ def _mutate(scanned, name, entry, seeds, ref, row, catches):
                     catches[check] += 1
                 continue
             try:
-                same = _limited(_same_outputs, m, entry, MORE_SEEDS)
+                # judged on every probe of the exercise (the default table's too), not only these checks':
+                # a check table that never calls a backward must not call its mutants equivalent
+                same = _limited(_same_outputs, m, _all_cases(entry, name), MORE_SEEDS)
             except _TooLong:
                 same = None
             if same is None:
@@ -252,6 +254,12 @@ def _mutate(scanned, name, entry, seeds, ref, row, catches):
                 why = ("its outputs are bit-for-bit the reference's on every case and seed" if same == "bit-for-bit"
                        else "its outputs match the reference's within the tolerance on every case and seed")
                 row["mutants"]["equivalent"].append({**where, "why": why})
+
+
+def _all_cases(entry, name):
+    """``entry`` with the checks of the default table's exercise ``name`` added (if there is one)."""
+    default = exercise_table(None).get(name, {}).get("checks", {})
+    return {**entry, "checks": {**{f"default {k}": v for k, v in default.items()}, **entry["checks"]}}
 
 
 def format_selftest(report):

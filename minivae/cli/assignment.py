@@ -80,7 +80,7 @@ def grade_all(args):
     reports = assignment.grade_all(args.submissions, reference=_reference(args), jobs=args.jobs,
                                    csv_path=args.csv, table=_table(args), timeout=args.timeout,
                                    mode=args.mode, exercises=names(args.exercises),
-                                   edition_info=_edition(args))
+                                   edition_info=_edition(args), messages=args.messages)
     for name, report in reports.items():
         print(f"{name}: {report['points']:g}/{report['max_points']:g}"
               + (f"  error: {report['error']}" if report.get("error") else ""), file=sys.stdout)
@@ -134,7 +134,8 @@ def add_parser(commands):
             q.add_argument("--gradescope", default=None, help="write Gradescope's results.json here")
         else:
             q.add_argument("submissions", help="a folder with one sub-folder per submission")
-            q.add_argument("--csv", default=None, help="write the points per exercise here")
+            q.add_argument("--csv", default=None, help="write the points per exercise (and messages) here")
+            q.add_argument("--messages", default=None, help="a folder: each student's feedback, one file each")
         q.add_argument("--edition", default=None,
                        help="the edition's assignment.json / autograder.json: the exercises to grade")
         _common(q, "comma-separated exercise names (default: those of the edition, or all)")
