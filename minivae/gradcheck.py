@@ -76,6 +76,8 @@ def compare(analytic, numeric, n_worst=3):
             # plain ints and floats, so a printed report reads (3, 2) rather than np.int64(3), ...
             "worst": [(tuple(int(j) for j in np.unravel_index(i, n.shape)), float(a.flat[i]),
                        float(n.flat[i])) for i in worst],
+            # what the mismatch looks like (central differences are good to ~1e-7 of the largest entry)
+            "diagnosis": diagnose(a, n, name, rtol=1e-5, atol=1e-5)["message"],
         }
     return report
 
