@@ -312,7 +312,8 @@ def test_the_local_check_names_the_failing_check_its_error_and_the_hint(edition,
         assert not gradient["passed"] and "against central differences" in gradient["output"], label
         assert row["hint"] and row["points"] <= row["max_points"] / 2 + 2, assignment.format_local([row])
     [row] = assignment.check_locally(reference_with(tmp_path / "kl", WRONG["kl_dlogvar_doubled"][1]), ["analytic_kl"])
-    assert "dlogvar: relative error 0.5 against central differences" in row["checks"][1]["output"]
+    assert "dlogvar: is 2 times" in row["checks"][1]["output"]
+    assert "relative error 0.5 against central differences" in row["checks"][1]["output"]
 
 
 def test_a_broken_marker_costs_only_its_own_exercise(tmp_path):
