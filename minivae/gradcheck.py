@@ -76,6 +76,8 @@ def compare(analytic, numeric, n_worst=3):
             # plain ints and floats, so a printed report reads (3, 2) rather than np.int64(3), ...
             "worst": [(tuple(int(j) for j in np.unravel_index(i, n.shape)), float(a.flat[i]),
                        float(n.flat[i])) for i in worst],
+            # what the mismatch looks like (central differences are good to ~1e-7 of the largest entry)
+            "diagnosis": diagnose(a, n, name, rtol=1e-5, atol=1e-5)["message"],
         }
     return report
 
@@ -114,3 +116,162 @@ def check_vae(model, x, *, n_samples=1, estimator="B", beta=1.0, seed=0, h=DEFAU
         return -float(model.elbo(x, estimator=estimator, beta=beta, eps=eps).mean())
 
     return check_gradients(f, model.params, grads, h)
+
+
+# ------------------------------------------------------------------ what a mismatch looks like
+
+DIAGNOSIS_RTOL, DIAGNOSIS_ATOL = 1e-6, 1e-8      # entrywise: |a - r| <= rtol |r| + atol typical|r|
+_FIT = 1e-3          # a pattern is named when it explains a wrong array to this relative residual
+
+
+def typical_scale(r):
+    """The size of a typical entry of ``r``: the median of its finite non-zero |entries| (0 if none).
+
+    Not the largest entry: a few dominant entries (a logit of 1e4) must not widen the
+    tolerance of all the others, or matching them alone would pass."""
+    r = np.abs(np.asarray(r, dtype=np.float64))
+    r = r[np.isfinite(r) & (r > 0)]
+    return float(np.median(r)) if r.size else 0.0
+
+
+def _close(a, r, rtol, atol):
+    """Entrywise closeness of two float64 arrays of one shape, non-finite entries equal only if equal."""
+    scale = typical_scale(r)
+    with np.errstate(all="ignore"):
+        ok = np.abs(a - r) <= rtol * np.abs(r) + atol * scale
+    return ok | ((a == r) & ~np.isfinite(r)) | (np.isnan(a) & np.isnan(r))
+
+
+def _fits(candidate, r):
+    """True if ``candidate`` equals ``r`` to the relative residual _FIT (both finite, same shape)."""
+    scale = max(np.abs(r).max(initial=0.0), np.abs(candidate).max(initial=0.0))
+    return scale > 0 and np.abs(candidate - r).max(initial=0.0) <= _FIT * scale
+
+
+def _factor_name(c, sizes):
+    """A name for the factor ``c``: 2, 1/2, a size (or its inverse) from ``sizes``, or its value."""
+    named = [("2", 2.0), ("1/2", 0.5), ("4", 4.0), ("1/4", 0.25)]
+    for label, n in sizes.items():
+        if n and n > 1:
+            named += [(f"{n} ({label})", float(n)), (f"1/{n} (one over {label})", 1.0 / n)]
+    for label, value in named:
+        if abs(abs(c) - value) <= 1e-6 * value:
+            return label
+    return f"{abs(c):.4g}"
+
+
+def _axis_sizes(shape, sizes):
+    """``sizes`` and the length of each axis of ``shape`` (labels to tell which factor it is)."""
+    out = dict(sizes or {})
+    for k, n in enumerate(shape):
+        if n > 1 and n not in out.values():
+            same = [j for j, m in enumerate(shape) if m == n]
+            out[f"the length of axis {' or '.join(map(str, same))}"] = n
+    return out
+
+
+def _where(bad, shape):
+    """Which rows / columns / entries ``bad`` (a boolean array) covers, in words."""
+    at = np.argwhere(bad)
+    words = {0: "rows" if len(shape) == 2 else "indices of axis 0"}
+    if len(shape) >= 2:
+        words[len(shape) - 1] = "columns" if len(shape) == 2 else f"indices of axis {len(shape) - 1}"
+    for axis, label in words.items():
+        hit = np.unique(at[:, axis])
+        if len(hit) < shape[axis] and len(hit) * 2 <= shape[axis] or len(hit) == 1 < shape[axis]:
+            return f"only in {label} {[int(i) for i in hit[:8]]}" + (" ..." if len(hit) > 8 else "")
+    if len(at) <= 3:
+        return "only at " + ", ".join(str(tuple(int(i) for i in row)) for row in at)
+    return f"in {len(at)} of {bad.size} entries"
+
+
+def diagnose(analytic, expected, name="gradient", sizes=None, rtol=DIAGNOSIS_RTOL, atol=DIAGNOSIS_ATOL):
+    """What the difference between ``analytic`` and the ``expected`` array looks like, in a sentence.
+
+    Returns {"pattern", "message"}: pattern is one of "match", "shape", "transpose",
+    "missing_sum", "extra_sum", "nonfinite", "zeros", "sign", "factor", "confined",
+    "other", and message names the array (``name``, e.g. "dlogvar") and the pattern:
+    a sign flip (a = -r), a constant factor a = c r (named: 2, 1/2, a size of
+    ``sizes`` such as {"L (samples)": 3} or an axis length, else its value), a
+    transpose (a = r^T), a sum or mean over an axis missing (a has an axis r lacks)
+    or extra (r has an axis a lacks), zeros where r is not zero (a path that was
+    left out), NaN or inf, or a difference confined to some rows, columns or entries.
+    Entrywise, a matches r where |a - r| <= rtol |r| + atol s, s the typical |entry| of r
+    (:func:`typical_scale`): tolerances per entry.
+    """
+    a = np.asarray(analytic, dtype=np.float64)
+    r = np.asarray(expected, dtype=np.float64)
+    sizes = _axis_sizes(r.shape, sizes)
+
+    def say(pattern, text):
+        return {"pattern": pattern, "message": f"{name}: {text}"}
+
+    if a.shape != r.shape:
+        return say(*_shape_story(a, r, sizes))
+    finite = np.isfinite(a)
+    if not np.array_equal(finite, np.isfinite(r)):
+        bad = finite != np.isfinite(r)
+        kind = "NaN" if np.isnan(a[bad]).any() else "inf" if not finite[bad].all() else "finite"
+        return say("nonfinite", f"{kind} {_where(bad, r.shape)}, where the expected array "
+                                f"{'is finite' if kind != 'finite' else 'is not'}")
+    ok = _close(a, r, rtol, atol)
+    if ok.all():
+        return say("match", "matches")
+    a0, r0 = np.where(finite, a, 0.0), np.where(finite, r, 0.0)
+    worst = np.unravel_index(int(np.argmax(np.where(ok, -1.0, np.abs(a0 - r0)))), r.shape)
+    at = f"; at {tuple(int(i) for i in worst)}: {a[worst]:.6g}, expected {r[worst]:.6g}"
+    if not np.any(a0) and np.any(r0):
+        return say("zeros", "zero everywhere, where the expected gradient is not: a path the gradient "
+                            "flows along is missing" + at)
+    if _fits(-a0, r0):
+        return say("sign", "has the wrong sign (it is minus the expected array)" + at)
+    denom = float(np.sum(r0 * r0))
+    c = float(np.sum(a0 * r0) / denom) if denom else 0.0
+    if c and abs(c - 1) > 1e-6 and _fits(a0 / c, r0):
+        sign = "has the wrong sign and " if c < 0 else ""
+        return say("factor", f"{sign}is {_factor_name(c, sizes)} times the expected array"
+                             f" (a constant factor){at}")
+    if r.ndim >= 2 and r.shape[-1] == r.shape[-2] and _fits(np.swapaxes(a0, -1, -2), r0):
+        return say("transpose", "is the transpose of the expected array (the two last axes swapped)" + at)
+    zeros = (a0 == 0) & (r0 != 0) & ~ok
+    if zeros.any() and _close(a0, r0, rtol, atol)[~zeros].all():
+        return say("zeros", f"zero {_where(zeros, r.shape)}, where the expected array is not "
+                            "(a missing path, or a mask on the wrong side)" + at)
+    bad = ~ok
+    if bad.sum() < bad.size:
+        return say("confined", f"differs {_where(bad, r.shape)} and matches elsewhere" + at)
+    error = rel_error(a0, r0)
+    return say("other", f"differs everywhere (relative error {error:.2g}), not by a sign, a constant "
+                        f"factor or a transpose" + at)
+
+
+def _shape_story(a, r, sizes):
+    """(pattern, text) for arrays whose shapes differ: a transpose, an axis too many or too few."""
+    given = f"has shape {a.shape}, expected {r.shape}"
+    finite = np.isfinite(a).all() and np.isfinite(r).all()
+    if a.ndim == r.ndim and a.shape == r.shape[::-1] and a.ndim >= 2:
+        tail = " and it is its transpose" if finite and _fits(a.T, r) else ""
+        return "transpose", f"{given}: transposed{tail}"
+    if a.ndim == r.ndim + 1:
+        for k in range(a.ndim):
+            if a.shape[:k] + a.shape[k + 1:] == r.shape:
+                how = ""
+                if finite and _fits(a.sum(axis=k), r):
+                    how = " (its sum over that axis matches)"
+                elif finite and _fits(a.mean(axis=k), r):
+                    how = " (its mean over that axis matches)"
+                return "missing_sum", f"{given}: a sum or mean over axis {k} (length {a.shape[k]}) is missing{how}"
+    if a.ndim + 1 == r.ndim:
+        for k in range(r.ndim):
+            if r.shape[:k] + r.shape[k + 1:] == a.shape:
+                how = ""
+                if finite and _fits(a, r.sum(axis=k)):
+                    how = " (it matches the expected array summed over that axis)"
+                elif finite and _fits(a, r.mean(axis=k)):
+                    how = " (it matches the expected array averaged over that axis)"
+                return "extra_sum", f"{given}: summed or averaged over axis {k} (length {r.shape[k]}) " \
+                                    f"where the expected array keeps it{how}"
+    if a.ndim == r.ndim and a.size and np.broadcast_shapes(a.shape, r.shape) == r.shape:
+        axes = [k for k in range(a.ndim) if a.shape[k] == 1 != r.shape[k]]
+        return "extra_sum", f"{given}: axis {' and '.join(map(str, axes))} reduced to length 1 (keepdims?)"
+    return "shape", given

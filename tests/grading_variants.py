@@ -228,6 +228,18 @@ VALID_OTHER = {
     ],
 }
 
+# alternative stable formulas whose rounding differs from the reference's (float32 at saturation):
+# full marks in both modes, every exercise (in whole mode the VAE's checks run them too)
+VALID_FORMULAS = {
+    "activation_backward": [
+        (NN, "activation_backward", 1, """
+            t = cache
+            da = dh - dh * t**2
+            """, ()),
+        (NN, "activation_backward", 2, "da = dh * (cache - cache * cache)\n", ()),
+    ],
+}
+
 # wrong by a factor of 2 or a sign, in one exercise
 WRONG = {
     "kl_dlogvar_doubled": ("analytic_kl", [(DIST, "analytic_kl", 1, """

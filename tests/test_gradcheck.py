@@ -61,3 +61,34 @@ def test_a_wrong_backward_is_caught_and_its_worst_entry_named():
     assert report["a"]["rel_error"] > 0.4
     index, analytic, numeric = report["a"]["worst"][0]
     assert len(index) == 2 and abs(numeric - 2 * analytic) < 1e-6
+
+
+# ------------------------------------------------------------------ diagnose
+
+@given(rows=st.integers(2, 6), cols=st.integers(2, 6), seed=st.integers(0, 2**32 - 1))
+def test_diagnose_names_the_pattern_of_a_planted_mistake(rows, cols, seed):
+    r = np.random.default_rng(seed).standard_normal((rows, cols)) + 0.1
+    cases = {"sign": -r, "factor": 2 * r, "zeros": np.zeros_like(r)}
+    for pattern, wrong in cases.items():
+        found = gradcheck.diagnose(wrong, r, "dmu")
+        assert found["pattern"] == pattern and found["message"].startswith("dmu: "), found
+    assert "2 times" in gradcheck.diagnose(2 * r, r)["message"]
+    assert gradcheck.diagnose(r, r)["pattern"] == "match"
+    assert gradcheck.diagnose(np.stack([r] * 3), r)["pattern"] == "missing_sum"
+    assert gradcheck.diagnose(r.sum(axis=0), r)["pattern"] == "extra_sum"
+    assert "1/3 (one over L" in gradcheck.diagnose(r / 3, r, sizes={"L, the number of samples": 3})["message"]
+    bad_row = r.copy()
+    bad_row[1] += 1.0
+    assert "only in rows [1]" in gradcheck.diagnose(bad_row, r)["message"]
+    nan = r.copy()
+    nan[0, 0] = np.nan
+    assert gradcheck.diagnose(nan, r)["pattern"] == "nonfinite"
+
+
+def test_diagnose_finds_a_transpose_and_a_wrong_shape_and_ignores_dominant_entries():
+    r = np.arange(1.0, 10.0).reshape(3, 3)
+    assert gradcheck.diagnose(r.T, r)["pattern"] == "transpose"
+    assert gradcheck.diagnose(np.ones((4, 3)), np.ones((3, 4)))["pattern"] == "transpose"
+    # one dominant entry must not widen the tolerance of the others (per-entry tolerances)
+    big = np.array([1e4, 1.0, 2.0])
+    assert gradcheck.diagnose(np.array([1e4, 1.01, 2.0]), big, rtol=2e-3, atol=1e-4)["pattern"] != "match"

@@ -367,6 +367,28 @@ if os.environ.get("MINIVAE_DEBUG"):
     live.runcall(model.backward, cache)
 
 # %% [markdown]
+# ## 6. When your gradient is wrong: what the mismatch looks like
+#
+# A relative error says *that* a gradient is wrong; `gradcheck.diagnose` says *how*: a sign
+# flip, a constant factor (and which: 2, 1/2, the number of samples $L$...), a transpose, a
+# sum over an axis missing or extra, zeros where a path was left out, or a difference confined
+# to some rows.  Here is the reparameterisation's backward with the $1/2$ of
+# $d\sigma/d\log\sigma^2 = \sigma/2$ dropped, and with $dz$ averaged over the samples:
+
+# %%
+rng = np.random.default_rng(0)
+mu, logvar, eps_L = rng.standard_normal((4, 3)), rng.standard_normal((4, 3)), rng.standard_normal((3, 4, 3))
+dz = rng.standard_normal((3, 4, 3))
+_, sample_cache = dist.gaussian_sample(mu, logvar, eps_L)
+true_dmu, true_dlogvar = dist.gaussian_sample_backward(dz, sample_cache)
+sigma = np.exp(0.5 * logvar)
+wrong_dlogvar = (dz * eps_L).sum(axis=0) * sigma           # the 1/2 dropped
+wrong_dmu = dz.mean(axis=0)                                # a mean where the samples' paths add up
+print(gradcheck.diagnose(wrong_dlogvar, true_dlogvar, "dlogvar")["message"])
+print(gradcheck.diagnose(wrong_dmu, true_dmu, "dmu", sizes={"L, the number of samples": 3})["message"])
+print(gradcheck.diagnose(dz, true_dmu, "dmu")["message"])  # the sum over the samples forgotten
+
+# %% [markdown]
 # ## Summary
 #
 # * `VAE.forward` names every intermediate and returns them in `cache`; `VAE.backward` walks

@@ -40,8 +40,10 @@ One idea a module, each importing only the ones before it:
     localcheck.py  a student's local feedback: the local checks (or the exercise's pytest tests)
     grader.py      the trusted grader, its report
     platform.py    settings files, Gradescope results and autograder, grading a class
+    mutants.py     automatic mutants of the solution regions (sign, constant, operands, axis, a term)
+    selftest.py    the grader checking its own checks: reference, stubs, misconception bank, mutants
 
-``minivae assignment make|check|grade|grade-all|autograder`` (minivae.cli.assignment)
+``minivae assignment make|check|grade|grade-all|autograder|selftest`` (minivae.cli.assignment)
 are the commands; docs/assignments.md is the instructors' guide.  A student reads
 only the edition's README and the stubs; no tutorial uses this folder.
 """

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from minivae import distributions, elbo, evaluate, nn, optim, vae
-from minivae.assignment.probes import PROBES
+from minivae.gradcheck import diagnose
+from minivae.assignment.probes import PROBES, SIZES
 from minivae.assignment.edition import MANIFEST, edition_sources
 from minivae.assignment.exercises import PACKAGE, AssignmentError, exercise_table, levels, select
 from minivae.assignment.launch import run_worker, sandbox_status
@@ -229,19 +230,21 @@ def reference_outputs(cases):
             for cid, probe, seed, kw, _ in cases}
 
 
-def compare(ref, got):
+def compare(ref, got, sizes=None):
     """None if ``got`` matches ``ref`` (same keys, shapes, dtypes, values within tolerance), else why not.
 
     ``got`` is what the worker returned (plain numeric arrays); whatever it holds,
-    this returns a reason rather than raising.
+    this returns a reason rather than raising.  A wrong array is described by
+    :func:`minivae.gradcheck.diagnose` (sign, factor, transpose, axis, zeros...), under
+    its own name; ``sizes`` names the case's sizes for the factors ({"L, ...": 3}).
     """
     try:
-        return _compare(ref, got)
+        return _compare(ref, got, sizes)
     except Exception as error:                            # noqa: BLE001 -- any array is a wrong answer
         return f"outputs that cannot be compared ({type(error).__name__})"
 
 
-def _compare(ref, got):
+def _compare(ref, got, sizes):
     if got is None:
         return "no outputs"
     if "!error" in got:
@@ -251,21 +254,24 @@ def _compare(ref, got):
         return f"returned {sorted(got)[:8]}, expected {sorted(ref)}"
     for key, r in ref.items():
         g = got[key]
-        if g.shape != r.shape:
-            return f"{key} has shape {g.shape}, expected {r.shape}"
-        if g.dtype != r.dtype:
+        if g.shape == r.shape and g.dtype != r.dtype:
+            return f"{key} has dtype {g.dtype}, expected {r.dtype}"
+        if g.dtype.kind not in "fiub" or r.dtype.kind not in "fiub":
             return f"{key} has dtype {g.dtype}, expected {r.dtype}"
         rtol, share = TOLERANCES.get(r.dtype.name, (0, 0))
-        finite = np.isfinite(r)
-        if not np.array_equal(finite, np.isfinite(g)) or not np.array_equal(r[~finite], g[~finite]):
-            return f"{key}: non-finite where the reference is finite (or the other way round)"
-        scale = float(np.max(np.abs(r[finite]), initial=0.0))
-        with np.errstate(all="ignore"):
-            close = np.allclose(g[finite], r[finite], rtol=rtol, atol=share * max(scale, 1e-300))
-        if not close:
-            worst = float(np.max(np.abs(g[finite].astype(float) - r[finite])))
-            return f"{key} differs from the reference (largest difference {worst:.3g})"
+        found = diagnose(g, r, key, sizes, rtol=rtol, atol=share)
+        if found["pattern"] != "match":
+            return found["message"]
     return None
+
+
+def case_sizes(case, probe=None):
+    """The sizes a case sets (L samples, k...) and its probe's (B, D...), named for the factors a
+    diagnosis may find."""
+    names = {"L": "L, the number of samples", "k": "k, the number of importance samples",
+             "steps": "the number of steps"}
+    return {**{label: case[key] for key, label in names.items() if isinstance(case.get(key), int)},
+            **SIZES.get(probe, {})}
 
 
 def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds, timeout, table=None,
@@ -288,8 +294,10 @@ def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds,
     for check, spec in entry["checks"].items():
         mine = [c for c in cases if c[4] == check]
         why = next((f"case {c[3] or 'default'} (seed {'hidden' if c[2] not in PUBLIC_SEEDS else c[2]}): {w}"
-                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]))] if w), None)
+                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]), case_sizes(c[3], c[1]))] if w), None)
         why = why if error is None else error
+        if why and error is None and entry.get("see") and entry["see"] not in why:
+            why = f"{why} (the formula: {entry['see']})"
         checks.append({"name": check, "max_points": spec["points"], "points": 0 if why else spec["points"],
                        "passed": why is None, "output": why or "passed",
                        "visibility": spec.get("visibility", "visible")})

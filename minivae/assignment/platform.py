@@ -68,7 +68,8 @@ def apply_config(config, table=None):
 
 
 def gradescope_results(report):
-    """Gradescope's results.json for a report: one test per check, plus notes as 0-point tests."""
+    """Gradescope's results.json for a report: one test per check (its failure and the hint in
+    ``output``), notes and changes outside the markers as 0-point tests, all visible."""
     tests = []
     for row in report["exercises"]:
         for check in row["checks"]:
@@ -79,8 +80,27 @@ def gradescope_results(report):
     if report["outside_changes"]:
         tests.append({"name": "changes outside the markers", "score": 0, "max_score": 0,
                       "output": "\n".join(report["outside_changes"]), "visibility": "visible"})
+    if report.get("notes"):
+        tests.append({"name": "notes from the grader", "score": 0, "max_score": 0,
+                      "output": "\n".join(report["notes"]), "visibility": "visible"})
     return {"score": report["points"], "tests": tests, "visibility": "visible",
             "stdout_visibility": "hidden"}
+
+
+def student_messages(report):
+    """The feedback of one graded submission as text (the lines of format_report, without paths)."""
+    if report.get("error"):
+        return f"not graded: {report['error']}"
+    lines = []
+    for row in report["exercises"]:
+        lines.append(f"{row['exercise']}: {row['points']:g}/{row['max_points']:g}")
+        lines += [f"  FAIL {c['name']} {c['points']:g}/{c['max_points']:g}: {c['output']}"
+                  for c in row["checks"] if not c["passed"]]
+        if row["hint"]:
+            lines.append(f"  hint: {row['hint']}")
+    lines += [f"note: {n}" for n in report.get("outside_changes", []) + report.get("notes", [])]
+    lines.append(f"total {report['points']:g}/{report['max_points']:g}")
+    return "\n".join(lines)
 
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
@@ -91,12 +111,26 @@ cd "$ROOT/source"
 mkdir -p "$ROOT/results"
 # the worker runs the submission as nobody, who cannot read the solution
 chmod -R go-rwx "$ROOT/source" 2>/dev/null || true
+SUB="$ROOT/submission"
+# a zip with one top-level folder (student/minivae/..., or student/nn.py): grade that folder
+if [ ! -d "$SUB/minivae" ] && [ -z "$(find "$SUB" -maxdepth 1 -name '*.py' -print -quit)" ]; then
+    inner=$(find "$SUB" -mindepth 1 -maxdepth 1 -type d ! -name '__MACOSX' ! -name '.*')
+    if [ "$(printf '%s\\n' "$inner" | grep -c .)" = 1 ]; then SUB="$inner"; fi
+fi
 MINIVAE_WORKER_USER="${MINIVAE_WORKER_USER-nobody}" "${PYTHON:-python3}" -m minivae assignment grade \\
-    "$ROOT/submission" --reference "$ROOT/source" --edition "$ROOT/source/autograder.json" \\
+    "$SUB" --reference "$ROOT/source" --edition "$ROOT/source/autograder.json" \\
     --config "$ROOT/source/autograder.json" --gradescope "$ROOT/results/results.json" > "$ROOT/results/log.txt" 2>&1
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then
-    printf '{"score": 0, "output": "the grader failed; see the log"}' > "$ROOT/results/results.json"
+    # grading itself failed: the log goes to the student in a visible test, never a silent 0
+    "${PYTHON:-python3}" - "$ROOT/results/log.txt" "$SUB" > "$ROOT/results/results.json" <<'PY'
+import json, os, sys
+log = open(sys.argv[1], encoding="utf-8", errors="replace").read()[-20000:]
+files = sorted(os.path.relpath(os.path.join(d, f), sys.argv[2]) for d, _, fs in os.walk(sys.argv[2]) for f in fs)[:50]
+print(json.dumps({"score": 0, "output": "the submission could not be graded; the grader's log is in the test below",
+                  "tests": [{"name": "grader log", "score": 0, "max_score": 0, "visibility": "visible",
+                             "output": "files submitted: " + ", ".join(files) + "\\n\\n" + log}]}))
+PY
 fi
 exit 0
 """
@@ -128,13 +162,16 @@ def build_autograder(root, out, exercises=None, provided=(), config=None, table=
     return {"out": str(out), "exercises": names}
 
 
-def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, exercises=None, **kwargs):
+def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, exercises=None, messages=None,
+              **kwargs):
     """Grade every submission (sub-folder) of ``folder``, ``jobs`` at once: {name: report}.
 
     Every submission is graded on one assignment: ``edition_info`` (the edition's
     manifest) or ``exercises`` if given, else the one most submissions' own
     assignment.json lists (so a student who edits theirs changes nothing), and on
-    the same inputs (one hidden seed drawn for the class).  A
+    the same inputs (one hidden seed drawn for the class).  Each student's feedback
+    (:func:`student_messages`) goes in the CSV's ``messages`` column and, with
+    ``messages`` (a folder), in ``messages/<submission>.txt``.  A
     submission that cannot be graded gets a report with an ``error``, never stops
     the others; no worker sees the other submissions.
     """
@@ -156,15 +193,19 @@ def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, ex
 
     with ThreadPoolExecutor(max(1, int(jobs))) as pool:
         reports = dict(pool.map(one, subs))
+    if messages is not None:
+        Path(messages).mkdir(parents=True, exist_ok=True)
+        for sub, rep in reports.items():
+            (Path(messages) / f"{sub}.txt").write_text(student_messages(rep) + "\n", encoding="utf-8")
     if csv_path is not None:
         names = sorted({r["exercise"] for rep in reports.values() for r in rep["exercises"]})
         with open(csv_path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["submission", "points", "max_points", *names, "error"])
+            writer.writerow(["submission", "points", "max_points", *names, "error", "messages"])
             for sub, rep in reports.items():
                 per = {r["exercise"]: r["points"] for r in rep["exercises"]}
                 writer.writerow([sub, rep["points"], rep["max_points"], *[per.get(n, "") for n in names],
-                                 rep.get("error", "")])
+                                 rep.get("error", ""), student_messages(rep)])
     return reports
 
 
@@ -188,4 +229,4 @@ def edition_info_file(path):
 
 
 __all__ = ["VISIBILITIES", "MANIFEST", "load_config", "apply_config", "gradescope_results",
-           "build_autograder", "grade_all", "common_assignment", "edition_info_file"]
+           "build_autograder", "grade_all", "student_messages", "common_assignment", "edition_info_file"]

@@ -71,14 +71,20 @@ def activation(m, seed, name="relu", dtype="float64", extreme=False):
     return {"da": backward(dh, cache)}
 
 
-def _values_and_grads(forward, backward, args, upstream, part):
-    """forward(*args) -> (value, cache); the value, or backward(upstream, cache), by ``part``."""
+def _values_and_grads(forward, backward, args, upstream, part, names):
+    """forward(*args) -> (value, cache); the value, or backward(upstream, cache), by ``part``.
+
+    ``names``: the value's name and the gradients' (the functions' own, e.g. ("kl", "dmu",
+    "dlogvar")), so a failure names the array a student wrote, never its position."""
     value, cache = forward(*args)
     if part == "value":
-        return {"value": value}
+        return {names[0]: value}
     grads = backward(upstream(value), cache)
     grads = grads if isinstance(grads, tuple) else (grads,)
-    return {f"d{i}": g for i, g in enumerate(grads)}
+    if len(grads) != len(names) - 1:
+        raise ValueError(f"the backward returned {len(grads)} gradient(s), expected {len(names) - 1}: "
+                         f"{', '.join(names[1:])}")
+    return dict(zip(names[1:], grads))
 
 
 def bernoulli(m, seed, part="value", dtype="float64", extreme=False, grey=False):
@@ -90,7 +96,7 @@ def bernoulli(m, seed, part="value", dtype="float64", extreme=False, grey=False)
         logits[0, 0, :4] = [EXTREME, -EXTREME, 800.0, -800.0]
     return _values_and_grads(m.dist.bernoulli_log_likelihood, m.dist.bernoulli_log_likelihood_backward,
                              (x.astype(dt), logits.astype(dt)),
-                             lambda v: _normal(rng, np.shape(v), dt), part)
+                             lambda v: _normal(rng, np.shape(v), dt), part, ("log_p", "dlogits"))
 
 
 def gaussian(m, seed, part="value", layout="q", dtype="float64", extreme=False):
@@ -103,13 +109,14 @@ def gaussian(m, seed, part="value", layout="q", dtype="float64", extreme=False):
         z = rng.standard_normal((2, 3, 4)) * (30.0 if extreme else 1.0)
         return _values_and_grads(m.dist.standard_normal_log_density,
                                  m.dist.standard_normal_log_density_backward, (z.astype(dt),),
-                                 upstream, part)
+                                 upstream, part, ("log_p", "dz"))
     shapes = ((2, 3, 4), (3, 4), (3, 4)) if layout == "q" else ((3, 4), (2, 3, 4), (4,))
     value, mean, logvar = (rng.standard_normal(s) for s in shapes)
     if extreme:
         logvar.flat[:2] = [30.0, -30.0]
     return _values_and_grads(m.dist.gaussian_log_density, m.dist.gaussian_log_density_backward,
-                             (value.astype(dt), mean.astype(dt), logvar.astype(dt)), upstream, part)
+                             (value.astype(dt), mean.astype(dt), logvar.astype(dt)), upstream, part,
+                             ("log_N", "dvalue", "dmean", "dlogvar"))
 
 
 def kl(m, seed, part="value", dtype="float64", extreme=False, near_prior=False):
@@ -122,7 +129,7 @@ def kl(m, seed, part="value", dtype="float64", extreme=False, near_prior=False):
         mu, logvar = mu * 1e-4, logvar * 1e-6
     return _values_and_grads(m.dist.kl_standard_normal, m.dist.kl_standard_normal_backward,
                              (mu.astype(dt), logvar.astype(dt)),
-                             lambda v: _normal(rng, np.shape(v), dt), part)
+                             lambda v: _normal(rng, np.shape(v), dt), part, ("kl", "dmu", "dlogvar"))
 
 
 def sample(m, seed, part="value", dtype="float64", L=3, extreme=False):
@@ -133,7 +140,7 @@ def sample(m, seed, part="value", dtype="float64", L=3, extreme=False):
         logvar[0, :2] = [30.0, -30.0]
     return _values_and_grads(m.dist.gaussian_sample, m.dist.gaussian_sample_backward,
                              (mu.astype(dt), logvar.astype(dt), eps.astype(dt)),
-                             lambda v: _normal(rng, np.shape(v), dt), part)
+                             lambda v: _normal(rng, np.shape(v), dt), part, ("z", "dmu", "dlogvar"))
 
 
 def _given(value, shape, dt):
@@ -226,6 +233,13 @@ def adam(m, seed, steps=3, dtype="float64", lr=0.01, beta1=0.9, beta2=0.999, eps
     out.update({k: v for k, v in state.items() if k.startswith(("m.", "v."))})
     return out
 
+
+# the sizes each probe draws its inputs with, named, so a diagnosis can say which factor it found
+_B, _D = "B, the batch size", "D, the number of latent dimensions"
+SIZES = {"affine": {_B: 6}, "mlp": {_B: 6}, "bernoulli": {"P, the number of pixels": 6},
+         "gaussian": {"D, the number of dimensions": 4, _B: 3}, "kl": {_D: 3, _B: 4}, "sample": {_D: 3, _B: 4},
+         "estimator": {_D: 3, _B: 4}, "vae": {_D: 3, _B: 4, "P, the number of pixels": 6},
+         "log_weights": {_B: 4}, "iwae": {_B: 4}, "adam": {}}
 
 PROBES = {f.__name__: f for f in (affine, mlp, activation, bernoulli, gaussian, kl,
                                   sample, estimator, vae, log_weights, iwae, adam)}

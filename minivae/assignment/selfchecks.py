@@ -1,24 +1,15 @@
 """The student's local checks: each exercise's named checks, without the reference solution.
 
-What ``minivae assignment check NAME`` runs (minivae.assignment.localcheck), in the
-worker process of the grader (``_worker.py`` loads this file beside itself, as
-``_minivae_selfchecks.py``, and hands it the student's modules).  The checks have
-the names (and points) of the grader's, but no answer to compare with, so each
-tests what can be known without one:
-
-* gradients: against central differences of the student's own forward pass (or
-  the given one), reported as the relative error max|a - n| / max(|a|, |n|);
-* values: against what is known by hand (a KL by Gauss-Hermite quadrature, the
-  Bernoulli likelihood at logits of +-1e4, Adam with a constant gradient), a
-  direct textbook formula where it is safe, or identities between the functions
-  (a sample at eps = 0 is mu; estimator B at beta = 0 is the mean of log p(x|z));
-* float32: the grader's own probe (probes.py) in float32 against the same
-  probe in float64 on the same inputs, cast to float32.
-
-A probe here returns pairs of arrays: ``key`` with ``key~fd`` (a gradient and its
-central differences) or ``key~expected``; localcheck compares them.  This file
-imports nothing of minivae (the worker gives it the modules), so it runs on any
-student's tree.  Which probes make up each check: LOCAL in minivae.assignment.localcheck.
+What ``minivae assignment check NAME`` runs (minivae.assignment.localcheck) in the grader's worker
+(``_worker.py`` loads this file as ``_minivae_selfchecks.py`` and hands it the student's modules).
+The checks carry the grader's names and points but have no answer to compare with, so each tests
+what is known without one: gradients against central differences of the student's own forward
+pass and of the function written out (a textbook formula, a quadrature: a backward that matches a
+wrong forward fails, as with the grader); values against results known by hand, a direct formula
+where it is safe, or identities between the functions (a sample at eps = 0 is mu); float32: the
+grader's probe in float32 against the same probe in float64, cast.  A probe returns pairs of
+arrays, ``key`` with ``key~fd`` or ``key~expected``, which localcheck compares.  This file imports
+nothing of minivae.  Which probes make up each check: LOCAL in minivae.assignment.localcheck.
 """
 import math
 
@@ -26,6 +17,7 @@ import numpy as np
 
 H = 1e-5                          # central-difference step (float64)
 GRADER_PROBES = {}                # probes.PROBES, set by the worker (for the float32 twins)
+WRITTEN = " (against the function written out)"
 
 
 def _rng(seed):
@@ -37,10 +29,8 @@ def _normal(rng, shape, scale=1.0):
 
 
 def numerical(f, arrays):
-    """Central differences of the number ``f()`` for every entry of every array of ``arrays``.
-
-    The arrays are perturbed in place, one entry at a time, and restored.
-    """
+    """Central differences of the number ``f()`` for every entry of every array of ``arrays``
+    (perturbed in place, one entry at a time, and restored)."""
     numeric = {}
     for name, a in arrays.items():
         g = np.zeros(a.shape)
@@ -49,8 +39,7 @@ def numerical(f, arrays):
             a[i] = old + H
             up = f()
             a[i] = old - H
-            down = f()
-            a[i] = old
+            down, a[i] = f(), old
             g[i] = (up - down) / (2 * H)
         numeric[name] = g
     return numeric
@@ -63,6 +52,14 @@ def _pairs(analytic, numeric):
         out[name] = np.asarray(analytic[name], dtype=np.float64)
         out[name + "~fd"] = n
     return out
+
+
+def _written_out(analytic, f, arrays):
+    """{name + WRITTEN: gradient, ...~fd: central differences of ``f(*arrays.values())``}, the function
+    computed another way (a textbook formula, a quadrature): a backward matching a wrong forward fails."""
+    copies = {k: np.array(v, dtype=np.float64) for k, v in arrays.items()}
+    numeric = numerical(lambda: float(f(*copies.values())), copies)
+    return _pairs({k + WRITTEN: v for k, v in analytic.items()}, {k + WRITTEN: v for k, v in numeric.items()})
 
 
 def _projected(forward, args, upstream):
@@ -159,15 +156,20 @@ def bernoulli_fd(m, seed, grey=False):
     dlog_p = _normal(rng, (2, 3))
     _, cache = m.dist.bernoulli_log_likelihood(x, logits)
     f = _projected(lambda lg: m.dist.bernoulli_log_likelihood(x, lg), {"l": logits}, dlog_p)
-    return _pairs({"dlogits": m.dist.bernoulli_log_likelihood_backward(dlog_p, cache)},
-                  numerical(f, {"dlogits": logits}))
+    grads = {"dlogits": m.dist.bernoulli_log_likelihood_backward(dlog_p, cache)}
+
+    def textbook(lg):
+        p = 1 / (1 + np.exp(-lg))
+        return np.sum(dlog_p * np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=-1))
+
+    return {**_pairs(grads, numerical(f, {"dlogits": logits})), **_written_out(grads, textbook, {"dlogits": logits})}
 
 
 def bernoulli_extreme(m, seed, dtype="float64"):
     """Logits of +-1e4 and +-800, where each pixel's term is known by hand: x l - max(l, 0), and its
     gradient x - [l > 0]; the result keeps the dtype and is finite."""
     rng, dt = _rng(seed), np.dtype(dtype)
-    x = rng.choice([0.0, 0.5, 1.0], size=(3, 6))
+    x = rng.choice([0.0, 1.0], size=(3, 6))            # binary, as the grader's extreme cases
     logits = rng.choice([-1e4, -800.0, 800.0, 1e4], size=(2, 3, 6))
     dlog_p = np.ones((2, 3))
     value, cache = m.dist.bernoulli_log_likelihood(x.astype(dt), logits.astype(dt))
@@ -201,14 +203,30 @@ def gaussian_fd(m, seed, layout="q"):
         z = {"dz": rng.standard_normal((2, 3, 4))}
         up = _normal(rng, (2, 3))
         _, cache = m.dist.standard_normal_log_density(z["dz"])
-        return _pairs({"dz": m.dist.standard_normal_log_density_backward(up, cache)},
-                      numerical(_projected(m.dist.standard_normal_log_density, z, up), z))
+        grads = {"dz": m.dist.standard_normal_log_density_backward(up, cache)}
+        return {**_pairs(grads, numerical(_projected(m.dist.standard_normal_log_density, z, up), z)),
+                **_written_out(grads, lambda zz: np.sum(up * np.sum(-zz ** 2 / 2 - math.log(2 * math.pi) / 2, -1)), z)}
     a = _gaussian_inputs(rng, layout)
     value, cache = m.dist.gaussian_log_density(*a.values())
     up = _normal(rng, np.shape(value))
     grads = dict(zip(["dvalue", "dmean", "dlogvar"], m.dist.gaussian_log_density_backward(up, cache)))
     numeric = numerical(_projected(m.dist.gaussian_log_density, a, up), a)
-    return _pairs(grads, {"d" + k: v for k, v in numeric.items()})
+
+    def written(value, mean, logvar):
+        var = np.exp(logvar)
+        return np.sum(up * np.sum(np.log(np.exp(-(value - mean) ** 2 / (2 * var)) / np.sqrt(2 * math.pi * var)), -1))
+
+    return {**_pairs(grads, {"d" + k: v for k, v in numeric.items()}),
+            **_written_out(grads, written, {"d" + k: v for k, v in a.items()})}
+
+
+def kl_by_quadrature(mu, logvar):
+    """KL(N(mu, e^logvar) || N(0, I)) per example as E_q[log q(z) - log p(z)] by Gauss-Hermite
+    quadrature (exact for this quadratic integrand)."""
+    t, w = np.polynomial.hermite_e.hermegauss(8)                               # weight e^(-t^2 / 2)
+    z = mu[..., None] + np.exp(logvar / 2)[..., None] * t                       # (..., D, 8)
+    log_ratio = -t ** 2 / 2 - logvar[..., None] / 2 + z ** 2 / 2               # log q - log p
+    return np.sum(log_ratio @ w, axis=-1) / math.sqrt(2 * math.pi)
 
 
 def kl_value(m, seed, near_prior=False):
@@ -221,10 +239,7 @@ def kl_value(m, seed, near_prior=False):
         series = sum(logvar ** n / math.factorial(n) for n in range(2, 12))     # e^v - 1 - v
         expected = 0.5 * np.sum(mu ** 2 + series, axis=-1)
     else:
-        t, w = np.polynomial.hermite_e.hermegauss(8)                           # weight e^(-t^2 / 2)
-        z = mu[..., None] + np.exp(logvar / 2)[..., None] * t                   # (4, 3, 8)
-        log_ratio = -t ** 2 / 2 - logvar[..., None] / 2 + z ** 2 / 2           # log q - log p
-        expected = np.sum(log_ratio @ w, axis=-1) / math.sqrt(2 * math.pi)
+        expected = kl_by_quadrature(mu, logvar)
     got, _ = m.dist.kl_standard_normal(mu, logvar)
     return {"kl": got, "kl~expected": expected}
 
@@ -235,7 +250,8 @@ def kl_fd(m, seed, near_prior=False):
     up = _normal(rng, 4)
     _, cache = m.dist.kl_standard_normal(*a.values())
     grads = dict(zip(["dmu", "dlogvar"], m.dist.kl_standard_normal_backward(up, cache)))
-    return _pairs(grads, numerical(_projected(m.dist.kl_standard_normal, a, up), a))
+    return {**_pairs(grads, numerical(_projected(m.dist.kl_standard_normal, a, up), a)),
+            **_written_out(grads, lambda mu, lv: np.sum(up * kl_by_quadrature(mu, lv)), a)}
 
 
 def sample_value(m, seed, L=3):
@@ -257,7 +273,8 @@ def sample_fd(m, seed, L=3):
     _, cache = m.dist.gaussian_sample(a["dmu"], a["dlogvar"], eps)
     grads = dict(zip(["dmu", "dlogvar"], m.dist.gaussian_sample_backward(up, cache)))
     f = _projected(lambda mu, lv: m.dist.gaussian_sample(mu, lv, eps), a, up)
-    return _pairs(grads, numerical(f, a))
+    return {**_pairs(grads, numerical(f, a)),
+            **_written_out(grads, lambda mu, lv: np.sum(up * (mu + np.sqrt(np.exp(lv)) * eps)), a)}
 
 
 # ------------------------------------------------------------------ the model
@@ -304,7 +321,15 @@ def estimator_fd(m, seed, kl="B", L=3, beta=0.3):
              for (k, v), a in zip(grads.items(), (log_px_z, z, mu, logvar))}
     inputs = {"dlog_px_z": log_px_z, "dz": z, "dmu": mu, "dlogvar": logvar}
     f = _projected(lambda lp, zz, mm, lv: _estimate(m, kl, lp, zz, mm, lv, beta), inputs, delbo)
-    return _pairs(grads, numerical(f, inputs))
+
+    def written(lp, zz, mm, lv):           # Kingma & Welling (2013), eq. 7 (B) and eq. 6 (A)
+        if kl == "B":
+            return np.sum(delbo * (lp.mean(axis=0) - beta * kl_by_quadrature(mm, lv)))
+        log_pz = np.sum(-zz ** 2 / 2 - math.log(2 * math.pi) / 2, -1)
+        log_qz = np.sum(-(zz - mm) ** 2 / (2 * np.exp(lv)) - lv / 2 - math.log(2 * math.pi) / 2, -1)
+        return np.sum(delbo * (lp + beta * (log_pz - log_qz)).mean(axis=0))
+
+    return {**_pairs(grads, numerical(f, inputs)), **_written_out(grads, written, inputs)}
 
 
 def _model(m, seed, likelihood, L, hidden, activation):
@@ -362,7 +387,7 @@ def iwae_value(m, seed, k=20, chunk=3, batch_size=3, dtype="float64"):
                               for done in range(0, k, chunk)])
         log_w = m.evaluate.log_weights(model, xb, eps)
         top = log_w.max(axis=0)
-        w = np.exp(log_w - top)
+        w = w = np.exp(log_w - top)
         expected.append(top + np.log(w.mean(axis=0)))
         expected_se.append(np.sqrt(np.maximum((w ** 2).sum(0) / w.sum(0) ** 2 - 1 / k, 0)))
     return {"estimate": estimate, "estimate~expected": np.concatenate(expected),
@@ -374,12 +399,11 @@ def adam_value(m, seed, steps=1, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
     moments (1 - beta1^t) g and (1 - beta2^t) g^2; and by hand, two steps of Kingma & Ba's example."""
     rng = _rng(seed)
     p0, g = _normal(rng, (3, 4)), _normal(rng, (3, 4))
-    params = {"a": p0.copy()}
+    params, by_hand = {"a": p0.copy()}, {"w": np.array([1.0, -1.0])}
     opt = m.optim.Adam(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps)
     for _ in range(steps):
         opt.step({"a": g.copy()})
     state = opt.state_dict()
-    by_hand = {"w": np.array([1.0, -1.0])}
     hand = m.optim.Adam(by_hand, lr=0.1, eps=0.0)
     for grad in ([2.0, -0.5], [1.0, 1.0]):       # worked out in tests/test_optim.py
         hand.step({"w": np.array(grad)})

@@ -1,8 +1,9 @@
-"""`minivae assignment make / check / grade / grade-all / autograder` (docs/assignments.md)."""
+"""`minivae assignment make / check / grade / grade-all / autograder / selftest` (docs/assignments.md)."""
 import json
 import sys
 
 from minivae import assignment
+from minivae.assignment import selftest as grader_selftest
 from minivae.utils.validation import check_number
 from minivae.cli.common import check_counts, names, write_json
 
@@ -79,7 +80,7 @@ def grade_all(args):
     reports = assignment.grade_all(args.submissions, reference=_reference(args), jobs=args.jobs,
                                    csv_path=args.csv, table=_table(args), timeout=args.timeout,
                                    mode=args.mode, exercises=names(args.exercises),
-                                   edition_info=_edition(args))
+                                   edition_info=_edition(args), messages=args.messages)
     for name, report in reports.items():
         print(f"{name}: {report['points']:g}/{report['max_points']:g}"
               + (f"  error: {report['error']}" if report.get("error") else ""), file=sys.stdout)
@@ -93,6 +94,14 @@ def autograder(args):
                                           assignment.load_config(args.config), table=_table(args))
     print(f"wrote {summary['out']} (exercises: {', '.join(summary['exercises'])})")
     return 0
+
+
+def selftest(args):
+    """Check the grader's checks: reference full, stubs 0, the misconception bank and mutants caught."""
+    report = grader_selftest.selftest(_reference(args), names(args.exercises), table=_table(args),
+                                      bank_path=args.bank, mutate=not args.no_mutants)
+    print(json.dumps(report, indent=2) if args.json else grader_selftest.format_selftest(report))
+    return 0 if report["ok"] else 1
 
 
 def _common(q, exercises_help):
@@ -125,7 +134,8 @@ def add_parser(commands):
             q.add_argument("--gradescope", default=None, help="write Gradescope's results.json here")
         else:
             q.add_argument("submissions", help="a folder with one sub-folder per submission")
-            q.add_argument("--csv", default=None, help="write the points per exercise here")
+            q.add_argument("--csv", default=None, help="write the points per exercise (and messages) here")
+            q.add_argument("--messages", default=None, help="a folder: each student's feedback, one file each")
         q.add_argument("--edition", default=None,
                        help="the edition's assignment.json / autograder.json: the exercises to grade")
         _common(q, "comma-separated exercise names (default: those of the edition, or all)")
@@ -141,3 +151,10 @@ def add_parser(commands):
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
     _common(q, "comma-separated exercise names (default: all)")
     q.set_defaults(run=autograder)
+    q = actions.add_parser("selftest", help="check the grader's own checks (bank of wrong answers, mutants)")
+    _common(q, "comma-separated exercise names (default: all)")
+    q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
+    q.add_argument("--bank", default=None, help="the misconception bank (default: tests/misconceptions.py)")
+    q.add_argument("--no-mutants", action="store_true", help="skip the automatic mutants")
+    q.add_argument("--json", action="store_true", help="print the report as JSON")
+    q.set_defaults(run=selftest)

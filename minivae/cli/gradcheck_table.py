@@ -93,7 +93,8 @@ def gradcheck_rows(seed=0, h=DEFAULT_STEP, bound=DEFAULT_BOUND):
         worst_name = max(report, key=lambda k: report[k]["rel_error"])
         error = report[worst_name]["rel_error"]
         rows.append({"component": component, "worst": worst_name, "rel_error": error,
-                     "bound": bound, "ok": error <= bound})
+                     "bound": bound, "ok": error <= bound,
+                     "diagnosis": report[worst_name].get("diagnosis", "")})
     return rows
 
 
@@ -105,6 +106,8 @@ def format_rows(rows):
     for r in rows:
         lines.append(f"{r['component']:<{width}}  {r['worst']:<16}  {r['rel_error']:>10.2e}  "
                      f"{r['bound']:>7.0e}  {'ok' if r['ok'] else 'FAIL'}")
+        if not r["ok"] and r.get("diagnosis"):
+            lines.append(f"    {r['diagnosis']}")          # what the mismatch looks like (gradcheck.diagnose)
     return "\n".join(lines)
 
 
