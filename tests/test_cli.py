@@ -20,7 +20,7 @@ def test_train_writes_model_history_metrics_and_figures(tmp_path, capsys):
     assert metrics["epochs"] == 2 and -545 < metrics["test_elbo"] < -100
     assert {"train_elbo", "seconds"} <= set(metrics)
     history = json.loads((out / "history.json").read_text())
-    assert len(history["valid_elbo"]) == 2
+    assert len(history["test_elbo"]) == 2
     for name in ["model.npz", "reconstructions.png", "samples.png", "elbo.png", "manifold.png",
                  "latent_scatter.png"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or name.endswith(".npz")
