@@ -155,8 +155,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         One training step in place of :func:`train_step` (which uses loss_and_grads).
     lr_schedule : callable ``lr_schedule(epoch) -> lr``, optional
         The learning rate of each epoch (from 0).
-    on_epoch : ``on_epoch(epoch, history)``; on_step : ``on_step(model, steps) -> stop?``
-        Called after every epoch (from 1) / step (``steps`` taken by this call); a true
+    on_epoch : ``on_epoch(epoch, history)``; on_step : ``on_step(model, examples) -> stop?``
+        Called after every epoch (from 1) / step (``examples`` seen by this call); a true
         result of on_step stops training there, after saving a checkpoint.
 
     Returns
@@ -196,7 +196,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 progress.update(done, N, f"ELBO {-mean_loss:8.2f}  "
                                          f"{done / max(progress.elapsed(), 1e-9):7.0f} ex/s")
                 # checked between steps, so a saved state is always a whole step
-                stop = run.stop_requested or (on_step is not None and on_step(model, run.steps) and "on_step")
+                stop = run.stop_requested or (on_step is not None and on_step(model, run.examples) and "on_step")
                 if stop:
                     progress.say(f"stopped by {stop} at epoch {epoch + 1}, step {run.batch + 1}"
                                  + (f"; resume from {checkpoint_path}" if checkpoint_path else ""))

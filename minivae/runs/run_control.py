@@ -212,7 +212,7 @@ class RunControl:
         self.history = {"epoch": [], "beta": [], "train_elbo": [], "test_elbo": [], "seconds": [],
                         "examples_per_second": []}
         self.epoch, self.batch, self.order, self.total, self.last_loss = 0, 0, None, 0.0, None
-        self.rng_state, self.steps = None, 0
+        self.rng_state, self.examples = None, 0     # examples seen by this call of train
         if resume is not None:
             opt.load_state_dict(resume["optimizer_state"])
             state = resume["train_state"]
@@ -261,7 +261,7 @@ class RunControl:
         """Record a step's loss on ``n`` examples; return (examples done this epoch, mean loss)."""
         self.last_loss = loss
         self.total += loss * n
-        self.steps += 1
+        self.examples += n
         done = min((self.batch + 1) * self.batch_size, self.N)
         return done, self.total / done
 
