@@ -132,32 +132,25 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     model : VAE, or a model of the contract in the module docstring
     x_train : array (N, P); x_test : array (N_test, P), optional
         Training data (Bernoulli: grey levels in [0, 1]); data whose ELBO is recorded every epoch.
-    epochs, batch_size : int
-        Passes over the data; minibatch size B (the paper's M).
+    epochs, batch_size, n_samples, seed : int
+        Passes over the data; minibatch size B (the paper's M); L samples per example; the
+        seed of the Generator behind shuffling, binarisation and eps.
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float; optimizer_options : dict
-        The optimiser, its learning rate and its other settings (eps, beta1, beta2, momentum).
-    n_samples : int; estimator : {"B", "A", "iwae"}
-        L samples per example; estimator B or A, or the IWAE bound L_k with k = L.
-    warmup_epochs : int; weight_decay : float
-        KL warm-up (:func:`beta_schedule`); lambda of a N(0, I/lambda) prior on every
-        parameter, the MAP objective of Kingma & Welling (2013, Sec. 5) with lambda = 1.
+    estimator : {"B", "A", "iwae"}; warmup_epochs : int (:func:`beta_schedule`)
+    weight_decay : float
+        lambda of a N(0, I/lambda) prior on every parameter (Kingma & Welling 2013, Sec. 5: 1).
     binarize_data : bool
         Bernoulli models: fresh binary draws of every batch, one fixed binarisation of x_test.
-    seed : int
-        Seeds the Generator behind shuffling, binarisation and eps.
     checkpoint_path : path; resume : dict
-        A file written after every epoch, on Ctrl-C/SIGTERM and on divergence; a loaded
-        checkpoint of this run (``checkpoint.load(path)``, model=resume["model"], the same
-        settings and data, ``epochs`` may be larger) to continue exactly where it stopped.
+        Written every epoch, on Ctrl-C/SIGTERM and on divergence; ``checkpoint.load(path)`` of
+        this run (same model, settings, data; ``epochs`` may grow) continues it exactly.
     verbose : bool; stream : file
         Progress lines to ``stream`` (stderr); by default only on a terminal.
-    step : callable ``step(model, opt, xb, rng, beta) -> loss``, optional
-        One training step in place of :func:`train_step` (which uses loss_and_grads).
-    lr_schedule : callable ``lr_schedule(epoch) -> lr``, optional
-        The learning rate of each epoch (from 0).
-    on_epoch : ``on_epoch(epoch, history)``; on_step : ``on_step(model, examples) -> stop?``
-        Called after every epoch (from 1) / step (``examples`` seen by this call); a true
-        result of on_step stops training there, after saving a checkpoint.
+    step, lr_schedule, on_epoch, on_step : callables, optional
+        ``step(model, opt, xb, rng, beta) -> loss`` replaces :func:`train_step`;
+        ``lr_schedule(epoch) -> lr`` (epochs from 0); ``on_epoch(epoch, history)`` after
+        every epoch (from 1); ``on_step(model, examples)`` after every step (examples seen
+        by this call): a true result stops training there, after saving a checkpoint.
 
     Returns
     -------
@@ -165,10 +158,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         ``epoch``, ``beta``, ``train_elbo`` (mean minibatch estimate), ``test_elbo`` (None
         without x_test), ``seconds``, ``examples_per_second``, ``interrupted`` (Ctrl-C/SIGTERM).
 
-    Raises
-    ------
-    TypeError, ValueError: a bad argument, before anything is trained or written.
-    TrainingDiverged: a NaN or inf loss or gradient; that step is not applied.
+    Raises TypeError/ValueError for a bad argument, before anything is trained or written, and
+    TrainingDiverged for a NaN or inf loss or gradient (that step is not applied).
     """
     x_train, x_test, opt, step, settings = _prepare(
         model, x_train, x_test, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
@@ -195,8 +186,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
                 done, mean_loss = run.step_done(loss, len(xb))
                 progress.update(done, N, f"ELBO {-mean_loss:8.2f}  "
                                          f"{done / max(progress.elapsed(), 1e-9):7.0f} ex/s")
-                # checked between steps, so a saved state is always a whole step
-                stop = run.stop_requested or (on_step is not None and on_step(model, run.examples) and "on_step")
+                # between steps, so a checkpoint holds whole steps
+                stop = run.stop_requested or (on_step and on_step(model, run.examples) and "on_step")
                 if stop:
                     progress.say(f"stopped by {stop} at epoch {epoch + 1}, step {run.batch + 1}"
                                  + (f"; resume from {checkpoint_path}" if checkpoint_path else ""))
