@@ -154,7 +154,7 @@ def test_cli_bench_bad_option_is_one_line_and_status_2(capsys):
     status = cli.main(["bench", "--steps", "0"])
     _, err = capsys.readouterr()
     assert status == 2
-    assert err.strip().splitlines() == ["minivae bench: error: steps must be a positive integer, got 0"]
+    assert err.strip().splitlines() == ["minivae bench: error: --steps must be a positive integer, got 0"]
 
 
 def test_set_blas_threads_changes_what_blas_threads_reports():
@@ -202,8 +202,21 @@ def test_bench_eval_reports_consistent_fields_on_a_tiny_model():
 
 def test_bench_eval_command_prints_json_with_the_machine_s_simd_level(capsys):
     status = cli.main(["bench", "--eval", "--json", "--hidden", "8", "--z-dim", "2", "--k", "4",
-                       "--examples", "6", "--batch-size", "3", "--repeats", "1"])
+                       "--n-examples", "6", "--batch-size", "3", "--repeats", "1"])
     assert status == 0
     result = json.loads(capsys.readouterr().out)
     assert result["config"]["k"] == 4 and result["config"]["n_examples"] == 6
     assert "simd" in result["machine"] and "blas_kernel" in result["machine"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--repeats", "0"], "--repeats must be a positive integer, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--eval", "--repeats", "0"], "--repeats must be a positive integer, got 0"),
+    (["--eval", "--n-examples", "0"], "--n-examples must be a positive integer, got 0"),
+    (["--warmup", "-1"], "--warmup must be an integer >= 0, got -1"),
+])
+def test_cli_bench_refuses_zero_repeats_and_batches_before_running(capsys, argv, message):
+    # a 0 was taken as "the default" (the `or` of an unset option) and the bench ran
+    assert cli.main(["bench", *argv]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"minivae bench: error: {message}"]

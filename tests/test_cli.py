@@ -20,7 +20,7 @@ def test_train_writes_model_history_metrics_and_figures(tmp_path, capsys):
     assert metrics["epochs"] == 2 and -545 < metrics["test_elbo"] < -100
     assert {"train_elbo", "seconds"} <= set(metrics)
     history = json.loads((out / "history.json").read_text())
-    assert len(history["valid_elbo"]) == 2
+    assert len(history["test_elbo"]) == 2
     for name in ["model.npz", "reconstructions.png", "samples.png", "elbo.png", "manifold.png",
                  "latent_scatter.png"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" or name.endswith(".npz")
@@ -84,7 +84,7 @@ def test_bad_numbers_exit_2_with_one_line_before_anything_is_written(tmp_path, c
     out = tmp_path / "run"
     for flags, expected in [(["--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
                             (["--lr", "nan"], "--lr must be a finite number > 0, got nan"),
-                            (["--warmup", "-1"], "--warmup must be an integer >= 0, got -1"),
+                            (["--warmup-epochs", "-1"], "--warmup-epochs must be an integer >= 0, got -1"),
                             (["--seed", "-3"], "--seed must be an integer >= 0, got -3"),
                             (["--batch-size", "0"], "--batch-size must be a positive integer, got 0")]:
         assert main(["train", "--out", str(out), "--quiet", *flags]) == 2
@@ -120,7 +120,7 @@ def test_divergence_exits_1_with_one_line_and_keeps_a_checkpoint_that_resume_che
     assert checkpoint.load(out / "model.npz")["train_state"]["epoch"] == 0     # loads, before the bad step
     # resuming it with another learning rate would not continue the same run: refused, exit 2
     assert main(common + ["--lr", "1e-3", "--resume", str(out / "model.npz")]) == 2
-    assert "this call has lr=0.001" in one_line(capsys.readouterr().err)
+    assert "--lr 0.001 contradicts the checkpoint" in one_line(capsys.readouterr().err)
 
 
 def test_resume_takes_the_runs_own_settings_for_options_not_typed(tmp_path, capsys):
@@ -264,3 +264,108 @@ def test_ctrl_c_and_memory_errors_are_one_line_not_a_traceback(monkeypatch, caps
     monkeypatch.setattr(gradcheck, "run", run)
     assert main(["gradcheck"]) == code
     assert one_line(capsys.readouterr().err) == expected
+
+
+# ---------------------------------------------------------------------------
+# every option checked before anything is created; no contradiction accepted in silence
+# ---------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st       # noqa: E402
+
+from minivae import presets                                      # noqa: E402
+from minivae.cli.main import build_parser                        # noqa: E402
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--weight-decay", "-1"], "--weight-decay must be a finite number >= 0, got -1.0"),
+    (["--estimator", "iwae", "--warmup-epochs", "2"], "--warmup-epochs must be 0 with --estimator iwae"),
+    (["--init-std", "0"], "--init-std must be a finite number > 0, got 0.0"),
+    (["--resume", ""], "--resume must be the path of a run's model.npz, got an empty one"),
+    (["--resume", " "], "--resume must be the path of a run's model.npz, got an empty one"),
+])
+def test_train_refuses_bad_options_before_creating_the_run_folder(tmp_path, capsys, argv, message):
+    out = tmp_path / "o1"
+    assert main(["train", *argv, "--out", str(out), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@settings(max_examples=25, deadline=None)
+@given(option=st.sampled_from(["--lr", "--weight-decay", "--init-std", "--download-timeout"]),
+       value=st.one_of(st.floats(max_value=0), st.just(float("nan")),
+                       st.just(float("inf"))))
+def test_train_refuses_every_bad_number_before_creating_anything(tmp_path_factory, option, value):
+    if option == "--weight-decay" and value == 0:
+        return                                           # lambda = 0 is no prior: allowed
+    out = tmp_path_factory.mktemp("bad") / "o1"
+    assert main(["train", f"{option}={value!r}", "--out", str(out), "--quiet", "--epochs", "1"]) == 2
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(tmp_path_factory):
+    """A finished one-epoch run of a small model, and an interrupted-looking copy of its folder."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert main(["train", "--epochs", "1", "--hidden", "16", "--z-dim", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    return out / "model.npz"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--z-dim", "3"], "--z-dim 3 contradicts the checkpoint .* z_dim=2"),
+    (["--hidden", "32"], r"--hidden \(32,\) contradicts the checkpoint .* hidden=\(16,\)"),
+    (["--dtype", "float64"], "--dtype 'float64' contradicts the checkpoint .* dtype='float32'"),
+    (["--likelihood", "gaussian"], "--likelihood 'gaussian' contradicts .* likelihood='bernoulli'"),
+    (["--activation", "tanh"], "--activation 'tanh' contradicts .* activation='relu'"),
+    (["--init-std", "0.01"], "--init-std only sets a new model's initial weights"),
+    (["--batch-size", "50"], "--batch-size 50 contradicts the checkpoint .* batch_size=100"),
+    ([], "nothing left to train: .* has finished 1 of --epochs 1; pass a larger --epochs"),
+])
+def test_resume_refuses_options_that_contradict_the_checkpoint(one_epoch_run, tmp_path, capsys, argv,
+                                                               message):
+    out = tmp_path / "resumed"
+    assert main(["train", "--resume", str(one_epoch_run), "--epochs", "2", "--out", str(out),
+                 "--quiet", *argv] if argv else
+                ["train", "--resume", str(one_epoch_run), "--out", str(out), "--quiet"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_resume_onto_other_data_of_the_same_size_is_refused(tmp_path, capsys):
+    from idx_files import fake_mnist, write_fake_mnist
+    for seed in (0, 1):
+        (tmp_path / f"data{seed}").mkdir()
+        write_fake_mnist(tmp_path / f"data{seed}", fake_mnist(n_train=30, n_test=10, seed=seed))
+    common = ["--batch-size", "10", "--hidden", "8", "--z-dim", "2", "--quiet"]
+    assert main(["train", "--epochs", "1", "--data", str(tmp_path / "data0"),
+                 "--out", str(tmp_path / "run"), *common]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path / "run" / "model.npz"), "--epochs", "2",
+                 "--data", str(tmp_path / "data1"), "--out", str(tmp_path / "resumed"), *common]) == 2
+    assert "was trained on other data" in capsys.readouterr().err
+    assert not (tmp_path / "resumed").exists()
+
+
+def test_every_option_names_its_default_in_help():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    for name in ("train", "reproduce", "bench"):
+        for action in commands[name]._actions:
+            if action.option_strings and action.default not in (None, "==SUPPRESS==") \
+                    and not isinstance(action.default, bool):
+                formatted = commands[name]._get_formatter()._expand_help(action)
+                assert "default" in formatted, (name, action.option_strings, formatted)
+
+
+def test_the_cli_and_train_take_their_defaults_from_the_presets():
+    import inspect
+
+    from minivae.training import train
+    standard = presets.STANDARD["full"]
+    defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
+    for key in ("epochs", "batch_size", "optimizer", "lr", "n_samples", "estimator",
+                "warmup_epochs", "seed", "weight_decay"):
+        assert defaults[key] == standard[key], key
+    args = build_parser().parse_args(["train"])
+    for key, value in standard.items():
+        assert getattr(args, key) == value, key

@@ -26,12 +26,13 @@ MAY_IMPORT = {
     "evaluate": {"utils", "core"},
     "data": {"utils"},
     "runs": {"utils", "core", "optim"},
-    "topics": {"utils", "core", "evaluate"},
+    "topics": {"utils", "core", "evaluate", "data"},     # data: wake-sleep's step binarises
+    "presets": set(),                                 # plain data: imports nothing
     "training": BELOW_TRAINING,
-    "experiments": BELOW_TRAINING | {"topics", "training"},
-    "bench": BELOW_TRAINING | {"topics", "training"},
+    "experiments": BELOW_TRAINING | {"topics", "training", "presets"},
+    "bench": BELOW_TRAINING | {"topics", "training", "presets"},
     "assignment": {"utils", "core", "optim", "evaluate"},
-    "cli": BELOW_TRAINING | {"topics", "training", "experiments", "bench", "assignment"},
+    "cli": BELOW_TRAINING | {"topics", "training", "experiments", "bench", "assignment", "presets"},
     "__main__": {"cli"},
 }
 MAX_TOP_LEVEL_ENTRIES = 20

@@ -176,9 +176,9 @@ def test_plot_samples_rejects_more_images_than_cells():
         plots.plot_samples(np.zeros((5, P)), n_rows=2, n_cols=2, image_shape=SHAPE)
 
 
-def test_plot_elbo_curves_draws_train_and_valid_against_epoch(tmp_path):
+def test_plot_elbo_curves_draws_train_and_test_against_epoch(tmp_path):
     history = {"epoch": [1, 2, 3, 4], "train_elbo": [-200.0, -150.0, -130.0, -120.0],
-               "valid_elbo": [-190.0, None, -135.0, -125.0]}
+               "test_elbo": [-190.0, None, -135.0, -125.0]}
     fig = plots.plot_elbo_curves(history, tmp_path / "elbo.png")
     assert_png(tmp_path / "elbo.png")
     (ax,) = fig.axes
@@ -189,14 +189,14 @@ def test_plot_elbo_curves_draws_train_and_valid_against_epoch(tmp_path):
     # the epoch without a validation value is skipped, not drawn as 0 or joined through
     np.testing.assert_array_equal(valid.get_xdata(), [1, 3, 4])
     np.testing.assert_array_equal(valid.get_ydata(), [-190.0, -135.0, -125.0])
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "valid"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
 
 
 @pytest.mark.parametrize("valid", [None, [None, None]])
 def test_plot_elbo_curves_without_validation_values_draws_only_train(valid):
     history = {"epoch": [1, 2], "train_elbo": [-200.0, -150.0]}
     if valid is not None:
-        history["valid_elbo"] = valid
+        history["test_elbo"] = valid
     (ax,) = plots.plot_elbo_curves(history).axes
     assert len(ax.get_lines()) == 1
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train"]
@@ -212,7 +212,7 @@ def test_plot_elbo_curves_marks_kl_warmup_epochs():
 @pytest.mark.parametrize("history, message", [
     ({"train_elbo": [1.0]}, "expected a key 'epoch'"),
     ({"epoch": [1, 2], "train_elbo": [1.0]}, r"history\['train_elbo'\]: expected 2 values"),
-    ({"epoch": [1], "train_elbo": [1.0], "valid_elbo": [1.0, 2.0]}, r"'valid_elbo'\]: expected 1"),
+    ({"epoch": [1], "train_elbo": [1.0], "test_elbo": [1.0, 2.0]}, r"'test_elbo'\]: expected 1"),
 ])
 def test_plot_elbo_curves_rejects_malformed_history(history, message):
     with pytest.raises(ValueError, match=message):
@@ -285,9 +285,9 @@ def test_plot_latent_scatter_labels_each_class_at_its_median():
     assert texts == {"3": (2.0, 2.0), "8": (-1.0, 5.0)}
 
 
-def test_plot_elbo_curves_names_the_held_out_curve():
-    history = {"epoch": [1, 2], "train_elbo": [-200.0, -150.0], "valid_elbo": [-190.0, -160.0]}
-    (ax,) = plots.plot_elbo_curves(history, valid_label="test").axes
+def test_plot_elbo_curves_names_the_held_out_curve_test_as_in_the_history():
+    history = {"epoch": [1, 2], "train_elbo": [-200.0, -150.0], "test_elbo": [-190.0, -160.0]}
+    (ax,) = plots.plot_elbo_curves(history).axes
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "test"]
 
 

@@ -91,8 +91,29 @@ def test_reproduce_iwae_quick_writes_nll_and_active_units(tmp_path):
 def test_reproduce_refuses_an_option_its_experiment_does_not_have(tmp_path, capsys):
     assert main(["reproduce", "fig2", "--quick", "--epochs", "3", "--out", str(tmp_path)]) == 2
     assert "--epochs does not apply to fig2" in capsys.readouterr().err
-    assert main(["reproduce", "iwae", "--quick", "--points", "3", "--out", str(tmp_path)]) == 2
+    assert main(["reproduce", "iwae", "--quick", "--n-points", "3", "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fig2", "--ks", "50"], "--ks does not apply to fig2"),
+    (["fig2", "--k", "50"], "--ks does not apply to fig2"),          # argparse's abbreviation
+    (["fig3", "--schedule", "fixed"], "--schedule does not apply to fig3"),
+    (["iwae", "--lr", "0.5"], "--lr does not apply to iwae"),
+    (["iwae", "--budget", "100"], "--budget does not apply to iwae"),
+    (["fig2", "--lr", "0"], "--lr must be a finite number > 0, got 0.0"),
+    (["fig3", "--lr", "nan"], "--lr must be a finite number > 0, got nan"),
+    (["iwae", "--ks", "5", "0"], "--ks must be a positive integer, got 0"),
+    (["iwae", "--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["fig2", "--out", " "], "--out must be a path"),
+])
+def test_reproduce_refuses_bad_or_foreign_options_before_creating_anything(tmp_path, capsys, argv,
+                                                                           message):
+    out = tmp_path / "never"
+    argv = ["reproduce", *argv, "--quick"] + ([] if "--out" in argv else ["--out", str(out)])
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_reproduce_refuses_a_bad_budget(tmp_path):

@@ -45,8 +45,10 @@ def test_fig3_cuts_n_train_to_the_data_and_records_every_estimate():
     rng = np.random.default_rng(0)
     x = (rng.uniform(size=(60, 16)) < np.linspace(0.1, 0.9, 16)).astype(float)
     stream = io.StringIO()
+    # minibatches of 10: train takes at most the training set (20) per minibatch
     results = reproduce_fig3.fig3(x, x[:10], n_trains=(20, 500), budget=200, n_points=2,
-                                  n_eval=3, is_k=10, trial=100, progress=stream,
+                                  n_eval=3, is_k=10, trial=100, progress=stream, batch_size=10,
+                                  first=100,
                                   hmc={"n_chains": 4, "n_burn": 2, "n_draws": 2, "n_leapfrog": 2})
     assert set(results) == {"20", "60"} and "N_train = 500 is more than the 60" in stream.getvalue()
     curve = results["20"]["wake_sleep"]

@@ -241,7 +241,7 @@ model = minivae.VAE(784, 10, hidden=(100,), dtype=np.float64, seed=0)
 untrained = copy.deepcopy(model)
 n_train, epochs = (2000, 2) if FAST else (9000, 10)
 history = minivae.train(model, data.train.x[:n_train], data.test.x, epochs=epochs, seed=0, verbose=False)
-print(f"test ELBO after {epochs} epochs: {history['valid_elbo'][-1]:.1f} nats per image")
+print(f"test ELBO after {epochs} epochs: {history['test_elbo'][-1]:.1f} nats per image")
 models = {"untrained": untrained, "trained": model}
 B = 10
 x_batch = x_test[:B]

@@ -108,7 +108,7 @@ untrained = copy.deepcopy(model)
 trained = model
 n_train, epochs = (2000, 2) if FAST else (9000, 5)
 history = minivae.train(trained, data.train.x[:n_train], data.test.x, epochs=epochs, seed=0)
-print(f"test ELBO after {epochs} epochs: {history['valid_elbo'][-1]:.1f} nats per image")
+print(f"test ELBO after {epochs} epochs: {history['test_elbo'][-1]:.1f} nats per image")
 models = {"untrained": untrained, "trained": trained}
 
 # %% [markdown]

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from minivae import presets
 from minivae.bench.step import _time_products, machine_info, machine_lines
 from minivae.utils.blas import one_blas_thread
 from minivae.utils.validation import check_count, check_float_dtype
@@ -42,8 +43,7 @@ from minivae.data.preprocessing import fixed_binarization
 from minivae.utils.progress import Progress
 from minivae.vae import VAE
 
-EVAL_STANDARD = {"hidden": (400,), "z_dim": 20, "k": 5000, "n_examples": 200, "batch_size": 100,
-                 "dtype": "float32"}
+EVAL_STANDARD = presets.EVAL_BENCH   # the standard model's log-likelihood (minivae.presets)
 
 
 def eval_products(x_dim, hidden, z_dim, n_examples, k, batch_size, chunk):

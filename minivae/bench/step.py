@@ -42,6 +42,7 @@ Adam, float32.  What is measured (all in :func:`run`):
 
 docs/performance.md has the numbers of the machine this was developed on.
 """
+import math
 import os
 import platform
 import resource
@@ -51,14 +52,14 @@ import tracemalloc
 
 import numpy as np
 
-from minivae import optim
+from minivae import presets
 from minivae.utils.blas import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
 from minivae.utils.validation import check_count, check_float_dtype
 from minivae.utils.progress import Progress
-from minivae.training import train_step
+from minivae.training import train, train_step
 from minivae.vae import VAE
 
-STANDARD = {"hidden": (400,), "z_dim": 20, "batch_size": 128, "n_samples": 1, "dtype": "float32"}
+STANDARD = presets.BENCH            # the standard model's step (minivae.presets)
 EPOCH_EXAMPLES = 60_000          # one epoch of full MNIST
 # thread counts, and OpenBLAS's kernel and cache-size overrides (set on some machines)
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -180,7 +181,8 @@ def machine_lines(mach):
 
 def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
         batch_size=STANDARD["batch_size"], n_samples=STANDARD["n_samples"],
-        dtype=STANDARD["dtype"], steps=50, repeats=5, warmup=20, seed=0, data="", progress=None):
+        dtype=STANDARD["dtype"], steps=STANDARD["steps"], repeats=STANDARD["repeats"],
+        warmup=STANDARD["warmup"], seed=STANDARD["seed"], data="", progress=None):
     """Time training steps of a Bernoulli/ReLU/analytic-KL/Adam VAE on ``x_train``.
 
     Parameters
@@ -223,57 +225,62 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     x_train = model.check_data(x_train, "x_train")   # validated once, so steps skip the scan
     if batch_size > len(x_train):
         raise ValueError(f"batch_size {batch_size} is larger than the data ({len(x_train)} examples)")
-    opt = optim.Adam(model.params, lr=1e-3)
     rng = np.random.default_rng(seed)
     products = matmul_products(model.x_dim, model.hidden, model.z_dim, batch_size, n_samples)
     operands = [_product_operands(p, dtype, rng) for p in products]
 
     say = Progress(progress).say
-
-    n_batches = len(x_train) // batch_size
-    order = rng.permutation(len(x_train))
-    position = 0
     phases = np.zeros(3)                 # data, loss_and_grads, optimiser: seconds, summed
-    losses = []
+    losses, used = [], {}
+    step_seconds, product_seconds, phase_seconds = [], [], []
+    clock = {"tic": time.perf_counter()}
+    total_steps = warmup + repeats * steps + 1          # the last one under tracemalloc
 
-    def step():
-        # the inner loop of minivae.train (batches from one shuffled order, reshuffled per pass)
-        nonlocal position, order
-        if position == n_batches:
-            order, position = rng.permutation(len(x_train)), 0
-        t0 = time.perf_counter()
-        xb = x_train[order[position * batch_size:(position + 1) * batch_size]]
-        phases[0] += time.perf_counter() - t0        # the gather counts as data, as in train()
-        losses.append(train_step(model, opt, xb, rng, n_samples=n_samples, phase_seconds=phases))
-        position += 1
+    def step(model, opt, xb, rng, beta):
+        # train's own step (estimator B, L = n_samples, dynamic binarisation), with its phases
+        used["opt"] = opt
+        losses.append(train_step(model, opt, xb, rng, n_samples=n_samples, beta=beta,
+                                 phase_seconds=phases))
+        return losses[-1]
+
+    def timer(model, examples):
+        """After each step of train: close a timed block, or start the memory step; stop at the end."""
+        clock["steps"] = done = clock.get("steps", 0) + 1
+        if done == warmup:
+            _time_products(operands, 2)                 # warm BLAS up too
+        elif done > warmup and (done - warmup) % steps == 0 and len(step_seconds) < repeats:
+            step_seconds.append((time.perf_counter() - clock["tic"]) / steps)
+            phase_seconds.append(phases / steps)
+            product_seconds.append(_time_products(operands, steps) / steps)
+            say(f"  block {len(step_seconds)}/{repeats}: {batch_size / step_seconds[-1]:9.0f} examples/s, "
+                f"matrix products {1e3 * product_seconds[-1].sum():.3f} ms of "
+                f"{1e3 * step_seconds[-1]:.3f} ms per step")
+        if done == total_steps - 1:                     # memory: one step under tracemalloc
+            tracemalloc.start()
+            clock["traced_before"], _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+        elif done == total_steps:
+            _, clock["traced_peak"] = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            return True
+        phases[:] = 0
+        clock["tic"] = time.perf_counter()
+        return False
 
     say(f"bench: {model!r}, batch {batch_size}, L = {n_samples}, Adam; "
         f"{warmup} warm-up steps, {repeats} x {steps} timed steps")
-    for _ in range(warmup):
-        step()
-    _time_products(operands, 2)          # warm BLAS up too
-    step_seconds, product_seconds, phase_seconds = [], [], []
-    for r in range(repeats):
-        phases[:] = 0
-        tic = time.perf_counter()
-        for _ in range(steps):
-            step()
-        step_seconds.append((time.perf_counter() - tic) / steps)
-        phase_seconds.append(phases / steps)
-        product_seconds.append(_time_products(operands, steps) / steps)
-        say(f"  block {r + 1}/{repeats}: {batch_size / step_seconds[-1]:9.0f} examples/s, "
-            f"matrix products {1e3 * product_seconds[-1].sum():.3f} ms of "
-            f"{1e3 * step_seconds[-1]:.3f} ms per step")
-
-    # memory: one step under tracemalloc (slow, so after the timing)
-    tracemalloc.start()
+    if warmup == 0:
+        _time_products(operands, 2)
+    # the timed steps are minivae.train's own: the same minibatches, step and bookkeeping
+    clock["tic"] = time.perf_counter()
     try:
-        traced_before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        step()
-        _, traced_peak = tracemalloc.get_traced_memory()
+        train(model, x_train, epochs=math.ceil(total_steps * batch_size / len(x_train)),
+              batch_size=batch_size, optimizer="adam", lr=1e-3, n_samples=n_samples, seed=seed,
+              verbose=False, step=step, on_step=timer)
     finally:
-        tracemalloc.stop()
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+    opt, traced_before, traced_peak = used["opt"], clock["traced_before"], clock["traced_peak"]
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     max_rss *= 1 if sys.platform == "darwin" else 1024    # bytes on macOS, kilobytes on Linux
 

@@ -15,41 +15,41 @@ import os
 import sys
 import time
 
-from minivae.cli.common import check_counts, write_json
+from minivae import presets
+from minivae.cli.common import check_counts, check_out, write_json
+from minivae.utils.validation import check_count, check_number
 
-# the paper's settings (full) and a smoke-test version of each (--quick)
-FIG2 = {"full": {"z_dims": (3, 5, 10, 20, 200), "budget": 10**7, "hidden": 500, "n_points": 12,
-                 "first": 1000, "n_eval": 1000, "trial": 10**4},
-        "quick": {"z_dims": (3, 20), "budget": 6000, "hidden": 100, "n_points": 4, "n_eval": 300,
-                  "trial": 1000}}
-FIG3 = {"full": {"n_trains": (1000, 50000), "budget": 10**7, "n_points": 8, "first": 1000,
-                 "n_eval": 100, "is_k": 5000, "trial": 10**4},
-        "quick": {"n_trains": (1000, 9000), "budget": 1000, "n_points": 2, "first": 100,
-                  "n_eval": 4, "is_k": 100, "trial": 300,
-                  "hmc": {"n_chains": 6, "n_burn": 15, "n_draws": 10, "n_leapfrog": 5}}}
-IWAE = {"full": {"epochs": 100, "eval_k": 5000, "n_eval": None, "hidden": (200, 200), "z_dim": 50},
-        "quick": {"epochs": 2, "eval_k": 50, "n_eval": 200, "hidden": (100, 100), "z_dim": 20,
-                  "n_train": 2000}}
-
-
-# command-line option -> the experiment's setting it replaces (where the experiment has it)
-OPTIONS = {"budget": "budget", "points": "n_points", "epochs": "epochs", "n_eval": "n_eval"}
+# the options each experiment takes (each named as the experiment function's argument);
+# another experiment's option is an error, not silently ignored
+OPTIONS = {"fig2": ("budget", "n_points", "n_eval", "lr"),
+           "fig3": ("budget", "n_points", "n_eval", "lr"),
+           "iwae": ("epochs", "n_eval", "ks", "schedule")}
+PRESETS = {"fig2": presets.FIG2, "fig3": presets.FIG3, "iwae": presets.IWAE}
 
 
 def experiment_settings(args, mode):
-    """The experiment's settings for ``mode`` with the options given on the command line.
+    """The experiment's settings for ``mode`` (minivae.presets) with the options given.
 
-    An option the experiment has no setting for (``--epochs`` for fig2) is a ValueError
-    naming it, not silently ignored.
+    Every option is checked here, before anything is read or written; an option the
+    experiment does not take (``--epochs`` for fig2, ``--lr`` for iwae) is a ValueError
+    naming it.
     """
-    settings = dict({"fig2": FIG2, "fig3": FIG3, "iwae": IWAE}[args.experiment][mode])
-    for option, key in OPTIONS.items():
+    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "n_points": 1})
+    for k in args.ks or ():
+        check_count(k, "--ks", 1)
+    if args.lr is not None:
+        check_number(args.lr, "--lr", low=0, low_inclusive=False)
+    settings = dict(PRESETS[args.experiment][mode])
+    for option in ("budget", "n_points", "epochs", "n_eval", "lr", "ks", "schedule"):
         value = getattr(args, option)
         if value is None:
             continue
-        if key not in settings:
-            raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.experiment}")
-        settings[key] = value
+        if option not in OPTIONS[args.experiment]:
+            raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.experiment} "
+                             f"(it takes --{', --'.join(o.replace('_', '-') for o in OPTIONS[args.experiment])})")
+        settings[option] = tuple(value) if option == "ks" else value
+    if args.experiment != "iwae":
+        settings.setdefault("lr", None)       # None: each method's best step size, as the paper
     return settings
 
 
@@ -58,12 +58,11 @@ def run(args):
     from minivae.data import datasets
     from minivae.experiments import reproduce
 
-    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "points": 1})
     mode = "quick" if args.quick else "full"
-    settings = experiment_settings(args, mode)
+    settings = experiment_settings(args, mode)          # checked before anything is written
+    out = check_out(args.out) or os.path.join("runs", f"reproduce-{args.experiment}-"
+                                                      + time.strftime("%Y%m%d-%H%M%S"))
     data = datasets.load_mnist(args.data)
-    out = args.out or os.path.join("runs", f"reproduce-{args.experiment}-"
-                                           + time.strftime("%Y%m%d-%H%M%S"))
     os.makedirs(out, exist_ok=True)
     print(f"reproduce {args.experiment} ({mode}): {data.source}: {len(data.train.x)} training, "
           f"{len(data.test.x)} test images; writing {out}/")
@@ -78,7 +77,6 @@ def run(args):
                     "seconds": time.perf_counter() - tic, "results": results})
 
     if args.experiment == "fig2":
-        settings["lr"] = args.lr
         results = reproduce.fig2(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
                                  on_result=lambda r: save(r, settings), **settings)
         figure = "fig2.png"
@@ -91,8 +89,6 @@ def run(args):
         results, figure = _run_fig3(args, data, settings, out, save)
     else:
         n_train = settings.pop("n_train", None)
-        settings["ks"] = tuple(args.k)
-        settings["schedule"] = None if args.schedule == "fixed" else args.schedule
         results = reproduce.iwae_compare(data.train.x[:n_train], data.test.x, progress=sys.stderr,
                                          seed=args.seed, on_result=lambda r: save(r, settings),
                                          **settings)
@@ -110,7 +106,6 @@ def _run_fig3(args, data, settings, out, save):
     """`reproduce fig3`: train, estimate log p(x) at every point, plot; returns results, figure."""
     from minivae.experiments import reproduce_fig3
 
-    settings["lr"] = args.lr
     results = reproduce_fig3.fig3(data.train.x, data.test.x, progress=sys.stderr, seed=args.seed,
                                   on_result=lambda r: save(r, settings), **settings)
     figure = "fig3.png"
@@ -135,26 +130,27 @@ def add_parser(commands):
     p.add_argument("--data", default=None, help="folder with the MNIST IDX files (default: the "
                    "embedded 10k subset)")
     p.add_argument("--budget", type=int, default=None,
-                   help=f"fig2, fig3: training examples per run (default {FIG2['full']['budget']:g}, "
-                        f"--quick {FIG2['quick']['budget']}; fig3 --quick {FIG3['quick']['budget']})")
-    p.add_argument("--points", type=int, default=None,
+                   help=f"fig2, fig3: training examples per run (default {presets.FIG2['full']['budget']:g}, "
+                        f"--quick {presets.FIG2['quick']['budget']}; fig3 --quick {presets.FIG3['quick']['budget']})")
+    p.add_argument("--n-points", type=int, default=None,
                    help=f"fig2, fig3: evaluation points per run, log-spaced (default "
-                        f"{FIG2['full']['n_points']}, fig3 {FIG3['full']['n_points']})")
+                        f"{presets.FIG2['full']['n_points']}, fig3 {presets.FIG3['full']['n_points']})")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"iwae: training epochs (default {IWAE['full']['epochs']}, "
-                        f"--quick {IWAE['quick']['epochs']})")
+                   help=f"iwae: training epochs (default {presets.IWAE['full']['epochs']}, "
+                        f"--quick {presets.IWAE['quick']['epochs']})")
     p.add_argument("--lr", type=float, default=None,
                    help="fig2, fig3: Adagrad step size for both methods (default: each method's best of "
                         "0.01, 0.02, 0.1 after the first examples, per N_z, as in the paper)")
-    p.add_argument("--k", type=int, nargs="+", default=[5],
-                   help="iwae: the IWAE's numbers of samples (e.g. --k 5 50)")
-    p.add_argument("--schedule", choices=["burda", "fixed"], default="burda",
+    p.add_argument("--ks", type=int, nargs="+", default=None,
+                   help=f"iwae: the IWAE's numbers of samples, e.g. --ks 5 50 (default "
+                        f"{' '.join(map(str, presets.IWAE['full']['ks']))})")
+    p.add_argument("--schedule", choices=["burda", "fixed"], default=None,
                    help="iwae: Burda et al.'s learning-rate schedule (3^i epochs at 1e-3 * "
-                        "10^(-i/7)) or a fixed 1e-3")
+                        f"10^(-i/7)) or a fixed 1e-3 (default {presets.IWAE['full']['schedule']})")
     p.add_argument("--n-eval", type=int, default=None,
                    help=f"images each measurement uses: fig2, the bound on that many training and "
-                        f"test images (default {FIG2['full']['n_eval']}); fig3, log p(x) on that "
-                        f"many of each (default {FIG3['full']['n_eval']}); iwae, the test NLL "
+                        f"test images (default {presets.FIG2['full']['n_eval']}); fig3, log p(x) on that "
+                        f"many of each (default {presets.FIG3['full']['n_eval']}); iwae, the test NLL "
                         f"(default: all test images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")

@@ -4,6 +4,7 @@ import os
 import sys
 import time
 
+from minivae import presets
 from minivae.utils.validation import FLOAT_DTYPES, check_number
 from minivae.cli.common import check_counts, check_out, sizes, write_json
 from minivae.utils.memory import activation_count, check_fits, parameter_count
@@ -11,10 +12,8 @@ from minivae.nn import ACTIVATIONS
 from minivae.optim import OPTIMIZERS
 from minivae.vae import ESTIMATORS, LIKELIHOODS
 
-# `minivae train` defaults: the standard architecture of Kingma & Welling's MNIST experiments
-# (one hidden layer; 400 units here, as in the benchmark), tuned to finish in under a minute
-# on 2 CPU cores on the embedded subset
-DEFAULTS = {"epochs": 30, "batch_size": 100, "z_dim": 20, "hidden": (400,), "lr": 1e-3}
+# `minivae train` defaults: the standard model and training (minivae.presets.STANDARD)
+DEFAULTS = presets.STANDARD["full"]
 
 
 def save_run_figures(model, data, history, out, seed=0):
@@ -37,25 +36,70 @@ def save_run_figures(model, data, history, out, seed=0):
     return written
 
 ESTIMATOR_NAMES = {"B": "B (analytic KL)", "A": "A (Monte Carlo)",
-                   "iwae": "IWAE bound (k = --samples)"}
+                   "iwae": "IWAE bound (k = --n-samples)"}
 
-# `minivae train` option -> the name train() saves it under in a checkpoint's settings
-RESUMED_SETTINGS = {"epochs": "epochs", "batch_size": "batch_size", "optimizer": "optimizer", "lr": "lr",
-                    "samples": "n_samples", "estimator": "estimator", "warmup": "warmup_epochs", "seed": "seed",
-                    "weight_decay": "weight_decay"}
+# the options that build the model: a resumed run continues the checkpoint's model, so one of
+# these typed with --resume must agree with it (or it is a contradiction, refused)
+MODEL_OPTIONS = ("z_dim", "hidden", "likelihood", "activation", "dtype")
+# the training settings a checkpoint records that are options here (under the same names)
+RESUMED = ("epochs", "batch_size", "optimizer", "lr", "n_samples", "estimator", "warmup_epochs",
+           "seed", "weight_decay")
 
 
-def _settings_from_checkpoint(args, resume):
-    """Fill the options not typed on the command line from the run being resumed.
+def given(args, option):
+    """True if ``--option`` was typed on the command line (not left at its default)."""
+    return f"--{option.replace('_', '-')}" in getattr(args, "given", ())
 
-    So ``minivae train --resume runs/x/model.npz`` continues with the run's own
-    batch size, learning rate, seed, ...; an option typed explicitly is kept
-    and train() refuses it if it differs from the checkpoint's.
+
+def _settings_from_checkpoint(args, resume, path):
+    """Check the options typed with ``--resume`` against the checkpoint; fill the others from it.
+
+    So ``minivae train --resume runs/x/model.npz`` continues with the run's own batch
+    size, learning rate, seed, ... (a training option typed explicitly is kept, and
+    train() refuses it if it differs); a model option that differs from the
+    checkpoint's model is refused here, naming both values.
     """
-    saved = (resume.get("train_state") or {}).get("settings", {})
-    for option, key in RESUMED_SETTINGS.items():
-        if f"--{option.replace('_', '-')}" not in getattr(args, "given", ()) and key in saved:
-            setattr(args, option, saved[key])
+    state = resume.get("train_state") or {}
+    config = resume["model"].config()
+    for option in MODEL_OPTIONS:
+        saved = tuple(config[option]) if option == "hidden" else config[option]
+        if given(args, option) and getattr(args, option) != saved:
+            raise ValueError(f"--{option.replace('_', '-')} {getattr(args, option)!r} contradicts the "
+                             f"checkpoint {path}, whose model has {option}={saved!r}; a resumed run "
+                             f"continues that model (leave --{option.replace('_', '-')} out)")
+    if given(args, "init_std"):
+        raise ValueError(f"--init-std only sets a new model's initial weights; --resume {path} "
+                         "continues the checkpoint's weights (leave --init-std out)")
+    for option, value in state.get("settings", {}).items():
+        if option not in RESUMED:
+            continue
+        if not given(args, option):
+            setattr(args, option, value)
+        elif option != "epochs" and getattr(args, option) != value:     # epochs may grow
+            raise ValueError(f"--{option.replace('_', '-')} {getattr(args, option)!r} contradicts the "
+                             f"checkpoint {path}, whose run has {option}={value!r}; an exact "
+                             f"continuation needs the same (leave --{option.replace('_', '-')} out)")
+    epoch = state.get("epoch")
+    if epoch is not None and epoch >= args.epochs and state.get("batch", 0) == 0:
+        raise ValueError(f"nothing left to train: {path} has finished {epoch} of --epochs "
+                         f"{args.epochs}; pass a larger --epochs to train it further")
+
+
+def check_options(args):
+    """Every option of ``minivae train``, checked before anything is read or written."""
+    check_counts(args, {"epochs": 1, "batch_size": 1, "n_samples": 1, "z_dim": 1,
+                        "warmup_epochs": 0, "seed": 0})
+    check_number(args.lr, "--lr", low=0, low_inclusive=False)
+    check_number(args.weight_decay, "--weight-decay", low=0)
+    check_number(args.download_timeout, "--download-timeout", low=0, low_inclusive=False)
+    if args.init_std is not None:
+        check_number(args.init_std, "--init-std", low=0, low_inclusive=False)
+    if args.estimator == "iwae" and args.warmup_epochs:
+        raise ValueError(f"--warmup-epochs must be 0 with --estimator iwae (the IWAE bound has no "
+                         f"KL weight to warm up), got {args.warmup_epochs}")
+    if args.resume is not None and not args.resume.strip():
+        raise ValueError("--resume must be the path of a run's model.npz, got an empty one")
+    return check_out(args.out) or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
 
 
 # the files of a run folder: a folder holding any of them holds a run
@@ -82,10 +126,10 @@ def check_memory(args, x_dim, itemsize, model=None):
     # parameters, gradients, scratch and up to two optimiser buffers; one step's activations
     # (forward and backward) for the batch times its L samples
     need = itemsize * (5 * parameter_count(x_dim, z_dim, hidden)
-                       + 2 * activation_count(x_dim, z_dim, hidden, args.batch_size * args.samples))
+                       + 2 * activation_count(x_dim, z_dim, hidden, args.batch_size * args.n_samples))
     check_fits(f"a {x_dim}-{'-'.join(map(str, hidden))}-{z_dim} model trained with batches of "
-               f"{args.batch_size} x {args.samples} samples", need,
-               hint="; use a smaller --z-dim, --hidden, --batch-size or --samples")
+               f"{args.batch_size} x {args.n_samples} samples", need,
+               hint="; use a smaller --z-dim, --hidden, --batch-size or --n-samples")
 
 
 def run(args):
@@ -97,19 +141,15 @@ def run(args):
     import numpy as np
 
     from minivae.runs import checkpoint
+    from minivae.runs.run_control import data_fingerprint
     from minivae.data import datasets
     from minivae.data.preprocessing import fixed_binarization
     from minivae.evaluate import evaluate_elbo
     from minivae.training import TrainingDiverged, train
     from minivae.vae import VAE
 
-    # checked before anything is read or written
-    check_counts(args, {"epochs": 1, "batch_size": 1, "samples": 1, "z_dim": 1, "warmup": 0,
-                         "seed": 0})
-    check_number(args.lr, "--lr", low=0, low_inclusive=False)
-    check_number(args.download_timeout, "--download-timeout", low=0, low_inclusive=False)
-    out = check_out(args.out) or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    resume = checkpoint.load(args.resume) if args.resume else None
+    out = check_options(args)              # checked before anything is read or written
+    resume = checkpoint.load(args.resume) if args.resume is not None else None
     found = check_run_folder(out, args.resume, args.overwrite)
     data = datasets.load_mnist(args.data, download=args.download, timeout=args.download_timeout)
     print(f"data: {data.source}: {len(data.train.x)} training, {len(data.test.x)} test images")
@@ -118,13 +158,19 @@ def run(args):
     x_dim = data.train.x.shape[1]
     if resume is not None:
         model = resume["model"]
-        _settings_from_checkpoint(args, resume)
+        _settings_from_checkpoint(args, resume, args.resume)
+        check_options(args)                # the settings taken from the checkpoint too
         check_memory(args, x_dim, model.dtype.itemsize, model)
     else:
         check_memory(args, x_dim, np.dtype(args.dtype).itemsize)
         model = VAE(x_dim, args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
                     activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed,
                     init_std=args.init_std)
+    if resume is not None:
+        saved = (resume["train_state"] or {}).get("settings", {})
+        if "data" in saved and saved["data"] != data_fingerprint(model.check_data(data.train.x, "x_train")):
+            raise ValueError(f"--resume {args.resume} was trained on other data than {data.source} "
+                             "(its fingerprint differs); a run continues on the data it started with")
     if args.batch_size > len(data.train.x):
         raise ValueError(f"--batch-size {args.batch_size} is larger than the training set "
                          f"({len(data.train.x)} images)")
@@ -138,12 +184,12 @@ def run(args):
     epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
           f"estimator {ESTIMATOR_NAMES[args.estimator]}, "
-          f"L = {args.samples}; checkpoint: {model_path}")
+          f"L = {args.n_samples}; checkpoint: {model_path}")
     tic = time.perf_counter()
     try:
         history = train(model, data.train.x, data.test.x, epochs=args.epochs,
                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                        n_samples=args.samples, estimator=args.estimator, warmup_epochs=args.warmup,
+                        n_samples=args.n_samples, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
                         seed=args.seed, checkpoint_path=model_path, resume=resume,
                         weight_decay=args.weight_decay,
                         verbose=not args.quiet)
@@ -166,8 +212,8 @@ def run(args):
                "examples_per_second": float(np.median(history["examples_per_second"])),
                "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
-                            "lr": args.lr, "estimator": args.estimator, "n_samples": args.samples,
-                            "warmup_epochs": args.warmup, "seed": args.seed,
+                            "lr": args.lr, "estimator": args.estimator, "n_samples": args.n_samples,
+                            "warmup_epochs": args.warmup_epochs, "seed": args.seed,
                             "init_std": args.init_std, "weight_decay": args.weight_decay}}
     write_json(os.path.join(out, "metrics.json"), metrics)
     written = save_run_figures(model, data, history, out, seed=args.seed)
@@ -190,27 +236,31 @@ def add_parser(commands):
     p.add_argument("--download-timeout", type=float, default=120,
                    help="seconds each downloaded file may take as a whole")
     p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"])
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="minibatch size B")
+    p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"], help="latent size D")
     p.add_argument("--hidden", type=sizes, default=DEFAULTS["hidden"],
                    help="hidden widths, comma-separated ('none' for affine maps)")
-    p.add_argument("--activation", default="relu", choices=list(ACTIVATIONS))
-    p.add_argument("--likelihood", default="bernoulli", choices=list(LIKELIHOODS))
-    p.add_argument("--estimator", default="B", choices=list(ESTIMATORS),
+    p.add_argument("--activation", default=DEFAULTS["activation"], choices=list(ACTIVATIONS))
+    p.add_argument("--likelihood", default=DEFAULTS["likelihood"], choices=list(LIKELIHOODS))
+    p.add_argument("--estimator", default=DEFAULTS["estimator"], choices=list(ESTIMATORS),
                    help="ELBO estimator: B (analytic KL), A (Monte Carlo) or the IWAE bound "
-                        "L_k with k = --samples")
-    p.add_argument("--samples", type=int, default=1, help="L, Monte Carlo samples per example")
-    p.add_argument("--optimizer", default="adam", choices=list(OPTIMIZERS))
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"])
-    p.add_argument("--warmup", type=int, default=0, help="KL warm-up epochs (0: none)")
-    p.add_argument("--dtype", default="float32", choices=list(FLOAT_DTYPES))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init-std", type=float, default=None,
+                        "L_k with k = --n-samples")
+    p.add_argument("--n-samples", type=int, default=DEFAULTS["n_samples"],
+                   help="L, Monte Carlo samples per example")
+    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=list(OPTIMIZERS))
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate")
+    p.add_argument("--warmup-epochs", type=int, default=DEFAULTS["warmup_epochs"],
+                   help="KL warm-up epochs (0: none)")
+    p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=list(FLOAT_DTYPES))
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--init-std", type=float, default=DEFAULTS["init_std"],
                    help="draw every initial weight and bias from N(0, std^2) (Kingma & Welling: "
-                        "0.01); default: He/Glorot initialisation")
-    p.add_argument("--weight-decay", type=float, default=0.0,
+                        "0.01); None: He/Glorot initialisation")
+    p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"],
                    help="lambda of a N(0, I/lambda) prior on the parameters (1: the paper's "
                         "N(0, I)); adds (lambda / N) * param to each step's gradient")
-    p.add_argument("--resume", default=None, help="continue from a run's model.npz")
+    p.add_argument("--resume", default=None,
+                   help="continue from a run's model.npz, with its settings (a model option that "
+                        "differs from the checkpoint's is refused)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     p.set_defaults(run=run)

@@ -195,34 +195,31 @@ def plot_samples(images, path=None, n_rows=8, n_cols=8, image_shape=IMAGE_SHAPE,
 # training curves
 # ---------------------------------------------------------------------------
 
-def plot_elbo_curves(history, path=None, valid_label="valid"):
-    """The ELBO per epoch, on the training set and (when present) the validation set.
+def plot_elbo_curves(history, path=None):
+    """The ELBO per epoch, on the training set and (when present) the test set.
 
     Parameters
     ----------
     history : dict of lists
-        ``"epoch"`` and ``"train_elbo"`` (same length); optionally ``"valid_elbo"``
-        (same length, None for an epoch without a validation value) and ``"beta"``
+        ``"epoch"`` and ``"train_elbo"`` (same length); optionally ``"test_elbo"``
+        (same length, None for an epoch without a test value) and ``"beta"``
         (the KL weight; epochs with beta < 1 are shaded, because their training
         value is the KL-annealed objective, not the ELBO).  This is the dict
         that :func:`minivae.train` returns.
     path : str or path-like, optional
-    valid_label : str
-        The legend entry of the held-out curve: "test" when, as in the
-        tutorials, the data passed to ``train`` as x_test is the test split.
 
     Returns
     -------
     fig : matplotlib.figure.Figure
-        One axes with the line "train" and, if any validation value is
-        present, the line ``valid_label`` (validation epochs only).
+        One axes with the line "train" and, if any test value is present, the
+        line "test" (those epochs only).
     """
     for key in ("epoch", "train_elbo"):
         if key not in history:
             raise ValueError(f"history: expected a key {key!r}, got keys {sorted(history)}")
     epoch = np.asarray(history["epoch"], dtype=float)
     n_epochs = len(epoch)
-    for key in ("train_elbo", "valid_elbo", "beta"):
+    for key in ("train_elbo", "test_elbo", "beta"):
         if key in history and len(history[key]) != n_epochs:
             raise ValueError(f"history[{key!r}]: expected {n_epochs} values (one per epoch), "
                              f"got {len(history[key])}")
@@ -235,11 +232,11 @@ def plot_elbo_curves(history, path=None, valid_label="valid"):
         ax.axvspan(epoch.min() - 0.5, last_warmup + 0.5, color="0.9",
                    label="KL warm-up (train: beta < 1)")
     ax.plot(epoch, np.asarray(history["train_elbo"], dtype=float), marker=".", label="train")
-    valid = history.get("valid_elbo", [None] * n_epochs)
-    has_valid = np.array([v is not None for v in valid], dtype=bool)
-    if has_valid.any():
-        valid = np.array([v for v in valid if v is not None], dtype=float)
-        ax.plot(epoch[has_valid], valid, marker=".", label=str(valid_label))
+    test = history.get("test_elbo", [None] * n_epochs)
+    has_test = np.array([v is not None for v in test], dtype=bool)
+    if has_test.any():
+        test = np.array([v for v in test if v is not None], dtype=float)
+        ax.plot(epoch[has_test], test, marker=".", label="test")
     ax.set_xlabel("epoch")
     ax.set_ylabel("ELBO (nats per image)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -9,22 +9,24 @@ The paper's settings, as the defaults of :func:`fig2`: one tanh hidden layer of 
 units, initial weights and biases from N(0, 0.01^2), Adagrad, minibatches of 100, L = 1,
 dynamic binarisation; both methods share architecture, optimiser and step size.  The
 lower bound of a wake-sleep model is the ELBO with its own recognition model as q,
-as in the paper.  ``quick=True`` settings (commands/reproduce.py) are a smoke test on
-the embedded subset, not the paper's experiment: docs/reproduction.md says what differs.
+as in the paper.  Every model is trained by :func:`minivae.train` (wake-sleep with its
+``step``, the IWAE schedule as its ``lr_schedule``).  The settings of the full and quick
+runs are minivae.presets.FIG2 and IWAE; the quick ones are a smoke test on the embedded
+subset, not the paper's experiment: docs/reproduction.md says what differs.
 """
 import math
 
 import numpy as np
 
-from minivae.utils.validation import check_count, check_number
+from minivae import presets
+from minivae.utils.validation import check_choice, check_count, check_number
+from minivae.topics import wake_sleep
 from minivae.topics.diagnostics import active_units
 from minivae.evaluate import evaluate_elbo, log_likelihood
-from minivae.optim import make_optimizer
-from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
+from minivae.data.preprocessing import fixed_binarization
 from minivae.utils.progress import Progress
-from minivae.training import train, train_step
+from minivae.training import train
 from minivae.vae import VAE
-from minivae.topics.wake_sleep import wake_sleep_step
 
 METHODS = ("aevb", "wake_sleep")
 STEP_SIZES = (0.01, 0.02, 0.1)     # the paper's Adagrad step sizes (Kingma & Welling 2013, Sec. 5)
@@ -49,29 +51,20 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
     ``measure(model, seen)``, if given, returns a dict of numbers, each recorded at every
     point as a list under its key (minivae.experiments.reproduce_fig3 adds estimates of log p(x)).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {list(METHODS)}")
+    check_choice(method, "method", METHODS)
+    lr = check_number(lr, "lr", low=0, low_inclusive=False)
     model = VAE(x_train.shape[1], z_dim, hidden=(hidden,), activation="tanh", init_std=init_std,
                 seed=seed)
-    opt = make_optimizer("adagrad", model.params, lr=lr)
-    rng = np.random.default_rng(seed)
     x_train = model.check_data(x_train, "x_train")
     train_eval = fixed_binarization(x_train[:n_eval], seed)
     test_eval = fixed_binarization(model.check_data(x_test, "x_test")[:n_eval], seed)
     points = eval_points(batch_size, budget, n_points, first)
-    curve = {"examples": [], "train": [], "test": [], "lr": opt.lr}
-    report = Progress(progress, f"fig2 {method} N_z={z_dim} lr={opt.lr:g}:", unit="examples")
-    N, seen, order = len(x_train), 0, np.empty(0, dtype=int)
-    while seen < points[-1]:
-        if len(order) < batch_size:                   # a new epoch: reshuffle
-            order = np.concatenate([order, rng.permutation(N)])
-        xb, order = x_train[order[:batch_size]], order[batch_size:]
-        if method == "aevb":
-            train_step(model, opt, xb, rng)           # dynamic binarisation inside
-        else:
-            wake_sleep_step(model, opt, bernoulli_binarize(xb, rng, check=False), rng)
-        seen += batch_size
-        if seen in points:
+    curve = {"examples": [], "train": [], "test": [], "lr": lr}
+    report = Progress(progress, f"fig2 {method} N_z={z_dim} lr={lr:g}:", unit="examples")
+
+    def evaluate(model, seen):
+        """At each of the points: the bounds (and ``measure``); True after the last one."""
+        if seen >= points[len(curve["examples"])]:
             eval_rng = np.random.default_rng(seed + 7)
             curve["examples"].append(seen)
             curve["train"].append(evaluate_elbo(model, train_eval, rng=eval_rng))
@@ -79,8 +72,14 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
             for key, value in (measure(model, seen) if measure else {}).items():
                 curve.setdefault(key, []).append(value)
             report.update(seen, points[-1], f"test bound {curve['test'][-1]:8.2f}")
-    report.say(f"fig2 {method} N_z={z_dim} lr={opt.lr:g}: test bound {curve['test'][-1]:.2f} "
-               f"after {seen} examples, {report.elapsed():.0f} s")
+        return len(curve["examples"]) == len(points)
+
+    # AEVB: train's own step (estimator B, L = 1, dynamic binarisation); wake-sleep: its step
+    train(model, x_train, epochs=math.ceil(points[-1] / len(x_train)), batch_size=batch_size,
+          optimizer="adagrad", lr=lr, seed=seed, verbose=False, on_step=evaluate,
+          step=wake_sleep.train_step if method == "wake_sleep" else None)
+    report.say(f"fig2 {method} N_z={z_dim} lr={lr:g}: test bound {curve['test'][-1]:.2f} "
+               f"after {curve['examples'][-1]} examples, {report.elapsed():.0f} s")
     return curve
 
 
@@ -106,8 +105,9 @@ def select_step_size(method, x_train, z_dim, *, step_sizes=STEP_SIZES, trial=10*
     return best, {"examples": trial, "train": bounds}
 
 
-def fig2(x_train, x_test, z_dims=(3, 5, 10, 20, 200), *, budget=10**6, lr=None,
-         step_sizes=STEP_SIZES, trial=10**4, progress=None, on_result=None, **settings):
+def fig2(x_train, x_test, z_dims=presets.FIG2["full"]["z_dims"], *, budget=presets.FIG2["full"]["budget"],
+         lr=None, step_sizes=STEP_SIZES, trial=presets.FIG2["full"]["trial"], progress=None,
+         on_result=None, **settings):
     """AEVB and wake-sleep curves for every N_z: {str(N_z): {method: curve}} (see :func:`fig2_run`).
 
     ``lr=None`` chooses each method's step size per N_z by :func:`select_step_size`
@@ -179,43 +179,39 @@ def burda_lr(epoch, lr=1e-3):
     return lr * 10 ** (-i / 7)
 
 
-def iwae_compare(x_train, x_test, *, ks=(5,), epochs=10, hidden=(200, 200), z_dim=50, eval_k=5000,
-                 n_eval=None, lr=1e-3, schedule="burda", batch_size=100, seed=0, progress=None,
-                 on_result=None):
+FULL_IWAE = presets.IWAE["full"]
+
+
+def iwae_compare(x_train, x_test, *, ks=FULL_IWAE["ks"], epochs=FULL_IWAE["epochs"],
+                 hidden=FULL_IWAE["hidden"], z_dim=FULL_IWAE["z_dim"], eval_k=FULL_IWAE["eval_k"],
+                 n_eval=FULL_IWAE["n_eval"], lr=FULL_IWAE["lr"], schedule=FULL_IWAE["schedule"],
+                 batch_size=FULL_IWAE["batch_size"], seed=0, progress=None, on_result=None):
     """Train a VAE (estimator A, L = 1) and an IWAE (L_k) per k alike; test NLL and active units.
 
     784-200-200-50 tanh as in Burda et al. (2016); Adam with their beta1 = 0.9,
     beta2 = 0.999, eps = 1e-4 and (``schedule="burda"``) their learning-rate schedule
-    :func:`burda_lr` cut at ``epochs``; ``schedule=None`` keeps ``lr`` fixed.  Dynamic
+    :func:`burda_lr` cut at ``epochs``; ``schedule="fixed"`` keeps ``lr``.  Dynamic
     binarisation, minibatches of ``batch_size``.  NLL = -mean log p(x) by importance
     sampling with ``eval_k`` samples on a fixed binarisation of the first ``n_eval``
     test images (all by default); each IWAE also gets its NLL minus the VAE's on the
-    same images with the paired standard error.
+    same images with the paired standard error.  minivae.presets.IWAE has the paper's settings.
     Returns {"vae": {...}, "iwae_k5": {...}, ...}; ``on_result(results)`` after each model.
     """
     ks = [check_count(k, "k") for k in ks]
     eval_k = check_count(eval_k, "eval_k")
     epochs = check_count(epochs, "epochs")
     lr = check_number(lr, "lr", low=0, low_inclusive=False)
-    if schedule not in ("burda", None):
-        raise ValueError(f"schedule must be 'burda' or None, got {schedule!r}")
+    check_choice(schedule, "schedule", ("burda", "fixed"))
     results, vae_ll = {}, None
     for name, estimator, n_samples in [("vae", "A", 1)] + [(f"iwae_k{k}", "iwae", k) for k in ks]:
         model = VAE(x_train.shape[1], z_dim, hidden=hidden, activation="tanh", seed=seed)
-        x = model.check_data(x_train, "x_train")
-        opt = make_optimizer("adam", model.params, lr=lr, eps=1e-4)
-        rng = np.random.default_rng(seed)
         report = Progress(progress, f"iwae: {name} (k = {n_samples})", unit="epochs")
-        steps, losses = len(x) // batch_size, []
-        for epoch in range(epochs):
-            opt.lr = burda_lr(epoch, lr) if schedule == "burda" else lr
-            order = rng.permutation(len(x))
-            total = 0.0
-            for b in range(steps):
-                total += train_step(model, opt, x[order[b * batch_size:(b + 1) * batch_size]], rng,
-                                    n_samples=n_samples, estimator=estimator)
-            losses.append(total / steps)
-            report.update(epoch + 1, epochs, f"training bound {-losses[-1]:8.2f}")
+        history = train(model, x_train, epochs=epochs, batch_size=batch_size, optimizer="adam", lr=lr,
+                        optimizer_options={"eps": 1e-4}, n_samples=n_samples, estimator=estimator,
+                        seed=seed, verbose=False,
+                        lr_schedule=(lambda epoch: burda_lr(epoch, lr)) if schedule == "burda" else None,
+                        on_epoch=lambda epoch, history: report.update(
+                            epoch, epochs, f"training bound {history['train_elbo'][-1]:8.2f}"))
         seconds = report.elapsed()
         x_eval = fixed_binarization(model.check_data(x_test, "x_test")[:n_eval], seed)
         ll = log_likelihood(model, x_eval, k=eval_k, rng=np.random.default_rng(seed + 3),
@@ -225,7 +221,7 @@ def iwae_compare(x_train, x_test, *, ks=(5,), epochs=10, hidden=(200, 200), z_di
         r = {"nll": -float(ll.mean()), "nll_se": float(ll.std(ddof=1) / math.sqrt(len(ll))),
              "active_units": int(active.sum()), "activity": activity.tolist(),
              "test_elbo": evaluate_elbo(model, x_eval, rng=np.random.default_rng(seed)),
-             "train_bound": -losses[-1], "epochs": epochs, "k": n_samples,
+             "train_bound": history["train_elbo"][-1], "epochs": epochs, "k": n_samples,
              "train_seconds": seconds, "n_eval": len(ll), "eval_k": eval_k}
         if vae_ll is None:
             vae_ll = ll

@@ -17,21 +17,22 @@ and test images, two ways:
           samples (minivae.evaluate.log_likelihood); biased down by Jensen's inequality
 
 so IS <= log p(x) <= HMC up to their standard errors when both samplers are good.  The
-paper's third method, Monte Carlo EM, is not reproduced.  ``quick`` settings
-(commands/reproduce.py) are a smoke test on the embedded subset: docs/reproduction.md.
+paper's third method, Monte Carlo EM, is not reproduced.  The settings (full, and quick:
+a smoke test on the embedded subset) are minivae.presets.FIG3 and HMC: docs/reproduction.md.
 """
 import math
 
 import numpy as np
 
+from minivae import presets
 from minivae.evaluate import log_likelihood
 from minivae.topics.marginal_likelihood import hmc_log_likelihood
 from minivae.data.preprocessing import fixed_binarization
 from minivae.utils.progress import Progress
 from minivae.experiments.reproduce import METHODS, STEP_SIZES, fig2_run, label_panel, select_step_size
 
-Z_DIM, HIDDEN = 3, 100            # Kingma & Welling (2013), Sec. 5, "Marginal likelihood"
-HMC = {"n_chains": 10, "n_burn": 50, "n_draws": 50, "n_leapfrog": 10, "target_accept": 0.9}
+Z_DIM, HIDDEN = presets.FIG3_NETWORK["z_dim"], presets.FIG3_NETWORK["hidden"]
+HMC = presets.HMC
 
 
 def _summary(estimates, se):
@@ -89,8 +90,8 @@ def fig3_run(method, x_train, x_test, *, budget, n_eval=100, hmc=None, is_k=5000
     return curve
 
 
-def fig3(x_train, x_test, n_trains=(1000, 50000), *, budget=10**7, progress=None, on_result=None,
-         **settings):
+def fig3(x_train, x_test, n_trains=presets.FIG3["full"]["n_trains"], *,
+         budget=presets.FIG3["full"]["budget"], progress=None, on_result=None, **settings):
     """Both methods for every N_train: {str(N_train): {method: curve}} (see :func:`fig3_run`).
 
     N_train larger than the training split is cut to its size (and said so).

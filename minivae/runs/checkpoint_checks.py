@@ -37,7 +37,7 @@ TEXT_BYTES = {"format_version": HEADER_BYTES, "config": 1 << 20, "optim/name": H
               "train_state": 64 << 20}   # JSON text, 4 bytes a character: ~100,000 epochs of history
 
 SETTINGS = {"epochs": 1, "batch_size": 1, "n_samples": 1, "warmup_epochs": 0, "seed": 0}  # counts
-HISTORY = ("epoch", "beta", "train_elbo", "valid_elbo", "seconds", "examples_per_second")
+HISTORY = ("epoch", "beta", "train_elbo", "test_elbo", "seconds", "examples_per_second")
 TRAIN_STATE = ("epoch", "batch", "total", "rng", "history", "settings", "n_train")
 OPTIONAL_TRAIN_STATE = ("last_loss",)
 
@@ -84,7 +84,10 @@ def check_train_state(state, model):
     if not isinstance(settings, dict):
         raise TypeError(f"train_state['settings'] should be an object, got {type(settings).__name__}")
     _keys("train_state['settings']", settings, (*SETTINGS, "optimizer", "lr", "estimator", "binarize_data"),
-          ("weight_decay",))                       # optional: checkpoints from before it existed
+          ("weight_decay", "data"))          # optional: checkpoints from before they existed
+    if not isinstance(settings.get("data", ""), str) or len(settings.get("data", "")) > 64:
+        raise TypeError(f"settings['data'] should be the training data's fingerprint (a short "
+                        f"string), got {settings['data']!r}"[:300])
     if "weight_decay" in settings:
         check_number(settings["weight_decay"], "settings['weight_decay']", low=0)
     for name, low in SETTINGS.items():
@@ -123,7 +126,7 @@ def check_train_state(state, model):
                          f"got {history['epoch']!r}"[:300])
     _numbers("history['beta']", history["beta"], epoch, low=0, high=1)
     _numbers("history['train_elbo']", history["train_elbo"], epoch)
-    _numbers("history['valid_elbo']", history["valid_elbo"], epoch, optional=True)
+    _numbers("history['test_elbo']", history["test_elbo"], epoch, optional=True)
     _numbers("history['seconds']", history["seconds"], epoch, low=0)
     _numbers("history['examples_per_second']", history["examples_per_second"], epoch, low=0)
     return epoch * n_batches + batch

@@ -22,6 +22,7 @@ import numpy as np
 
 from minivae import distributions as dist
 from minivae import nn
+from minivae.data.preprocessing import bernoulli_binarize
 from minivae.utils.validation import check_finite, check_numeric_array, check_rng
 
 
@@ -138,3 +139,14 @@ def wake_sleep_step(model, opt, xb, rng, *, n_samples=1, n_dreams=None):
     grads.update(sleep_grads)
     opt.step(grads)
     return wake_loss, sleep_loss
+
+
+def train_step(model, opt, xb, rng, beta=1.0):
+    """:func:`wake_sleep_step` as the ``step`` of :func:`minivae.train`: binarise xb, update.
+
+    ``xb`` (B, P) holds grey levels in [0, 1] (already validated by train); fresh Bernoulli
+    draws make it binary, as AEVB's :func:`minivae.training.train_step` does, from the same
+    Generator.  Wake-sleep has no KL weight, so ``beta`` is ignored.  Returns the wake loss.
+    """
+    wake_loss, _ = wake_sleep_step(model, opt, bernoulli_binarize(xb, rng, check=False), rng)
+    return wake_loss

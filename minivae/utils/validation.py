@@ -103,3 +103,64 @@ def check_finite(x, name="x"):
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or inf")
     return x
+
+
+# hints for a data set of the wrong dtype, by dtype kind
+_FLOAT_HINTS = {"u": " (pixels 0-255? divide by 255: x / 255.0, or preprocessing.to_unit_interval)",
+                "i": " (pixels 0-255? divide by 255: x / 255.0)",
+                "b": " (binary images? x.astype(np.float32))",
+                "f": " (x.astype(np.float32))"}
+
+
+def check_float_data(x, name="x"):
+    """Return ``x`` as an array of dtype float32 or float64, or raise a TypeError naming its dtype.
+
+    >>> check_float_data(np.zeros((2, 3), dtype=np.uint8), "x_train")
+    Traceback (most recent call last):
+    ...
+    TypeError: x_train must be a float32 or float64 array, got dtype uint8 (pixels 0-255? ...)
+    """
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}"
+                        + _FLOAT_HINTS.get(x.dtype.kind, ""))
+    return x
+
+
+# A Gaussian likelihood with a learned variance starts at unit scale; data beyond this (pixels
+# 0-255, raw prices) drives the first steps to losses of 1e7 and, in float32, to overflow,
+# in float64 to an ELBO of -1e85 after a few epochs.  Refused before training, with advice.
+GAUSSIAN_DATA_LIMIT = 100.0
+
+
+def check_unit_scale(x, name="x", limit=GAUSSIAN_DATA_LIMIT):
+    """Return the (finite) array ``x`` if every |x| <= ``limit``, else a ValueError with advice.
+
+    The data of a Gaussian likelihood, which starts at unit scale (minivae.train checks it).
+
+    >>> check_unit_scale(np.array([0.5, 255.0]), "x_train")
+    Traceback (most recent call last):
+    ...
+    ValueError: x_train must be near unit scale (|x| <= 100), got values up to 255; ...
+    """
+    largest = float(np.abs(x).max()) if np.size(x) else 0.0
+    if largest > limit:
+        raise ValueError(f"{name} must be near unit scale (|x| <= {limit:g}), got values up to "
+                         f"{largest:g}; standardise it, (x - x.mean(0)) / x.std(0) (pixels 0-255: "
+                         "divide by 255)")
+    return x
+
+
+def check_attributes(value, name, attributes, contract="the model contract of minivae.train"):
+    """Return ``value`` if it has every one of ``attributes``, else a TypeError naming those it lacks.
+
+    >>> check_attributes(object(), "model", ("params", "loss_and_grads"))
+    Traceback (most recent call last):
+    ...
+    TypeError: model must have params, loss_and_grads (the model contract of minivae.train), got ...
+    """
+    missing = [a for a in attributes if not hasattr(value, a)]
+    if missing:
+        raise TypeError(f"{name} must have {', '.join(attributes)} ({contract}), got "
+                        f"{type(value).__name__!r} lacking {', '.join(missing)}")
+    return value

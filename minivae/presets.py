@@ -1,0 +1,65 @@
+"""Every named setting of minivae in one place: plain data, no code, no imports.
+
+The command line, the benchmarks and the experiments read their settings from here,
+under the names of the functions they are passed to (``n_samples`` is ``--n-samples``
+on the command line), so a setting is changed in one place and no name map is needed.
+Each paper's experiment has its settings ("full") and a smoke-test version ("quick",
+on the embedded 10k subset in under a minute: what the tests and CI run; it shows that
+the code runs end to end, not the papers' numbers).  docs/reproduction.md compares the
+full runs with the papers.
+
+    STANDARD      the model and training of ``minivae train`` (and the defaults of
+                  :func:`minivae.train`, which a test keeps equal to these)
+    FIG2, FIG3    Kingma & Welling (2013), Fig. 2 (AEVB vs wake-sleep lower bounds) and
+                  Fig. 3 (their marginal likelihood, N_z = 3)
+    HMC           the HMC sampler of Fig. 3's marginal likelihood estimate (App. D)
+    IWAE          Burda et al. (2016), Table 1 (VAE vs IWAE, with their lr schedule)
+    BENCH         the training step ``minivae bench`` times
+    EVAL_BENCH    the log-likelihood ``minivae bench --eval`` times
+"""
+
+# the standard architecture of Kingma & Welling's MNIST experiments (one hidden layer; 400
+# units here, as in the benchmark), trained to finish in under a minute on 2 CPU cores on
+# the embedded subset; "quick" is the one- or two-epoch smoke test of the tests and CI
+STANDARD = {
+    "full": {"z_dim": 20, "hidden": (400,), "activation": "relu", "likelihood": "bernoulli",
+             "dtype": "float32", "init_std": None,
+             "epochs": 30, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "n_samples": 1,
+             "estimator": "B", "warmup_epochs": 0, "weight_decay": 0.0, "seed": 0},
+    "quick": {"epochs": 2},
+}
+
+# Kingma & Welling (2013), Sec. 5: one tanh hidden layer (500 units for Fig. 2, 100 for
+# Fig. 3), N(0, 0.01^2) initialisation, Adagrad with the step size chosen per method from
+# (0.01, 0.02, 0.1) after ``trial`` examples, minibatches of 100, L = 1
+FIG2 = {
+    "full": {"z_dims": (3, 5, 10, 20, 200), "budget": 10**7, "hidden": 500, "n_points": 12,
+             "first": 1000, "n_eval": 1000, "trial": 10**4},
+    "quick": {"z_dims": (3, 20), "budget": 6000, "hidden": 100, "n_points": 4, "n_eval": 300,
+              "trial": 1000},
+}
+FIG3_NETWORK = {"z_dim": 3, "hidden": 100}   # Sec. 5, "Marginal likelihood"
+HMC = {"n_chains": 10, "n_burn": 50, "n_draws": 50, "n_leapfrog": 10, "target_accept": 0.9}
+FIG3 = {
+    "full": {"n_trains": (1000, 50000), "budget": 10**7, "n_points": 8, "first": 1000,
+             "n_eval": 100, "is_k": 5000, "trial": 10**4},
+    "quick": {"n_trains": (1000, 9000), "budget": 1000, "n_points": 2, "first": 100,
+              "n_eval": 4, "is_k": 100, "trial": 300,
+              "hmc": {"n_chains": 6, "n_burn": 15, "n_draws": 10, "n_leapfrog": 5}},
+}
+
+# Burda et al. (2016), Sec. 5: 784-200-200-50 tanh, Adam (eps 1e-4) with their schedule
+# (3^i epochs at 1e-3 * 10^(-i/7)), minibatches of 100, k = 5, NLL with 5,000 samples
+IWAE = {
+    "full": {"ks": (5,), "epochs": 100, "eval_k": 5000, "n_eval": None, "hidden": (200, 200),
+             "z_dim": 50, "lr": 1e-3, "schedule": "burda", "batch_size": 100},
+    "quick": {"ks": (5,), "epochs": 2, "eval_k": 50, "n_eval": 200, "hidden": (100, 100),
+              "z_dim": 20, "lr": 1e-3, "schedule": "burda", "batch_size": 100, "n_train": 2000},
+}
+
+# the standard model's training step (batch 128, as the PyTorch comparison) and its
+# log-likelihood (k = 5,000 samples on 200 test images, as ``minivae evaluate``)
+BENCH = {"hidden": (400,), "z_dim": 20, "batch_size": 128, "n_samples": 1, "dtype": "float32",
+         "steps": 50, "repeats": 5, "warmup": 20, "seed": 0}
+EVAL_BENCH = {"hidden": (400,), "z_dim": 20, "k": 5000, "n_examples": 200, "batch_size": 100,
+              "dtype": "float32", "repeats": 3, "seed": 0}
