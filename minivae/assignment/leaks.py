@@ -107,7 +107,7 @@ def _bodies(statements):
                 yield handler.body
 
 
-def normal_forms(statements, windows=(2, 3)):
+def normal_forms(statements, windows=(2, 3), min_nodes=MIN_NODES, min_run=MIN_RUN_NODES):
     """{fingerprint: size} of abstracted ``statements``: runs of ``windows`` statements (at least
     MIN_RUN_NODES nodes), and every statement and expression of at least MIN_NODES nodes."""
     forms = {}
@@ -116,13 +116,13 @@ def normal_forms(statements, windows=(2, 3)):
         for n in windows:
             for i in range(len(dumps) - n + 1):
                 size = sum(s for _, s in dumps[i:i + n])
-                if size >= MIN_RUN_NODES:
+                if size >= min_run:
                     forms["\n".join(d for d, _ in dumps[i:i + n])] = size
     for statement in statements:
         for node in ast.walk(statement):
             if isinstance(node, (ast.stmt, ast.expr)) and not isinstance(node, ast.FunctionDef):
                 size = _size(node)
-                if size >= MIN_NODES:
+                if size >= min_nodes:
                     forms[_form(node)] = size
     return forms
 

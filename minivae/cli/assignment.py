@@ -86,6 +86,19 @@ def grade_all(args):
     return 0
 
 
+def similarity(args):
+    """Rank the pairs of a class's submissions by how alike their regions are (normalised code)."""
+    from_table = _table(args)
+    report = assignment.similarity.similarity_report(
+        args.submissions, _reference(args), assignment.select(names(args.exercises), from_table)
+        if args.exercises else None, top=args.top, table=from_table)
+    print(assignment.similarity.format_text(report))
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(assignment.similarity.format_html(report, shown=args.top))
+    return 0
+
+
 def autograder(args):
     """Build Gradescope's autograder zip from the solution checkout."""
     root = assignment.find_source_root()
@@ -136,6 +149,13 @@ def add_parser(commands):
         q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker")
         q.add_argument("--jobs", type=int, default=2, help="exercises (grade) or submissions graded at once")
         q.set_defaults(run=run)
+    q = actions.add_parser("similarity", help="rank pairs of submissions by how alike their regions are")
+    q.add_argument("submissions", help="a folder with one sub-folder per submission")
+    _common(q, "comma-separated exercise names (default: all)")
+    q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
+    q.add_argument("--top", type=int, default=20, help="pairs listed (every flagged pair is listed too)")
+    q.add_argument("--html", default=None, help="write the pairs side by side to this HTML page")
+    q.set_defaults(run=similarity)
     q = actions.add_parser("autograder", help="build a Gradescope autograder zip")
     q.add_argument("--out", required=True, help="the zip to write")
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
