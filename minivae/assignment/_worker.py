@@ -96,7 +96,9 @@ def main():
     request = json.loads(sys.stdin.read())
     sys.stdin.close()
     if len(sys.argv) > 3 and int(sys.argv[3]) > 0:
-        drop_privileges(int(sys.argv[3]))
+        import zipfile, numpy.lib.format, numpy.linalg, numpy.random   # noqa: E401,F401 -- loaded
+        np.savez(io.BytesIO(), x=np.zeros(1))      # while Python's folders are readable: the new uid
+        drop_privileges(int(sys.argv[3]))          # may not read them (e.g. a Python under /root)
     if sys.argv[2] != "-":
         limit(int(sys.argv[2]))
     modules, arrays = Modules(tree), {}

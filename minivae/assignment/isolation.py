@@ -164,7 +164,8 @@ def readable_by(path, uid, gid):
 
 def refuse_untrusted(sandboxed, identity, hide=()):
     """Raise AssignmentError if submitted code would run unsandboxed as root, or could read a copy
-    of the reference (or a folder of ``hide``); a message names the cause and what to do."""
+    of the reference the grader runs (or a folder of ``hide``, e.g. a class's submissions);
+    a message names the cause and what to do."""
     if sandboxed or os.name != "posix":
         return
     if identity is None:
@@ -175,7 +176,7 @@ def refuse_untrusted(sandboxed, identity, hide=()):
                 "MINIVAE_ALLOW_ROOT_WORKER=1 (--allow-root-worker) if you trust every submission")
         return
     uid, gid, _ = identity
-    readable = [p for p in [*reference_copies(*hide), *map(str, hide)] if readable_by(p, uid, gid)]
+    readable = [p for p in [*reference_copies(), *map(str, hide)] if readable_by(p, uid, gid)]
     if readable:
         raise AssignmentError(
             f"refusing to grade without the sandbox: the worker (uid {uid}) could read "

@@ -219,7 +219,7 @@ def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limit
     identity = worker_identity() if switch_user else None
     try:
         if switch_user:
-            refuse_untrusted(sandboxed, identity, [*hide])
+            refuse_untrusted(sandboxed, identity)
         return _run(tree, json.dumps(request).encode(), timeout, probe_files, sandboxed, hide, limits,
                     identity)
     finally:

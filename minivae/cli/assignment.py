@@ -1,6 +1,8 @@
 """`minivae assignment make / check / grade / grade-all / autograder` (docs/assignments.md)."""
 import json
+import os
 import sys
+from pathlib import Path
 
 from minivae import assignment
 from minivae.utils.validation import check_number
@@ -45,6 +47,8 @@ def make(args):
 def check(args):
     """Run an exercise's local checks (or its pytest tests) on the tree here: a student's feedback."""
     check_number(args.timeout, "--timeout", low=0, low_inclusive=False)
+    if not Path(args.directory).is_dir():
+        raise ValueError(f"--directory must be a folder, got {args.directory!r} (no such folder)")
     rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
                                     timeout=args.timeout, tests=args.tests)
     print(assignment.format_local(rows))
@@ -54,11 +58,17 @@ def check(args):
 
 
 def _edition(args):
-    """The assignment of --edition (an edition's assignment.json or an autograder.json), or None."""
+    """The assignment of --edition (an edition's assignment.json or an autograder.json), else all
+    exercises (or --exercises): never the submission's own assignment.json."""
+    if getattr(args, "allow_root_worker", False):
+        os.environ["MINIVAE_ALLOW_ROOT_WORKER"] = "1"
     if not args.edition:
-        return None
+        return {"exercises": None, "provided": []}
     settings = assignment.load_config(args.edition)
-    return settings.get("assignment", settings)
+    info = settings.get("assignment", settings)
+    if not isinstance(info.get("exercises"), list):
+        raise ValueError(f"--edition {args.edition} names no list of exercises")
+    return info
 
 
 def grade(args):
@@ -148,6 +158,8 @@ def add_parser(commands):
                             "submission; whole: the submission's files as they are")
         q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker")
         q.add_argument("--jobs", type=int, default=2, help="exercises (grade) or submissions graded at once")
+        q.add_argument("--allow-root-worker", action="store_true",
+                       help="without the sandbox, as root with no other uid: run submissions as root anyway")
         q.set_defaults(run=run)
     q = actions.add_parser("similarity", help="rank pairs of submissions by how alike their regions are")
     q.add_argument("submissions", help="a folder with one sub-folder per submission")
