@@ -11,12 +11,14 @@ The sandbox (:func:`sandbox_status`), where Linux allows it: the worker runs in
 its own PID and mount namespaces (util-linux ``unshare``), chrooted into a
 read-only root that holds only the system's and Python's folders, the worker's
 scratch folder and its tree, with every installed copy of the package hidden;
-it keeps no capabilities (``setpriv``) and, if the grader is root, runs as
-MINIVAE_WORKER_USER (default ``nobody``).  So it cannot read the reference
+it keeps no capabilities (``setpriv``) and, if the grader is root, runs under a
+uid of its own (minivae.assignment.isolation).  So it cannot read the reference
 solution, the submissions or the grader's files, cannot see or signal any
 process outside, and everything it starts dies with it.  Without the sandbox
-(macOS, or namespaces refused) the worker runs as the grader's user (or, as root,
-as MINIVAE_WORKER_USER if set) with the same limits: see docs/assignments.md.
+(macOS, or namespaces refused) a root grader's worker drops to its own uid
+itself, and grading refuses to start where that uid could read the solution or
+where it would run as root: see docs/assignments.md.  In every mode a guard
+(_guard.py, a subreaper) ends everything the worker started when it ends.
 The worker limits itself (_worker.py): no file writes, no new processes.
 """
 import io
