@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minivae.assignment import _guard
+import minivae.assignment._guard as _guard
 from minivae.assignment.isolation import reference_copies, refuse_untrusted, release, worker_identity
 
 HERE = Path(__file__).parent
