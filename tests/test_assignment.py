@@ -22,7 +22,7 @@ from minivae import assignment
 from minivae.assignment import grader
 from minivae.cli.main import main
 
-from minivae.assignment import launch
+from minivae.assignment import isolation, launch
 
 import grading_variants as attempts
 from grading_variants import FORGERIES, RETURNED, VALID, WRONG, with_region
@@ -242,6 +242,7 @@ def test_without_the_sandbox_no_worker_sees_an_answer_graded_after_it(tmp_path, 
     # without the sandbox other grading trees are readable: the tree of vae_backward holds the
     # reference of activation_backward, so it is built only once activation_backward is graded
     monkeypatch.setattr(launch, "_STATUS", {"ok": False, "why": "off for this test"})
+    monkeypatch.setattr(isolation, "reference_copies", lambda *roots: [])    # as if they were private
     folder = tmp_path / "grading"
     folder.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
@@ -276,15 +277,17 @@ def test_links_large_files_and_a_forged_manifest_are_read_as_nothing(edition, tm
     assert grade(linked, ["affine_backward"])["points"] == 0
 
 
-def test_grade_all_grades_everyone_on_one_assignment(edition, tmp_path):
+def test_grade_all_grades_what_the_instructor_says_never_a_submissions_manifest(edition, tmp_path):
     subs = tmp_path / "subs"
-    for name, exercises in (("alice", ["adam_update"]), ("bob", ["affine_backward"]), ("carol", ["affine_backward"])):
+    forged = {"exercises": ["adam_update"], "provided": [n for n in assignment.EXERCISES if n != "adam_update"]}
+    for name in ("alice", "bob", "carol"):
         (subs / name / "minivae").mkdir(parents=True)
         shutil.copy(ROOT / "minivae" / "nn.py", subs / name / "minivae" / "nn.py")
-        (subs / name / "assignment.json").write_text(json.dumps({"exercises": exercises, "provided": []}))
-    reports = assignment.grade_all(subs, reference=ROOT, timeout=10)
+        (subs / name / "assignment.json").write_text(json.dumps(forged))
+    reports = assignment.grade_all(subs, reference=ROOT, exercises=["affine_backward"], timeout=10)
     assert {n: [r["exercise"] for r in rep["exercises"]] for n, rep in reports.items()} == {
         n: ["affine_backward"] for n in ("alice", "bob", "carol")}
+    assert all(rep["points"] == 8 for rep in reports.values())
 
 
 def reference_with(tmp_path, variants):
@@ -378,8 +381,7 @@ def test_gradescope_results_and_the_autograder_zip_run_as_gradescope_runs_it(edi
         (root / "submission").mkdir()
         for name in ("nn.py", "distributions.py"):                       # submitted flat
             shutil.copy(files / name, root / "submission" / name)
-        env = {**os.environ, "MINIVAE_AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable,
-               "MINIVAE_WORKER_USER": ""}
+        env = {**os.environ, "MINIVAE_AUTOGRADER_ROOT": str(root), "PYTHON": sys.executable}
         subprocess.run(["bash", str(root / "source" / "run_autograder")], cwd=root / "source", env=env,
                        check=True, timeout=120)
         results = json.loads((root / "results" / "results.json").read_text())

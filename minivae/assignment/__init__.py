@@ -36,12 +36,14 @@ One idea a module, each importing only the ones before it:
     regions.py     finding and checking the marked regions, rendering them replaced
     leaks.py       the leak scan of an edition
     edition.py     the student edition (make_assignment), its README and manifest
-    launch.py      the worker process (_worker.py): its sandbox, limits, and the arrays it returns
+    isolation.py   who a worker runs as (a uid of its own) and what it could read (copies of the solution)
+    launch.py      the worker process (_guard.py, _worker.py): its sandbox, limits, and the arrays it returns
     localcheck.py  a student's local feedback: the local checks (or the exercise's pytest tests)
     grader.py      the trusted grader, its report
     platform.py    settings files, Gradescope results and autograder, grading a class
     mutants.py     automatic mutants of the solution regions (sign, constant, operands, axis, a term)
     selftest.py    the grader checking its own checks: reference, stubs, misconception bank, mutants
+    similarity.py  a cohort similarity report: pairs of submissions ranked by normalised regions
 
 ``minivae assignment make|check|grade|grade-all|autograder|selftest`` (minivae.cli.assignment)
 are the commands; docs/assignments.md is the instructors' guide.  A student reads
@@ -54,6 +56,7 @@ from minivae.assignment.edition import (MANIFEST, copy_tree, edition_sources, fi
 from minivae.assignment.launch import sandbox_status
 from minivae.assignment.localcheck import check_locally, format_local, run_tests
 from minivae.assignment.grader import compare, compose, format_report, grade, read_edition
+from minivae.assignment import similarity
 from minivae.assignment.platform import (apply_config, build_autograder, common_assignment, grade_all,
                                          gradescope_results, load_config)
 

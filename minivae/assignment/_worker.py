@@ -1,10 +1,11 @@
 """The untrusted side of `minivae assignment grade` and `check` (started by minivae.assignment.launch).
 
-Run as ``python -I -B _worker.py TREE TASKS`` in a scratch folder holding this file,
+Run as ``python -I -B _worker.py TREE TASKS [UID]`` in a scratch folder holding this file,
 ``_minivae_probes.py`` (a copy of minivae/assignment/probes.py) and, for a
 student's local check, ``_minivae_selfchecks.py`` (minivae/assignment/selfchecks.py).
 Reads the request from stdin (JSON: a list of [case id, probe, seed, keyword
-arguments]), limits itself unless TASKS is "-" (no file can grow, at most TASKS
+arguments]), becomes UID if given (a user id of its own: the grader's root
+without a sandbox starts it), limits itself unless TASKS is "-" (no file can grow, at most TASKS
 processes and threads for its user, bounded memory: the limits hold for
 everything the submission does here; "0" leaves the tasks unlimited), imports the
 submission's modules from TREE only when a probe first needs them, runs every
@@ -58,6 +59,19 @@ def limit(tasks):
                 pass
 
 
+def drop_privileges(uid):
+    """Become ``uid`` (its own group, no other groups) for good, before any submitted code runs.
+
+    The grader starts the worker as root only when it has no sandbox; the worker
+    then reads its request and loads NumPy and the probes, and drops here.
+    """
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)                                  # real, effective and saved: no way back
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit("the worker could not drop its privileges")
+
+
 def search_path(tree, here, path):
     """The tree and the probes' folder first, then ``path`` (Python's own) less other spellings of them.
 
@@ -81,6 +95,10 @@ def main():
         table.update(selfchecks.PROBES)
     request = json.loads(sys.stdin.read())
     sys.stdin.close()
+    if len(sys.argv) > 3 and int(sys.argv[3]) > 0:
+        import zipfile, numpy.lib.format, numpy.linalg, numpy.random   # noqa: E401,F401 -- loaded
+        np.savez(io.BytesIO(), x=np.zeros(1))      # while Python's folders are readable: the new uid
+        drop_privileges(int(sys.argv[3]))          # may not read them (e.g. a Python under /root)
     if sys.argv[2] != "-":
         limit(int(sys.argv[2]))
     modules, arrays = Modules(tree), {}

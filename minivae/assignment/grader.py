@@ -314,28 +314,29 @@ def _write_tree(reference, tmp, sources, package=PACKAGE):
 
 
 def trusted_assignment(directory, edition_info=None):
-    """The exercises and provided names to grade by, and a note if they come from the submission.
+    """The exercises and provided names to grade by, and a note when the submission claims some.
 
-    ``edition_info`` (the instructor's assignment.json or autograder.json) is
-    trusted; without it the submission's own manifest chooses the exercises but
-    never what is provided (a forged "provided" would put reference code in its tree).
+    Only ``edition_info`` (the instructor's assignment.json or autograder.json)
+    decides; without it every exercise (or the caller's ``exercises``) is graded
+    and nothing is provided.  The submission's own manifest decides nothing: what
+    it claims as provided only keeps those files out of the "changed outside the
+    regions" notes.
     """
     if edition_info is not None:
         return {"exercises": edition_info.get("exercises"), "provided": list(edition_info.get("provided") or [])}, None
     info = read_edition(directory)
     if not info:
         return {"exercises": None, "provided": []}, None
-    return ({"exercises": info.get("exercises"), "provided": [], "claimed": info.get("provided") or []},
-            "the exercises graded are those the submission's assignment.json lists; pass --edition "
-            "(the edition's assignment.json) or --exercises to choose them")
+    return ({"exercises": None, "provided": [], "claimed": info.get("provided") or []},
+            "the submission's assignment.json decides nothing; every exercise is graded unless "
+            "--edition (the edition's assignment.json) or --exercises chooses them")
 
 
 def grade(directory, exercises=None, *, reference, mode="isolated", table=None, seeds=None,
           timeout=60, jobs=1, package=PACKAGE, edition_info=None, hide=()):
     """Grade the submission in ``directory`` against the solution checkout ``reference``.
 
-    ``exercises``: default the edition's (``edition_info``, else the submission's
-    assignment.json) or all; ``mode``: "isolated" or "whole"; ``seeds``: the
+    ``exercises``: default the edition's (``edition_info``, the instructor's) or all; ``mode``: "isolated" or "whole"; ``seeds``: the
     inputs' seeds (default PUBLIC_SEEDS and HIDDEN_SEEDS drawn now); ``jobs``:
     exercises graded at once; ``hide``: more folders the worker must not see (a
     class's other submissions).  Returns a report: mode, directory, exercises

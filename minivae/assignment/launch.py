@@ -11,12 +11,14 @@ The sandbox (:func:`sandbox_status`), where Linux allows it: the worker runs in
 its own PID and mount namespaces (util-linux ``unshare``), chrooted into a
 read-only root that holds only the system's and Python's folders, the worker's
 scratch folder and its tree, with every installed copy of the package hidden;
-it keeps no capabilities (``setpriv``) and, if the grader is root, runs as
-MINIVAE_WORKER_USER (default ``nobody``).  So it cannot read the reference
+it keeps no capabilities (``setpriv``) and, if the grader is root, runs under a
+uid of its own (minivae.assignment.isolation).  So it cannot read the reference
 solution, the submissions or the grader's files, cannot see or signal any
 process outside, and everything it starts dies with it.  Without the sandbox
-(macOS, or namespaces refused) the worker runs as the grader's user (or, as root,
-as MINIVAE_WORKER_USER if set) with the same limits: see docs/assignments.md.
+(macOS, or namespaces refused) a root grader's worker drops to its own uid
+itself, and grading refuses to start where that uid could read the solution or
+where it would run as root: see docs/assignments.md.  In every mode a guard
+(_guard.py, a subreaper) ends everything the worker started when it ends.
 The worker limits itself (_worker.py): no file writes, no new processes.
 """
 import io
@@ -34,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-try:
-    import pwd                    # POSIX: the worker's user
-except ImportError:               # pragma: no cover - Windows
-    pwd = None
+import minivae.assignment._guard as _guard
+from minivae.assignment.isolation import reference_copies, refuse_untrusted, release, worker_identity
 
 HERE = Path(__file__).parent
 WORKER = HERE / "_worker.py"
+GUARD = HERE / "_guard.py"        # between the grader and each worker: a subreaper (Linux)
+GUARD_GRACE = 10.0                # seconds the guard has to end everything after SIGTERM
 MAX_OUTPUT_BYTES = 64 << 20       # a worker's .npz beyond this is refused (and the worker killed)
 MAX_LOG_BYTES = 64 << 10          # the tail of its stderr kept for messages
 MAX_ERROR_BYTES = 4096            # an "!error" entry (a traceback's tail, as uint8)
@@ -62,6 +64,7 @@ while [ "$1" != "--" ]; do
         file) mkdir -p "$new${path%/*}"; : > "$new$path"; mount --bind "$path" "$new$path" ;;
         link) mkdir -p "$new${path%/*}"; ln -s "$(readlink "$path")" "$new$path" ;;
         hide) mount -t tmpfs -o size=4k,mode=0,ro minivae-hidden "$new$path" ;;
+        hidefile) mount --bind -o ro /dev/null "$new$path" ;;
     esac
 done
 shift
@@ -74,19 +77,11 @@ _STATUS = {}                      # the sandbox probe's result, once per process
 _PROBING = threading.Lock()       # graders run workers from threads: one probe, and all wait for it
 
 
-def worker_user(sandboxed):
-    """(uid, gid) the worker runs as, or None for the grader's user: only a root grader switches.
-
-    MINIVAE_WORKER_USER names the user ("" for none); its default is "nobody" in
-    the sandbox, none outside it (the user must be able to run this Python there).
-    """
-    if pwd is None or os.geteuid() != 0:
-        return None
-    name = os.environ.get("MINIVAE_WORKER_USER", "nobody" if sandboxed else "")
-    if not name:
-        return None
-    user = pwd.getpwnam(name)
-    return user.pw_uid, user.pw_gid
+def worker_user(sandboxed=True):
+    """(uid, gid) a worker would run as now, or None for the grader's own user (see isolation)."""
+    identity = worker_identity()
+    release(identity)
+    return None if identity is None else identity[:2]
 
 
 def _python_paths():
@@ -99,12 +94,8 @@ def _python_paths():
 
 
 def _installed_copies(*roots):
-    """What the worker must not see of the package the grader runs and of the checkouts ``roots``:
-    the package, and a checkout's tests, tutorials and docs (hidden where they lie in a folder
-    the worker sees, e.g. a virtual environment made in the checkout itself)."""
-    package = HERE.parent.resolve()
-    return [str(package)] + [str(Path(root) / part) for root in (package.parent, *roots)
-                             for part in ("minivae", "tests", "tutorials", "docs")]
+    """What the worker must not see: every copy of the package (isolation.reference_copies)."""
+    return reference_copies(*roots)
 
 
 def _binds(folders, hide):
@@ -124,9 +115,9 @@ def _binds(folders, hide):
     pairs += [x for path in DEVICES if os.path.exists(path) for x in ("file", path)]
     for path in hide:             # what is not bound is not there; hide what lies in a bound folder
         path = os.path.realpath(path)
-        if (os.path.isdir(path) and any(_inside(path, b) for b in bound)
+        if (os.path.exists(path) and any(_inside(path, b) for b in bound)
                 and not any(_inside(b, path) for b in bound)):
-            pairs += ["hide", path]
+            pairs += ["hide" if os.path.isdir(path) else "hidefile", path]
     return pairs
 
 
@@ -134,15 +125,15 @@ def _inside(path, folder):
     return path == folder or path.startswith(folder.rstrip("/") + "/")
 
 
-def sandbox_command(command, folders, hide=(), switch_user=True):
-    """``command`` wrapped in the sandbox, seeing only ``folders`` (and Python), or None without one."""
+def sandbox_command(command, folders, hide=(), user=None):
+    """``command`` wrapped in the sandbox, seeing only ``folders`` (and Python), as ``user`` ((uid, gid)
+    or None: the grader's, without capabilities), or None without a sandbox."""
     found = [shutil.which(p, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"]))
              for p in ("unshare", "setpriv", "chroot")]
     if not (sys.platform.startswith("linux") and all(found)):
         return None
     unshare, setpriv, chroot = found
     root = tempfile.mkdtemp(prefix="minivae-sandbox-")
-    user = worker_user(sandboxed=True) if switch_user else None
     drop = ["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
     if user is not None:
         drop = [f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *drop]
@@ -162,11 +153,15 @@ def sandbox_status():
 
 def _probe():
     """Run `import numpy` in the sandbox: {"ok": it printed ok, "why": how, or why not}."""
+    if os.environ.get("MINIVAE_SANDBOX") == "off":
+        return {"ok": False, "why": "MINIVAE_SANDBOX=off"}
+    identity = worker_identity()
     with tempfile.TemporaryDirectory(prefix="minivae-probe-") as scratch:
         _readable([scratch])
         wrapped = sandbox_command([sys.executable, "-I", "-B", "-c", "import numpy; print('ok')"],
-                                  [scratch], _installed_copies())
+                                  [scratch], _installed_copies(), None if identity is None else identity[:2])
         if wrapped is None:
+            release(identity)
             return {"ok": False, "why": "needs Linux with unshare, chroot and setpriv (util-linux)"}
         try:
             result = subprocess.run(wrapped[0], capture_output=True, timeout=60, cwd=scratch,
@@ -175,6 +170,7 @@ def _probe():
             return {"ok": False, "why": f"unshare failed: {error}"}
         finally:
             shutil.rmtree(wrapped[1], ignore_errors=True)
+            release(identity)
     if result.returncode == 0 and result.stdout.strip() == b"ok":
         return {"ok": True, "why": "linux namespaces"}
     last = result.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"]
@@ -213,11 +209,27 @@ def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limit
     ``sandbox``: use the sandbox if this machine has one; ``hide``: more folders it
     must not see (the submissions); ``limits``: the worker's own limits (no file
     writes; at most EXTRA_TASKS processes and threads more than its user runs now);
-    ``switch_user``: as root, run as the worker's user (``tree`` is then made
-    readable to it: pass only a copy).  A note says why there are no outputs.
+    ``switch_user``: as root, run as a user id of its own (``tree`` is then made
+    readable to it: pass only a copy), and refuse (AssignmentError) to run it
+    unsandboxed as root or where it could read a copy of the reference
+    (minivae.assignment.isolation).  A guard (``_guard.py``) stands between: on
+    Linux everything the worker starts ends with it.  A note says why there are no outputs.
     """
     import json
     tree = os.path.realpath(tree)
+    sandboxed = sandbox and sandbox_status()[0]
+    identity = worker_identity() if switch_user else None
+    try:
+        if switch_user:
+            refuse_untrusted(sandboxed, identity)
+        return _run(tree, json.dumps(request).encode(), timeout, probe_files, sandboxed, hide, limits,
+                    identity)
+    finally:
+        release(identity)
+
+
+def _run(tree, request, timeout, probe_files, sandboxed, hide, limits, identity):
+    user = None if identity is None else identity[:2]
     with tempfile.TemporaryDirectory(prefix="minivae-worker-") as scratch:
         scratch = os.path.realpath(scratch)
         shutil.copyfile(WORKER, os.path.join(scratch, "_worker.py"))
@@ -226,24 +238,35 @@ def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limit
         command = [sys.executable, "-I", "-B", os.path.join(scratch, "_worker.py"), str(tree), "-"]
         env = {"PATH": "/usr/bin:/bin", "HOME": scratch, "LC_ALL": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        wrapped, kwargs = None, {}
-        if sandbox and sandbox_status()[0]:
-            wrapped = sandbox_command(command, [scratch, tree], [*_installed_copies(*hide), *hide], switch_user)
-        user = worker_user(sandboxed=wrapped is not None) if switch_user else None
         if limits:
-            tasks = tasks_of(os.getuid() if user is None else user[0])
+            tasks = 0 if identity is not None and identity[2] else tasks_of(os.getuid() if user is None else user[0])
             command[-1] = "0" if tasks is None else str(tasks + EXTRA_TASKS)
-            if wrapped:
-                wrapped[0][-1] = command[-1]
+        wrapped = None
+        if sandboxed:
+            wrapped = sandbox_command(command, [scratch, tree], [*_installed_copies(*hide), *hide], user)
+        elif user is not None:
+            command.append(str(user[0]))                 # the worker drops to it itself (_worker.py)
         if user is not None:
             _readable([scratch, tree])
-            if wrapped is None:
-                kwargs = {"user": user[0], "group": user[1], "extra_groups": []}
+            if user[1] != user[0]:
+                raise ValueError("a worker's group must have its user's number")
+        guarded = (wrapped[0] if wrapped else command)
+        if sys.platform.startswith("linux"):
+            guarded = [sys.executable, "-I", "-B", "-S", str(GUARD), str(os.getpid()),
+                       str(user[0] if identity is not None and identity[2] else -1), "--", *guarded]
+            if user is None and not sandboxed:           # the worker could kill its guard (same user)
+                _guard.adopt_orphans()
         try:
-            process = subprocess.Popen(wrapped[0] if wrapped else command, cwd=scratch, env=env,
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, start_new_session=True, **kwargs)
-            out, log, why = _communicate(process, json.dumps(request).encode(), timeout)
+            with _LIVE_LOCK:                             # a sweep never sees a guard not yet listed
+                process = subprocess.Popen(guarded, cwd=scratch, env=env, stdin=subprocess.PIPE,
+                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                _LIVE.add(process.pid)
+            try:
+                out, log, why = _communicate(process, request, timeout)
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE.discard(process.pid)
+                    _guard.sweep_strays(_LIVE)
         finally:
             if wrapped:
                 shutil.rmtree(wrapped[1], ignore_errors=True)
@@ -253,9 +276,14 @@ def run_worker(tree, request, timeout, probe_files, sandbox=True, hide=(), limit
     try:
         return parse_outputs(out), None
     except ValueError as error:
-        return {}, (f"the submission's process gave no outputs (exit status {process.returncode}"
-                    f"{'' if process.returncode >= 0 else ': killed by signal ' + str(-process.returncode)}"
+        code = process.returncode
+        code = -(code - 128) if 128 < code < 160 else code        # the guard's 128 + signal
+        return {}, (f"the submission's process gave no outputs (exit status {code}"
+                    f"{'' if code >= 0 else ': killed by signal ' + str(-code)}"
                     f"; {error}): {tail[0][:300]}")
+
+
+_LIVE, _LIVE_LOCK = set(), threading.Lock()       # the guards of this process's running workers
 
 
 def _communicate(process, request, timeout):
@@ -296,9 +324,9 @@ def _communicate(process, request, timeout):
                 time.sleep(0.01)
     finally:
         selector.close()
-        _kill_group(process)
         process.stdout.close()
         process.stderr.close()
+        _kill_group(process)
     return bytes(out), bytes(log[-MAX_LOG_BYTES:]), why
 
 
@@ -317,10 +345,19 @@ def _exited(process):
 
 
 def _kill_group(process):
-    """Kill the worker's process group (whatever it left there), then reap the worker.
+    """End the worker: SIGTERM to its guard (which kills everything the worker started and exits),
+    then, after GUARD_GRACE seconds at most, SIGKILL to the guard's process group; then reap it.
 
     Before the reaping, so the group's id cannot have been reused by another program.
     """
+    if not _exited(process):
+        try:
+            process.send_signal(signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        deadline = _now() + GUARD_GRACE
+        while not _exited(process) and _now() < deadline:
+            time.sleep(0.01)
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -21,18 +21,40 @@ from pathlib import Path
 from minivae.assignment.edition import MANIFEST, tracked_files
 from minivae.assignment.exercises import AssignmentError, exercise_table, select
 from minivae.assignment.grader import HIDDEN_SEEDS, PUBLIC_SEEDS, grade
+from minivae.assignment.isolation import refuse_untrusted, release, worker_identity
+from minivae.assignment.launch import sandbox_status
+from minivae.utils.validation import check_number
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 
 
 def load_config(path):
-    """The instructor's settings file (JSON), or {} for None."""
+    """The instructor's settings file (JSON, an object), or {} for None; AssignmentError otherwise."""
     if path is None:
         return {}
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise AssignmentError(f"cannot read the settings file {path}: {error}") from None
+    if not isinstance(config, dict):
+        raise AssignmentError(f"the settings file {path} must hold a JSON object, got {type(config).__name__}")
+    for key in ("exercises", "settings"):
+        if key in config and not isinstance(config[key], dict):
+            raise AssignmentError(f"{path}: {key!r} must be an object of exercise settings, got {config[key]!r}"[:300])
+    info = config.get("assignment", config)
+    if isinstance(info, dict) and isinstance(info.get("exercises"), list):
+        both = set(info["exercises"]) & set(info.get("provided") or [])
+        if both:
+            raise AssignmentError(f"{path}: exercises both assigned and provided: {', '.join(sorted(both))}")
+    return config
+
+
+def _points(value, name):
+    """A check's or exercise's points: a finite number >= 0 (the validation rule), as AssignmentError."""
+    try:
+        return check_number(value, name, low=0)
+    except (TypeError, ValueError) as error:
+        raise AssignmentError(str(error)) from None
 
 
 def apply_config(config, table=None):
@@ -44,21 +66,32 @@ def apply_config(config, table=None):
     points scale its checks' points.  Every visibility must be one of VISIBILITIES.
     """
     table = copy.deepcopy(exercise_table(table))
-    for name, settings in (config.get("exercises") or {}).items():
+    exercises = config.get("exercises") or {}
+    if not isinstance(exercises, dict):
+        raise AssignmentError(f"settings: 'exercises' must be an object of exercise settings, got {exercises!r}"[:300])
+    for name, settings in exercises.items():
         select([name], table)
         entry = table[name]
+        if not isinstance(settings, dict) or not isinstance(settings.get("checks") or {}, dict):
+            raise AssignmentError(f"settings of {name} must be an object (points, hint, checks), got {settings!r}"[:300])
+        if "points" in settings:
+            _points(settings["points"], f"{name}.points")
         if "hint" in settings:
             entry["hint"] = str(settings["hint"])
         if "uses" in settings:
             entry["uses"] = select(list(settings["uses"]), table)
         for check, spec in (settings.get("checks") or {}).items():
+            if not isinstance(spec, dict):
+                raise AssignmentError(f"{name}.{check} must be an object (points, visibility...), got {spec!r}"[:300])
+            if "points" in spec:
+                _points(spec["points"], f"{name}.{check}.points")
             if check not in entry["checks"] and not {"probe", "cases", "points"} <= set(spec):
                 raise AssignmentError(f"{name}.{check}: a new check needs probe, cases and points")
             if spec.get("visibility", "visible") not in VISIBILITIES:
                 raise AssignmentError(f"{name}.{check}: visibility must be one of {', '.join(VISIBILITIES)}")
             entry["checks"].setdefault(check, {}).update(spec)
         total = sum(c["points"] for c in entry["checks"].values())
-        if "points" in settings and not settings.get("checks"):
+        if "points" in settings and not settings.get("checks") and total > 0:
             factor = float(settings["points"]) / total
             for c in entry["checks"].values():
                 c["points"] = round(c["points"] * factor, 4)
@@ -109,7 +142,7 @@ set -u
 ROOT="${MINIVAE_AUTOGRADER_ROOT:-/autograder}"
 cd "$ROOT/source"
 mkdir -p "$ROOT/results"
-# the worker runs the submission as nobody, who cannot read the solution
+# each worker runs the submission under a uid of its own, which cannot read the solution
 chmod -R go-rwx "$ROOT/source" 2>/dev/null || true
 SUB="$ROOT/submission"
 # a zip with one top-level folder (student/minivae/..., or student/nn.py): grade that folder
@@ -117,7 +150,7 @@ if [ ! -d "$SUB/minivae" ] && [ -z "$(find "$SUB" -maxdepth 1 -name '*.py' -prin
     inner=$(find "$SUB" -mindepth 1 -maxdepth 1 -type d ! -name '__MACOSX' ! -name '.*')
     if [ "$(printf '%s\\n' "$inner" | grep -c .)" = 1 ]; then SUB="$inner"; fi
 fi
-MINIVAE_WORKER_USER="${MINIVAE_WORKER_USER-nobody}" "${PYTHON:-python3}" -m minivae assignment grade \\
+"${PYTHON:-python3}" -m minivae assignment grade \\
     "$SUB" --reference "$ROOT/source" --edition "$ROOT/source/autograder.json" \\
     --config "$ROOT/source/autograder.json" --gradescope "$ROOT/results/results.json" > "$ROOT/results/log.txt" 2>&1
 status=$?
@@ -166,20 +199,27 @@ def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, ex
               **kwargs):
     """Grade every submission (sub-folder) of ``folder``, ``jobs`` at once: {name: report}.
 
-    Every submission is graded on one assignment: ``edition_info`` (the edition's
-    manifest) or ``exercises`` if given, else the one most submissions' own
-    assignment.json lists (so a student who edits theirs changes nothing), and on
-    the same inputs (one hidden seed drawn for the class).  Each student's feedback
-    (:func:`student_messages`) goes in the CSV's ``messages`` column and, with
-    ``messages`` (a folder), in ``messages/<submission>.txt``.  A
+    Every submission is graded on one assignment: ``edition_info`` (the
+    instructor's manifest) or ``exercises`` (default all), never a submission's
+    own assignment.json, and on the same inputs (one hidden seed drawn for the
+    class).  Without the sandbox it refuses to start (AssignmentError) if the
+    workers would run as root or could read the solution or the submissions.
+    Each student's feedback (:func:`student_messages`) goes in the CSV's
+    ``messages`` column and, with ``messages`` (a folder), in
+    ``messages/<submission>.txt``.  A
     submission that cannot be graded gets a report with an ``error``, never stops
     the others; no worker sees the other submissions.
     """
     subs = sorted(p for p in Path(folder).iterdir() if p.is_dir())
     if not subs:
         raise AssignmentError(f"{folder} has no submission folders")
-    if edition_info is None and exercises is None:
-        edition_info = common_assignment(subs)
+    identity = worker_identity()                          # before any worker: refuse here, not per row
+    try:
+        refuse_untrusted(sandbox_status()[0], identity, [folder])
+    finally:
+        release(identity)
+    if edition_info is None:                              # the instructor's choice only, never the
+        edition_info = {"exercises": exercises, "provided": []}   # submissions' own assignment.json
     if kwargs.get("seeds") is None:                       # one hidden seed for the whole class
         kwargs["seeds"] = list(PUBLIC_SEEDS) + [secrets.randbelow(2**31) + 100 for _ in range(HIDDEN_SEEDS)]
 

@@ -1,6 +1,8 @@
 """`minivae assignment make / check / grade / grade-all / autograder / selftest` (docs/assignments.md)."""
 import json
+import os
 import sys
+from pathlib import Path
 
 from minivae import assignment
 from minivae.assignment import selftest as grader_selftest
@@ -46,6 +48,8 @@ def make(args):
 def check(args):
     """Run an exercise's local checks (or its pytest tests) on the tree here: a student's feedback."""
     check_number(args.timeout, "--timeout", low=0, low_inclusive=False)
+    if not Path(args.directory).is_dir():
+        raise ValueError(f"--directory must be a folder, got {args.directory!r} (no such folder)")
     rows = assignment.check_locally(args.directory, assignment.select(names(args.exercises)),
                                     timeout=args.timeout, tests=args.tests)
     print(assignment.format_local(rows))
@@ -55,11 +59,17 @@ def check(args):
 
 
 def _edition(args):
-    """The assignment of --edition (an edition's assignment.json or an autograder.json), or None."""
+    """The assignment of --edition (an edition's assignment.json or an autograder.json), else all
+    exercises (or --exercises): never the submission's own assignment.json."""
+    if getattr(args, "allow_root_worker", False):
+        os.environ["MINIVAE_ALLOW_ROOT_WORKER"] = "1"
     if not args.edition:
-        return None
+        return {"exercises": None, "provided": []}
     settings = assignment.load_config(args.edition)
-    return settings.get("assignment", settings)
+    info = settings.get("assignment", settings)
+    if not isinstance(info.get("exercises"), list):
+        raise ValueError(f"--edition {args.edition} names no list of exercises")
+    return info
 
 
 def grade(args):
@@ -84,6 +94,19 @@ def grade_all(args):
     for name, report in reports.items():
         print(f"{name}: {report['points']:g}/{report['max_points']:g}"
               + (f"  error: {report['error']}" if report.get("error") else ""), file=sys.stdout)
+    return 0
+
+
+def similarity(args):
+    """Rank the pairs of a class's submissions by how alike their regions are (normalised code)."""
+    from_table = _table(args)
+    report = assignment.similarity.similarity_report(
+        args.submissions, _reference(args), assignment.select(names(args.exercises), from_table)
+        if args.exercises else None, top=args.top, table=from_table)
+    print(assignment.similarity.format_text(report))
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(assignment.similarity.format_html(report, shown=args.top))
     return 0
 
 
@@ -145,7 +168,16 @@ def add_parser(commands):
                             "submission; whole: the submission's files as they are")
         q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker")
         q.add_argument("--jobs", type=int, default=2, help="exercises (grade) or submissions graded at once")
+        q.add_argument("--allow-root-worker", action="store_true",
+                       help="without the sandbox, as root with no other uid: run submissions as root anyway")
         q.set_defaults(run=run)
+    q = actions.add_parser("similarity", help="rank pairs of submissions by how alike their regions are")
+    q.add_argument("submissions", help="a folder with one sub-folder per submission")
+    _common(q, "comma-separated exercise names (default: all)")
+    q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
+    q.add_argument("--top", type=int, default=20, help="pairs listed (every flagged pair is listed too)")
+    q.add_argument("--html", default=None, help="write the pairs side by side to this HTML page")
+    q.set_defaults(run=similarity)
     q = actions.add_parser("autograder", help="build a Gradescope autograder zip")
     q.add_argument("--out", required=True, help="the zip to write")
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")

@@ -13,7 +13,8 @@ the sleep phase's x is discrete, so nothing flows back through it.  The two loss
 -mean log p(x, z) (wake, per example, mean over the L samples) and -mean log q(z|x) (sleep).
 Bernoulli likelihood only (the paper's MNIST setting: the sleep phase samples binary images).
 
-Every gradient comes from the nn and distributions backward functions; with the noise
+Every gradient comes from the model's and the distributions' own backward functions (the wake
+phase's decoder gradient is ``VAE.backward_to_encoder_output``, not a second copy); with the noise
 fixed (eps for wake; z and u for sleep) each loss is a deterministic function of the
 parameters, which tests/test_wake_sleep.py checks against central differences.
 Derivation: docs/derivations.md, "Wake-sleep".
@@ -62,22 +63,17 @@ def wake_loss_and_grads(model, x, eps):
     _check_bernoulli(model)
     x = model.check_data(x)
     eps = model.check_noise(eps, x.shape[0])
-    L, B, D = eps.shape
-    # a sample of q_phi(z|x): the encoder only proposes z; its parameters get no gradient
-    h, _ = nn.mlp_forward(model.params, "encoder", model.n_layers, x, model.activation)
-    z, _ = dist.gaussian_sample(h[:, :D], h[:, D:], eps)                   # (L, B, D)
-    out_flat, decoder_cache = nn.mlp_forward(model.params, "decoder", model.n_layers,
-                                             z.reshape(L * B, D), model.activation)
-    out = out_flat.reshape(L, B, model.x_dim)
-    log_px_z, likelihood_cache = dist.bernoulli_log_likelihood(x, out)    # (L, B)
-    log_pz, _ = dist.standard_normal_log_density(z)                        # (L, B), no theta
-    loss = -float((log_px_z + log_pz).mean())
+    L, B, _ = eps.shape
+    # the model's own forward: z = mu + sigma eps ~ q_phi(z|x), the decoder, log p_theta(x|z);
+    # beta = 0 leaves elbo_b = mean_l log p_theta(x_b|z_lb), the wake objective's theta part
+    _, cache = model.forward(x, eps, kl="analytic", beta=0.0)
+    log_pz, _ = dist.standard_normal_log_density(cache["z"])               # (L, B), no theta
+    loss = -float((cache["log_px_z"] + log_pz).mean())
 
-    # backward: only the reconstruction term depends on theta
-    dlog_px_z = np.full((L, B), -1.0 / (L * B), dtype=model.dtype)
-    dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, likelihood_cache)
-    _, grads = nn.mlp_backward(dout.reshape(L * B, model.x_dim), decoder_cache, "decoder",
-                               model.activation, input_grad=False)
+    # backward: only the reconstruction term depends on theta; the VAE's own backward gives
+    # the decoder's gradients (the encoder's output gradient it also returns is not used: z is data)
+    delbo = np.full(B, -1.0 / B, dtype=model.dtype)                        # d loss / d elbo_b
+    _, grads = model.backward_to_encoder_output(cache, delbo)
     return loss, grads
 
 
