@@ -66,7 +66,7 @@ def wake_loss_and_grads(model, x, eps):
     L, B, _ = eps.shape
     # the model's own forward: z = mu + sigma eps ~ q_phi(z|x), the decoder, log p_theta(x|z);
     # beta = 0 leaves elbo_b = mean_l log p_theta(x_b|z_lb), the wake objective's theta part
-    _, cache = model.forward(x, eps, kl="analytic", beta=0.0)
+    _, cache = model.forward(x, eps, estimator="B", beta=0.0)
     log_pz, _ = dist.standard_normal_log_density(cache["z"])               # (L, B), no theta
     loss = -float((cache["log_px_z"] + log_pz).mean())
 
