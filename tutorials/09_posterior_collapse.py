@@ -148,7 +148,7 @@ for beta in BETAS:
 # **Figure `09_kl_per_dimension.png`**: left, $\overline{\mathrm{KL}}_d$ of each dimension,
 # sorted, for three values of $\beta$; right, the activity $A_d$ in the same order, on a log
 # scale, with Burda et al.'s threshold $10^{-2}$ (dashed). What to see: with $\beta = 0.25$ and
-# 1 the KL is spread over all dimensions (at $\beta = 1$ between about 0.4 and 1.3 nats each in
+# 1 the KL is spread over all dimensions (at $\beta = 1$ between about 0.5 and 1.4 nats each in
 # the full run); with $\beta = 8$ most dimensions cost a small fraction of a nat and the ones
 # with the least KL fall below the threshold: the onset of posterior collapse.
 
