@@ -242,9 +242,9 @@ fig
 # while the KL charges for it from the first step; a dimension that collapses early may never
 # recover. KL warm-up trains with $\beta_t$ rising linearly from $1/W$ to 1 over the first $W$
 # epochs (here $W$ = half the epochs, at least 2) and with the ELBO afterwards: `train`'s
-# `warmup_epochs=W` (`minivae.training.beta_schedule`), the `beta` it passes to the step. We train two
-# $\beta = 1$ models, with and without warm-up, and record the test rate and the active units
-# after every epoch.
+# `warmup_epochs=W` (`minivae.training.beta_schedule`), the `beta` it passes to the step. We
+# train two $\beta = 1$ models, with and without warm-up, and record the test rate and the
+# active units after every epoch.
 #
 # **Figure `09_warmup.png`**: the rate (left) and the number of active units (right) per epoch.
 # What to see: during warm-up the rate is higher (information is cheap); after it, the
