@@ -179,3 +179,107 @@ def test_import_minivae_is_light_and_its_names_load_on_first_use():
 def test_every_module_is_readable_in_one_sitting(name):
     lines = len(package_modules()[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"minivae/{name}.py has {lines} lines; split it by idea"
+
+
+# One training loop (issue 23): the epoch loop is written once, in minivae.training.train;
+# the experiments, the benchmark, wake-sleep and the tutorials pass train a step or a hook.
+TUTORIALS = PACKAGE.parent / "tutorials"
+SHUFFLES = {"permutation", "shuffle", "array_split"}
+TRAINING_CALLS = {"step", "train_step", "loss_and_grads", "wake_sleep_step"}
+
+
+def _called_names(node):
+    """The names of every function or method called anywhere inside ``node``."""
+    return {call.func.id if isinstance(call.func, ast.Name) else call.func.attr
+            for call in ast.walk(node) if isinstance(call, ast.Call)
+            and isinstance(call.func, (ast.Name, ast.Attribute))}
+
+
+def _is_epoch_loop(loop):
+    """A loop that trains (its body takes a step) over epochs or over a data set's minibatches.
+
+    Its header names an epoch (``for epoch in range(epochs)``, ``while epoch < n_epochs``),
+    or it shuffles the data, in its header or its body (``for idx in
+    np.array_split(rng.permutation(N), ...)``, ``while seen < budget:`` reshuffling when the
+    order runs out), or it strides through the data (``for start in range(0, N, batch_size)``).
+    An optimisation that is not over a data set's minibatches (tutorial 04's full-batch fit,
+    tutorial 11's per-image q, HMC) is none of these.
+    """
+    if isinstance(loop, ast.While):
+        header = ast.unparse(loop.test)
+        strides = False
+    else:
+        header = ast.unparse(loop.target) + " " + ast.unparse(loop.iter)
+        strides = (isinstance(loop.iter, ast.Call) and ast.unparse(loop.iter.func) == "range"
+                   and len(loop.iter.args) == 3)
+    names_epoch = "epoch" in header.lower()
+    shuffles = bool(_called_names(loop) & SHUFFLES)
+    trains = any(bool(_called_names(statement) & TRAINING_CALLS) or any(
+        name.endswith("_step") for name in _called_names(statement)) for statement in loop.body)
+    return trains and (names_epoch or shuffles or strides)
+
+
+def epoch_loops(source, filename="<source>"):
+    """(line, header) of every outermost epoch loop in ``source`` (one nested in another counts once)."""
+    found = []
+
+    def visit(node, inside_loop):
+        for child in ast.iter_child_nodes(node):
+            is_loop = isinstance(child, (ast.For, ast.While)) and _is_epoch_loop(child)
+            if is_loop and not inside_loop:
+                found.append((child.lineno, ast.unparse(child).splitlines()[0]))
+            visit(child, inside_loop or is_loop)
+
+    visit(ast.parse(source, filename), False)
+    return found
+
+
+@pytest.mark.parametrize("loop", [
+    # tutorial 09 and 10 before they called train (issue 23)
+    "for epoch in range(epochs):\n"
+    "    for idx in np.array_split(rng.permutation(N_TRAIN), N_TRAIN // BATCH_SIZE):\n"
+    "        _, grads = model.loss_and_grads(x[idx], rng=rng)\n"
+    "        optimiser.step(grads)\n",
+    "for idx in np.array_split(rng.permutation(N), N // B):\n    train_step(model, opt, x[idx], rng)\n",
+    "for _ in range(n_epochs):\n    for b in batches(x):\n        loss = wake_sleep_step(model, opt, b, rng)\n",
+    "epoch = 0\nwhile epoch < EPOCHS:\n    opt.step(model.loss_and_grads(x)[1])\n    epoch += 1\n",
+    "def fit():\n    for start in range(0, len(x), batch_size):\n        my_step(model, x[start:start + batch_size])\n",
+    # Fig. 2's runs and tutorial 12 before they called train: a budget of examples, reshuffled
+    "while seen < BUDGET:\n"
+    "    if len(order) < B:\n"
+    "        order = np.concatenate([order, rng.permutation(N)])\n"
+    "    xb, order = x[order[:B]], order[B:]\n"
+    "    train_step(model, opt, xb, rng)\n"
+    "    seen += B\n",
+])
+def test_the_epoch_loop_finder_finds_a_hand_written_epoch_loop(loop):
+    assert len(epoch_loops(loop)) == 1
+
+
+@pytest.mark.parametrize("loop", [
+    "for step in range(n_steps):\n    adam.step(fit_grads)\n",                 # tutorial 04: full batch
+    "for t in range(STEPS):\n    adam.step({'mu': -dmu})\n",                   # tutorial 11: q per image
+    "for start in range(0, N, batch_size):\n    total += model.elbo(x[start:start + batch_size]).sum()\n",
+    "while epoch >= end and i < 7:\n    i += 1\n",                             # burda_lr's schedule
+    "for epoch, value in enumerate(history['test_elbo']):\n    ax.plot(epoch, value)\n",
+])
+def test_the_epoch_loop_finder_ignores_loops_that_are_not_training_epochs(loop):
+    assert epoch_loops(loop) == []
+
+
+def test_the_package_has_exactly_one_epoch_loop_in_train():
+    found = {path.relative_to(PACKAGE).as_posix(): loops for path in sorted(PACKAGE.rglob("*.py"))
+             if (loops := epoch_loops(path.read_text(), str(path)))}
+    assert list(found) == ["training.py"] and len(found["training.py"]) == 1, (
+        f"epoch loops in minivae/: {found}; there is one, in training.train: pass it a step, "
+        "lr_schedule, on_epoch or on_step instead of writing the loop again")
+    train = next(node for node in ast.parse((PACKAGE / "training.py").read_text()).body
+                 if isinstance(node, ast.FunctionDef) and node.name == "train")
+    assert train.lineno <= found["training.py"][0][0] <= train.end_lineno, "the loop is not in train"
+
+
+@pytest.mark.parametrize("path", sorted(TUTORIALS.glob("*.py")), ids=lambda p: p.name)
+def test_no_tutorial_writes_an_epoch_loop_of_its_own(path):
+    loops = epoch_loops(path.read_text(), str(path))
+    assert not loops, (f"tutorials/{path.name} writes its own epoch loop {loops}: train it with "
+                       "minivae.train and a step or hook (tutorials 09, 10 and 12 show how)")

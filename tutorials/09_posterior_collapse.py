@@ -45,11 +45,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import minivae
-from minivae import optim
 from minivae.topics import diagnostics
 from minivae.experiments import plots
 from minivae import distributions as dist
-from minivae.data.preprocessing import fixed_binarization
+from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
 
 FAST = os.environ.get("MINIVAE_FAST", "") not in ("", "0")
 HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
@@ -70,14 +69,16 @@ x_train = data.train.x[:N_TRAIN].astype(np.float32)
 x_test = fixed_binarization(data.test.x.astype(np.float32), SEED)     # binary, fixed once
 
 # %% [markdown]
-# ## 1. The training loop, with $\beta$ as a knob
+# ## 1. The training step, with $\beta$ as a knob
 #
-# `minivae.train` optimises the ELBO (with an optional warm-up); here $\beta$ is the
-# experiment, so the loop is written out: shuffle, binarise each minibatch afresh (each pixel
-# is 1 with probability equal to its grey level), `loss_and_grads(x, beta=...)`, an Adam step.
-# `loss_and_grads` returns $-\frac{1}{B}\sum_b \mathcal{L}_{\beta}(x_b)$; `grad_scale` lets
-# section 5 train on a rescaled loss. After every epoch we record the test rate and the
-# number of active units.
+# `minivae.train` runs the epochs (shuffle, minibatches, history); here $\beta$ is the
+# experiment, so the step it takes on each minibatch is written out and handed to it as
+# `step`: binarise the minibatch afresh (each pixel is 1 with probability equal to its grey
+# level), `loss_and_grads(x, beta=...)`, an Adam step. `loss_and_grads` returns
+# $-\frac{1}{B}\sum_b \mathcal{L}_{\beta}(x_b)$; `grad_scale` lets section 5 train on a
+# rescaled loss. The `beta` that `train` passes to the step is its KL warm-up factor (1 without
+# warm-up, section 4), so the step uses $\beta$ times it. After every epoch (`on_epoch`) we
+# record the test rate and the number of active units.
 #
 # `measure(model)` returns, on the 1,000 binarised test images: the rate $R$ (the analytic KL,
 # nats per image), the distortion $D$ ($-\mathbb{E}_q \log p_\theta(x \mid z)$ from 10 samples
@@ -95,22 +96,25 @@ def measure(model, n_samples=10):
             "kl_d": kl_d.mean(axis=0), "activity": activity, "active": int(active.sum())}
 
 
-def fit(beta, warmup_epochs=0, grad_scale=1.0, epochs=EPOCHS):
+def fit(kl_weight, warmup_epochs=0, grad_scale=1.0, epochs=EPOCHS):
+    """A VAE trained by minivae.train on -D - kl_weight R; returns it and (beta, rate, active) per epoch."""
     model = minivae.VAE(784, Z_DIM, hidden=HIDDEN, dtype=np.float32, seed=SEED)
-    optimiser = optim.Adam(model.params, lr=LR)
-    rng = np.random.default_rng(SEED)
     curve = []
-    for epoch in range(epochs):
-        # warm-up: beta rises linearly, 1/W, 2/W, ..., 1 (times beta) over the first W epochs
-        b = beta * min(1.0, (epoch + 1) / warmup_epochs) if warmup_epochs else beta
-        for idx in np.array_split(rng.permutation(N_TRAIN), N_TRAIN // BATCH_SIZE):
-            xb = (rng.uniform(size=(len(idx), 784)) < x_train[idx]).astype(np.float32)
-            _, grads = model.loss_and_grads(xb, beta=b, rng=rng, check=False)
-            if grad_scale != 1.0:
-                grads = {k: g * np.float32(grad_scale) for k, g in grads.items()}
-            optimiser.step(grads)
+
+    def step(model, opt, xb, rng, beta):                 # beta: train's warm-up, 1/W, 2/W, ..., 1
+        xb = bernoulli_binarize(xb, rng, check=False)    # fresh binary draws every step
+        loss, grads = model.loss_and_grads(xb, beta=kl_weight * beta, rng=rng, check=False)
+        if grad_scale != 1.0:
+            grads = {k: g * np.float32(grad_scale) for k, g in grads.items()}
+        opt.step(grads)                                  # Adam
+        return loss
+
+    def record(epoch, history):                          # after every epoch
         m = measure(model, n_samples=1)
-        curve.append((b, m["rate"], m["active"]))
+        curve.append((kl_weight * history["beta"][-1], m["rate"], m["active"]))
+
+    minivae.train(model, x_train, epochs=epochs, batch_size=BATCH_SIZE, optimizer="adam", lr=LR,
+                  warmup_epochs=warmup_epochs, seed=SEED, verbose=False, step=step, on_epoch=record)
     return model, np.array(curve)
 
 
@@ -144,7 +148,7 @@ for beta in BETAS:
 # **Figure `09_kl_per_dimension.png`**: left, $\overline{\mathrm{KL}}_d$ of each dimension,
 # sorted, for three values of $\beta$; right, the activity $A_d$ in the same order, on a log
 # scale, with Burda et al.'s threshold $10^{-2}$ (dashed). What to see: with $\beta = 0.25$ and
-# 1 the KL is spread over all dimensions (at $\beta = 1$ between about 0.4 and 1.3 nats each in
+# 1 the KL is spread over all dimensions (at $\beta = 1$ between about 0.5 and 1.4 nats each in
 # the full run); with $\beta = 8$ most dimensions cost a small fraction of a nat and the ones
 # with the least KL fall below the threshold: the onset of posterior collapse.
 
@@ -237,9 +241,10 @@ fig
 # Early in training the decoder is poor, so information in $z$ buys little reconstruction,
 # while the KL charges for it from the first step; a dimension that collapses early may never
 # recover. KL warm-up trains with $\beta_t$ rising linearly from $1/W$ to 1 over the first $W$
-# epochs (here $W$ = half the epochs, at least 2) and with the ELBO afterwards. We train two
-# $\beta = 1$ models, with and without warm-up, and record the test rate and the active units
-# after every epoch.
+# epochs (here $W$ = half the epochs, at least 2) and with the ELBO afterwards: `train`'s
+# `warmup_epochs=W` (`minivae.training.beta_schedule`), the `beta` it passes to the step. We
+# train two $\beta = 1$ models, with and without warm-up, and record the test rate and the
+# active units after every epoch.
 #
 # **Figure `09_warmup.png`**: the rate (left) and the number of active units (right) per epoch.
 # What to see: during warm-up the rate is higher (information is cheap); after it, the

@@ -107,9 +107,11 @@ def bits_per_dim(elbo_nats_per_image):
 # ## 2. Fixed and learned variance
 #
 # Three Gaussian models, identical but for $\sigma^2$: fixed at 1 (the "squared error" VAE on
-# data in $[0, 1]$), fixed at $0.1^2$, and learned per pixel. The training loop is the one of
-# tutorial 09, with dequantisation in place of binarisation. A Bernoulli model on binarised
-# data (tutorial 06's model, with this tutorial's sizes) is trained beside them for section 5.
+# data in $[0, 1]$), fixed at $0.1^2$, and learned per pixel. `minivae.train` trains them with
+# a `step` of this tutorial, as in tutorial 09: dequantisation in place of binarisation, and
+# the learned $\log\sigma^2$ with an Adam of its own. A Bernoulli model on binarised data
+# (tutorial 06's model, with this tutorial's sizes; `train`'s own step) is trained beside
+# them for section 5.
 #
 # With a fixed $\sigma^2$ the reconstruction term is $-\frac{1}{2\sigma^2}\sum_i (x_i - m_i)^2$
 # plus a constant, so the ELBO is, up to that constant and a factor $1/\sigma^2$, the squared
@@ -120,24 +122,30 @@ def bits_per_dim(elbo_nats_per_image):
 # relative to its squared error.
 
 # %%
-def fit(likelihood, obs_logvar="learned", epochs=EPOCHS):
-    model = minivae.VAE(P, Z_DIM, hidden=HIDDEN, likelihood=likelihood, dtype=np.float32,
-                        seed=SEED, obs_logvar=obs_logvar)
+def dequantised_step(model):
+    """A step for minivae.train: fresh dequantisation noise, then two Adams, one for log sigma^2."""
     # Adam moves every parameter by about lr per step; log sigma^2 has several units to
     # travel (from 0 to about -5 on the strokes' scale), so it gets its own Adam, 20 times faster
     logvar = {k: p for k, p in model.params.items() if k == "decoder.logvar"}
     networks = {k: p for k, p in model.params.items() if k not in logvar}
     optimisers = [optim.Adam(networks, lr=LR)] + ([optim.Adam(logvar, lr=20 * LR)] if logvar else [])
-    rng = np.random.default_rng(SEED)
-    for epoch in range(epochs):
-        for idx in np.array_split(rng.permutation(N_TRAIN), N_TRAIN // BATCH_SIZE):
-            if likelihood == "bernoulli":
-                xb = (rng.uniform(size=(len(idx), P)) < levels_train[idx] / 255).astype(np.float32)
-            else:
-                xb = dequantise(levels_train[idx], rng)                 # fresh noise every time
-            _, grads = model.loss_and_grads(xb, rng=rng, check=False)
-            for optimiser in optimisers:
-                optimiser.step({k: grads[k] for k in optimiser.params})
+
+    def step(model, opt, xb, rng, beta):            # opt, train's one Adam, is not used
+        yb = dequantise(np.round(xb * 255), rng)    # xb = k / 255; fresh noise every time
+        loss, grads = model.loss_and_grads(yb, beta=beta, rng=rng, check=False)
+        for optimiser in optimisers:
+            optimiser.step({k: grads[k] for k in optimiser.params})
+        return loss
+    return step
+
+
+def fit(likelihood, obs_logvar="learned", epochs=EPOCHS):
+    model = minivae.VAE(P, Z_DIM, hidden=HIDDEN, likelihood=likelihood, dtype=np.float32,
+                        seed=SEED, obs_logvar=obs_logvar)
+    # Bernoulli: train's own step (binarised afresh, one Adam); Gaussian: dequantised
+    step = dequantised_step(model) if likelihood == "gaussian" else None
+    minivae.train(model, data.train.x[:N_TRAIN], epochs=epochs, batch_size=BATCH_SIZE,
+                  optimizer="adam", lr=LR, seed=SEED, verbose=False, step=step)
     return model
 
 
