@@ -111,11 +111,14 @@ def sigmoid_forward(a):
     """h = 1 / (1 + exp(-a)).   a: any shape -> h: same shape.
 
     For a < -88.7 (float32; -709.8 in float64) exp(-a) overflows to inf and h
-    becomes 1 / inf = 0, the correctly rounded value of the true one (below the
-    smallest normal number), so the overflow is silenced, not avoided.  Every step
-    rounds once (relative error <= u each), so h has a relative error of a few u
-    for any a: no cancellation anywhere.  (A branch on the sign of a, with
-    np.where, costs more than the exp: 4.4 against 1.3 ns per element.)
+    becomes 1 / inf = 0; the overflow is silenced, not avoided.  That 0 is not
+    the correctly rounded value: the true h is about e^a, a subnormal number down
+    to a = -103.3 (float32; -744.4 in float64), so below -88.7 the relative error
+    is 100%.  For a > -87.3 (float32; -708.4 in float64), where h is a normal
+    number, every step rounds once (relative error <= u each), so h is within a
+    few u (3u) of the true value: no cancellation anywhere; between the two, h is
+    a correctly rounded subnormal, with fewer significant bits.  (A branch on the
+    sign of a, with np.where, costs more than the exp: 4.4 against 1.3 ns per element.)
     """
     with np.errstate(over="ignore"):
         h = np.exp(np.negative(a))
@@ -237,7 +240,8 @@ def softplus_sum_backward(ds, cache):
     overflows, and every value is within about 10u of the true sigmoid.  This is the
     arithmetic minivae's training has always used, kept bit for bit so that a model
     trained with the same seed is the same model (docs/performance.md, section Same results
-    to rounding); :func:`sigmoid_forward` would be a little more accurate (3u) and 0.8 ms
+    to rounding); :func:`sigmoid_forward` would be a little more accurate (3u where its value
+    is a normal number) and 0.8 ms
     per 128 x 784 step faster on CPUs without AVX-512 (float32 log1p has no SIMD loop
     there), but would change the trained model's test ELBO by a few hundredths of a nat.
     """
