@@ -1,6 +1,6 @@
 """Check hand-written gradients against central finite differences.
 
-For a scalar function f of a dict of arrays, the numerical gradient of entry i is
+For a scalar function f of a dict of arrays, the numerical gradient of entry i is ::
 
     (f(p + h e_i) - f(p - h e_i)) / (2 h)                      (error O(h^2))
 

@@ -1,12 +1,15 @@
 """Reruns of the papers' experiments: Kingma & Welling (2013) Fig. 2 and Burda et al. (2016) Table 1.
 
+The experiments::
+
     fig2   AEVB against wake-sleep: the lower bound (ELBO per example) on training and
            test data against the number of training examples seen, for several N_z
     iwae   a VAE (k = 1) against an IWAE (k = 5): test NLL (-log p(x), importance
            sampled with many samples) and active units (Burda et al. 2016, Sec. 5.2)
 
 The paper's settings, as the defaults of :func:`fig2`: one tanh hidden layer of 500
-units, initial weights and biases from N(0, 0.01^2), Adagrad, minibatches of 100, L = 1,
+units, initial weights and biases from N(0, 0.01) (the paper does not say whether 0.01 is
+the variance or the standard deviation; minivae reads it as the standard deviation), Adagrad, minibatches of 100, L = 1,
 dynamic binarisation; both methods share architecture, optimiser and step size.  The
 lower bound of a wake-sleep model is the ELBO with its own recognition model as q,
 as in the paper.  Every model is trained by :func:`minivae.train` (wake-sleep with its

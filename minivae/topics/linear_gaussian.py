@@ -1,5 +1,7 @@
 """The linear-Gaussian latent variable model (probabilistic PCA), where every quantity is exact.
 
+The model::
+
     prior        p(z)   = N(0, I)                      z: (D,)
     likelihood   p(x|z) = N(W z + b, sigma^2 I)        x: (P,),  W: (P, D),  b: (P,)
 
@@ -11,8 +13,8 @@ seed calls intractable (docs/seed.md, steps 2-3) has a closed form
 * the evidence        log p(x), with x ~ N(b, C), C = W W^T + sigma^2 I;
 * the posterior       p(z|x) = N(M^-1 W^T (x - b), sigma^2 M^-1), M = W^T W + sigma^2 I;
 * the ELBO            L(q) of any Gaussian q(z|x) = N(m, S);
-* the gap             KL(q(z|x) || p(z|x)), so the seed's Eq. 5 (docs/seed.md, step 6),
-                      KL = -L + log p(x), can be checked to rounding error;
+* the gap             KL(q(z|x) || p(z|x)), so that the seed's Eq. 5 (docs/seed.md,
+  step 6), KL = -L + log p(x), can be checked to rounding error;
 * the maximum-likelihood W, b, sigma^2 of a data set.
 
 Each closed form is computed on its own, from its own formula, so that tests
@@ -110,7 +112,7 @@ def log_marginal_likelihood(x, W, b, sigma2):
     """Exact log p(x) = log N(x; b, C) with C = W W^T + sigma^2 I  (Bishop 2006, Eq. 12.35-12.36).
 
     z ~ N(0, I) and x = W z + b + noise are jointly Gaussian, so x is Gaussian
-    with mean b and covariance E[(W z + noise)(W z + noise)^T] = W W^T + sigma^2 I:
+    with mean b and covariance E[(W z + noise)(W z + noise)^T] = W W^T + sigma^2 I::
 
         log p(x) = -1/2 [P log 2 pi + log|C| + (x - b)^T C^-1 (x - b)]
 
@@ -178,7 +180,7 @@ def mean_field_posterior(x, W, b, sigma2):
 def elbo(x, W, b, sigma2, q_mean, q_cov):
     """Closed-form ELBO L(q) = E_q[log p(x|z) + log p(z) - log q(z|x)] for q = N(m, S).
 
-    With r = x - b - W m (docs/evaluation.md, "The ELBO in closed form"):
+    With r = x - b - W m (docs/evaluation.md, "The ELBO in closed form")::
 
         E_q[log p(x|z)]  = -P/2 log(2 pi sigma^2) - (||r||^2 + tr(W^T W S)) / (2 sigma^2)
         E_q[log p(z)]    = -D/2 log 2 pi - (||m||^2 + tr S) / 2
@@ -215,7 +217,7 @@ def elbo(x, W, b, sigma2, q_mean, q_cov):
 def kl_to_posterior(x, W, b, sigma2, q_mean, q_cov):
     """KL(q(z|x) || p(z|x)) between q = N(m, S) and the exact posterior N(m*, Sigma*), in closed form.
 
-    For two D-dimensional Gaussians (Bishop 2006, Exercise 2.13 / any text):
+    For two D-dimensional Gaussians (Bishop 2006, Exercise 2.13 / any text)::
 
         KL = 1/2 [tr(Sigma*^-1 S) + (m* - m)^T Sigma*^-1 (m* - m) - D + log|Sigma*| - log|S|]
 
@@ -248,7 +250,7 @@ def max_likelihood(x, z_dim):
 
     With the sample mean xbar and covariance S = 1/N sum_n (x_n - xbar)(x_n - xbar)^T,
     eigenvalues lambda_1 >= ... >= lambda_P and eigenvectors U (Tipping & Bishop
-    1999, Eq. 7-8; Bishop 2006, Eq. 12.45-12.46):
+    1999, Eq. 7-8; Bishop 2006, Eq. 12.45-12.46)::
 
         b        = xbar
         sigma^2  = 1/(P - D) sum_{j > D} lambda_j        (the mean discarded variance)
