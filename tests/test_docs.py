@@ -137,3 +137,33 @@ def test_every_seed_step_reference_exists_in_seed_md():
         for first, last in re.findall(r"seed[^.\n]{0,60}?steps? (\d+)(?:-(\d+))?", text):
             for step in (first, last or first):
                 assert step in steps, f"{path.relative_to(ROOT)}: seed step {step} does not exist"
+
+
+# Inside a Markdown table row, `\|` is the table's escaped column separator: the Markdown parser
+# keeps the `|` and drops the backslash, so `\mathrm{KL}(q \,\|\, p)` reaches MathJax as
+# `\, |\,` (a single bar) on the site.  In a table's math, the double bar is written `\Vert`
+# (outside math, `\|` is the right way to write a literal bar in a cell).
+TABLE_ROW = re.compile(r"^(?:# )?\|.*\|\s*$")
+
+
+def table_rows_with_escaped_bars(text):
+    found = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if TABLE_ROW.match(line):
+            outside_code = re.sub(r"`[^`]*`", "", line)
+            if any("\\|" in math for math in re.findall(r"\$[^$]+\$", outside_code)):
+                found.append((number, line.strip()[:120]))
+    return found
+
+
+def test_no_table_row_writes_a_norm_bar_as_backslash_bar():
+    sources = TEXT_FILES + sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+    found = [f"{path.relative_to(ROOT)}:{number}: {line}" for path in sources
+             for number, line in table_rows_with_escaped_bars(path.read_text())]
+    assert not found, "write \\Vert, not \\|, inside a table row:\n" + "\n".join(found)
+
+
+def test_the_table_check_finds_the_old_text():
+    old = r"| 12 | wake-sleep | fits $\mathrm{KL}(p \,\|\, q)$ on dreams |"
+    assert table_rows_with_escaped_bars(old) and not table_rows_with_escaped_bars(old.replace(r"\|", r"\Vert"))
+    assert not table_rows_with_escaped_bars(r"| command | `minivae reproduce fig2\|iwae` | p(x\|z) |")

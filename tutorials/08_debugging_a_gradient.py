@@ -73,7 +73,7 @@ print("x =\n", x)
 # | `z` | $(L, B, D)$ | $z^{(l)} = \mu + e^{\log\sigma^2/2} \odot \epsilon^{(l)}$ |
 # | `out` | $(L, B, P)$ | decoder output: Bernoulli logits of $p_\theta(x \mid z^{(l)})$ |
 # | `log_px_z` | $(L, B)$ | $\log p_\theta(x \mid z^{(l)}) = \sum_i [x_i\, \mathrm{out}_i - \mathrm{softplus}(\mathrm{out}_i)]$ |
-# | `kl_qp` | $(B,)$ | $\mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z))$, closed form |
+# | `kl_qp` | $(B,)$ | $\mathrm{KL}(q_\phi(z \mid x) \,\Vert\, p(z))$, closed form |
 # | `elbo` | $(B,)$ | $\frac1L \sum_l$ `log_px_z` $-$ `kl_qp` |
 #
 # The `*_cache` entries are what each backward function needs (sub-caches of the MLPs and the
