@@ -522,3 +522,6 @@ fig
 # names (Sec. 4): it also applies to models with discrete latent variables, where the
 # reparameterisation trick does not, since neither phase differentiates through a sample of
 # $z$.
+#
+# Next, [tutorial 13](13_iwae.py) goes back to the bound of tutorial 07 and trains on it: the
+# IWAE objective, its gradient, and what its $k$ samples buy.
