@@ -167,3 +167,28 @@ def test_the_table_check_finds_the_old_text():
     old = r"| 12 | wake-sleep | fits $\mathrm{KL}(p \,\|\, q)$ on dreams |"
     assert table_rows_with_escaped_bars(old) and not table_rows_with_escaped_bars(old.replace(r"\|", r"\Vert"))
     assert not table_rows_with_escaped_bars(r"| command | `minivae reproduce fig2\|iwae` | p(x\|z) |")
+
+
+# Where the seed text stops is said one way everywhere (docs/seed.md, tutorials 03 and 05, ...).
+SEED_STOPS = "stops mid-sentence at the start of step 8"
+
+
+def sentences_on_where_the_seed_stops(text):
+    flat = re.sub(r"\s*\n#?\s*", " ", text)
+    return [s for s in re.split(r"(?<=[.;:])\s", flat)
+            if re.search(r"\bseed\b", s) and re.search(r"\bstops\b|\bstopped\b|breaks off", s)]
+
+
+def test_every_page_says_where_the_seed_stops_in_the_same_words():
+    found = []
+    for path in TEXT_FILES:
+        for sentence in sentences_on_where_the_seed_stops(path.read_text()):
+            if SEED_STOPS not in sentence:
+                found.append(f"{path.relative_to(ROOT)}: {sentence[:160]}")
+    assert not found, f"say the seed '{SEED_STOPS}':\n" + "\n".join(found)
+
+
+def test_the_seed_wording_check_finds_the_old_text():
+    old = "the seed text stops\n# before step 8, so everything here completes it."
+    assert sentences_on_where_the_seed_stops(old)
+    assert not [s for s in sentences_on_where_the_seed_stops(old) if SEED_STOPS in s]

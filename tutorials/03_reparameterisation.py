@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 03 · Monte Carlo estimates and the reparameterisation trick
 #
-# Steps 8-9 of the seed derivation ([docs/seed.md](../docs/seed.md)). The seed text itself
-# stops at the start of step 8, before its Monte Carlo estimate; these steps complete it from
-# Kingma & Welling 2013 (Sec. 2.3-2.4). Tutorial 02 showed that variational
+# Steps 8-9 of the seed derivation ([docs/seed.md](../docs/seed.md)). The seed text
+# stops mid-sentence at the start of step 8, as it introduces the Monte Carlo samples; the rest of step 8
+# and step 9 complete it from Kingma & Welling 2013 (Sec. 2.3-2.4). Tutorial 02 showed that variational
 # inference maximises the ELBO
 #
 # $$

@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 05 · The VAE: two estimators of the ELBO, the analytic KL, and their variance
 #
-# Steps 8-10 of the seed derivation ([docs/seed.md](../docs/seed.md)); the seed text stops
-# before step 8, so everything here completes it from Kingma & Welling 2013 rather than follows
-# it. The ELBO of tutorial 02,
+# Steps 8-10 of the seed derivation ([docs/seed.md](../docs/seed.md)); the seed text
+# stops mid-sentence at the start of step 8, as it introduces the Monte Carlo samples, so everything here
+# completes it from Kingma & Welling 2013 rather than follows it. The ELBO of tutorial 02,
 #
 # $$
 # \mathcal{L}(\theta, \phi; x) = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z) + \log p(z)

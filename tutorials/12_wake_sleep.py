@@ -72,7 +72,7 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 
 # the settings of Kingma & Welling (2013, Sec. 5) for MNIST, shared by both methods
 HIDDEN = 500             # one tanh hidden layer in the encoder and in the decoder
-INIT_STD = 0.01          # every initial weight and bias from N(0, 0.01^2)
+INIT_STD = 0.01          # every initial weight and bias from N(0, 0.01^2): the paper's N(0, 0.01), read as a std
 LR = 0.02                # Adagrad's step size, one of the paper's {0.01, 0.02, 0.1}
 BATCH_SIZE = 100         # M = 100, L = 1 sample per image
 Z_DIMS = (3, 20)         # two of the paper's N_z in {3, 5, 10, 20, 200}
@@ -296,7 +296,9 @@ fig
 # ## 3. The experiment: AEVB against wake-sleep on MNIST
 #
 # Both methods get the same networks (784-500-$N_z$ encoder, $N_z$-500-784 decoder, tanh,
-# initial weights from $\mathcal{N}(0, 0.01^2)$), the same optimiser (Adagrad, step size
+# initial weights from $\mathcal{N}(0, 0.01^2)$: the paper writes $\mathcal{N}(0, 0.01)$ without
+# saying whether 0.01 is the variance or the standard deviation, and we read it as the standard
+# deviation), the same optimiser (Adagrad, step size
 # 0.02), minibatches of 100 training images binarised afresh at every step, and the same seed.
 # Both are trained by `minivae.train`, and the runs differ in one argument: AEVB takes train's
 # own step (`train_step`: estimator B, $L = 1$, Kingma & Welling 2013 Algorithm 1), wake-sleep
@@ -311,8 +313,8 @@ fig
 # The **lower bound** of either model is its ELBO with its own encoder as $q$ (for wake-sleep
 # as in the paper: the sleep-trained recognition model). At each checkpoint we estimate it,
 # per image, on 1,000 training and the 1,000 test images of the embedded subset, each
-# binarised once with a fixed seed, with estimator B and one sample ($L = 1$, as the paper's
-# figure).
+# binarised once with a fixed seed, with estimator B and one sample ($L = 1$: the paper does not
+# say how many samples its plotted bound uses; $L = 1$ is our reading, its training setting).
 #
 # A yardstick: the model that ignores $z$ and gives every pixel its mean grey level over the
 # training images, $p(x) = \prod_i \mathrm{Bernoulli}(x_i; \bar{x}_i)$. Its log-likelihood on

@@ -271,6 +271,9 @@ def latent_grid(n=20, quantile_lo=0.05, quantile_hi=0.95):
         z[k, 0] = z1 = Phi^-1(q[c])            increasing to the right,
         z[k, 1] = z2 = Phi^-1(q[n - 1 - r])    largest in the top row.
 
+    The paper gives no range for q (the unit square's edges map to infinity); the default
+    [0.05, 0.95] is a common choice, not the paper's.
+
     So ``image_grid(decode(latent_grid(n)), n, n)`` is the manifold with z2 pointing up.
 
     Parameters

@@ -51,6 +51,7 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
     Returns {"examples": [...], "train": [...], "test": [...], "lr": lr}: the ELBO (nats
     per example, L = 1, one fixed binarisation of ``n_eval`` train and test images, the
     same noise for every model) after each number of examples of :func:`eval_points`.
+    (L = 1 is our reading: the paper does not say how many samples its plotted bound uses.)
     ``measure(model, seen)``, if given, returns a dict of numbers, each recorded at every
     point as a list under its key (minivae.experiments.reproduce_fig3 adds estimates of log p(x)).
     """

@@ -26,9 +26,11 @@ prior N(0, I) in place of the encoder's q.  The exact linear-Gaussian model ente
 tests/test_marginal_likelihood.py checks the sampler and the estimator against the
 exact posterior and log p(x).
 
-HMC settings: App. D names Hybrid Monte Carlo (Duane, Kennedy, Pendleton & Roweth 1987)
-without settings; its MCEM baseline (App. E) used 10 leapfrog steps with a step size
-tuned for an acceptance rate of 90%, the defaults here.  The step size is tuned per image
+HMC settings: App. D names Hybrid Monte Carlo (Duane, Kennedy, Pendleton & Roweth 1987);
+App. E gives the estimator's settings (50 posterior samples for each of the first 1,000
+training and test points, HMC with 4 leapfrog steps).  The defaults here depart from them:
+10 leapfrog steps with a step size tuned for an acceptance rate of 90%, App. E's settings
+for its MCEM baseline, and 500 draws per image (docs/reproduction.md, Fig. 3).  The step size is tuned per image
 during burn-in by the dual averaging of Hoffman & Gelman (2014, Sec. 3.2) and then
 fixed, and jittered by +-10% per iteration (Neal 2011, Sec. 5.4) against periodic
 trajectories.
