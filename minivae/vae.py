@@ -199,7 +199,7 @@ class VAE:
 
         # receives dh (B, 2D) and grads; must add the encoder's gradients to grads
         # BEGIN SOLUTION vae_backward
-        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
+        # encoder: h = [mu, logvar]; dJ/dx is not needed (x is data), which skips a matrix product
         _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
                                            input_grad=False)
         grads.update(encoder_grads)
