@@ -382,7 +382,8 @@ fig
 # * The noise of either estimate falls like $1/\sqrt{L}$ (section 4).
 # * B gives lower-variance encoder gradients and identical decoder gradients, the reason
 #   minivae trains with it by default; the *value* of A can still be the less noisy one for
-#   a trained model, because its sampled KL term is anti-correlated with the reconstruction
-#   term (section 5).
+#   a trained model, because its sampled KL term $\log q_\phi(z \mid x) - \log p(z)$ is
+#   *positively* correlated with the reconstruction term (equivalently, $\log p(z) - \log
+#   q_\phi(z \mid x)$ is anti-correlated with it), and A subtracts it (section 5).
 #
 # Next, **06**: training on MNIST with estimator B, and what the trained model has learned.
