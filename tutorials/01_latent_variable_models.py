@@ -160,7 +160,7 @@ assert abs(mass - 1) < 0.01, "p(x) must integrate to 1 (the plane holds almost a
 # density is far from Gaussian, so no simple formula could have given it.
 
 # %%
-fig = Figure(figsize=(13, 4))
+fig = Figure(figsize=(10, 3.6))       # three panels: narrow enough that the page keeps the labels legible
 ax_prior, ax_samples, ax_density = fig.subplots(1, 3)
 zz = np.linspace(-4, 4, 400)
 ax_prior.plot(zz, np.exp(dist.standard_normal_log_density(zz[:, None])[0]))

@@ -272,7 +272,7 @@ def ellipse(ax, mean, cov, n_sd, **style):
 
 
 near = np.argsort(((x_dreams - x0) ** 2).sum(axis=1))[:200]
-fig = Figure(figsize=(5.2, 4.6))
+fig = Figure(figsize=(5.6, 5.8))
 ax = fig.subplots()
 ax.scatter(*z_dreams[near].T, s=5, color="0.4", label="z of dreams with x near this x")
 for n_sd, alpha in ((2, 0.15), (1, 0.3)):
@@ -287,8 +287,9 @@ half = 2.2 * np.sqrt(np.diag(post_cov)).max()
 ax.set(xlim=(post_mean[0, 0] - half, post_mean[0, 0] + half),
        ylim=(post_mean[0, 1] - half, post_mean[0, 1] + half), aspect="equal",
        xlabel="$z_1$", ylabel="$z_2$", title=f"two diagonal $q$ for one posterior ($\\rho = {rho:.2f}$)")
-ax.legend(loc="upper right", fontsize=7)
-fig.tight_layout()
+# the legend below the plot, where it covers no ellipse and no dream
+fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
+fig.tight_layout(rect=(0, 0.14, 1, 1))
 fig.savefig(FIGURES / "12_kl_directions.png", dpi=90)
 fig
 
@@ -433,7 +434,7 @@ assert m > 4 * se, "wake-sleep at N_z = 20 is below the mean-image model"
 # is exactly 0. Later updates are divided by the accumulated squared gradients and shrink.
 
 # %%
-fig = Figure(figsize=(9, 3.8))
+fig = Figure(figsize=(9, 4.4))
 low = -650
 for ax, z_dim in zip(fig.subplots(1, len(Z_DIMS)), Z_DIMS):
     for method, colour in zip(METHODS, ("tab:red", "tab:blue")):
@@ -446,8 +447,9 @@ for ax, z_dim in zip(fig.subplots(1, len(Z_DIMS)), Z_DIMS):
     ax.set(ylim=(low, -100), xlabel="training examples seen", ylabel="lower bound (nats per image)",
            title=f"MNIST subset, $N_z = {z_dim}$")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+# one legend for all panels, below them: inside a panel it covered a curve
+fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8)
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 fig.savefig(FIGURES / "12_bound_vs_examples.png", dpi=90)
 fig
 
