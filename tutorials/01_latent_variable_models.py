@@ -99,10 +99,11 @@ x_samples = decoder_mean(z_samples) + S_NOISE * rng.standard_normal((n_samples, 
 # On a grid $z_1 < \dots < z_N$ with spacing $\Delta z$ the integral becomes a sum,
 #
 # $$
-# p_\theta(x) \approx \sum_{n=1}^{N} p(z_n)\, p_\theta(x \mid z_n)\, \Delta z ,
-# \qquad
-# \log p_\theta(x) \approx \operatorname{logsumexp}_n \big[\log p(z_n) + \log p_\theta(x \mid z_n)\big]
+# \begin{aligned}
+# p_\theta(x) &\approx \sum_{n=1}^{N} p(z_n)\, p_\theta(x \mid z_n)\, \Delta z , \\
+# \log p_\theta(x) &\approx \operatorname{logsumexp}_n \big[\log p(z_n) + \log p_\theta(x \mid z_n)\big]
 # + \log \Delta z ,
+# \end{aligned}
 # $$
 #
 # computed in log space (`scipy.special.logsumexp`), because far from the data

@@ -27,11 +27,13 @@
 # erratum E3. Independence of $\phi$ is what consequence 1 below uses.) So
 #
 # $$
+# \begin{aligned}
 # \mathrm{KL}\big(q \,\|\, p(z \mid x)\big)
-# = \mathbb{E}_q\big[\log q_\phi(z \mid x) - \log p_\theta(x, z)\big] + \log p_\theta(x)
-# = -\mathcal{L}(\theta, \phi; x) + \log p_\theta(x),
+# &= \mathbb{E}_q\big[\log q_\phi(z \mid x) - \log p_\theta(x, z)\big] + \log p_\theta(x) \\
+# &= -\mathcal{L}(\theta, \phi; x) + \log p_\theta(x),
 # \qquad
 # \mathcal{L} = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x, z) - \log q_\phi(z \mid x)\big].
+# \end{aligned}
 # $$
 #
 # Three consequences, which this tutorial checks one by one:
@@ -88,9 +90,11 @@ rng = np.random.default_rng(0)        # all randomness from one explicit Generat
 # $C = WW^\top + \sigma^2 I_P$ and $G = W^\top W + \sigma^2 I_D$:
 #
 # $$
-# \log p(x) = \log \mathcal{N}(x;\, b,\, C), \qquad
-# p(z \mid x) = \mathcal{N}\big(m^*,\, \Sigma^*\big), \quad
+# \begin{aligned}
+# \log p(x) &= \log \mathcal{N}(x;\, b,\, C), \\
+# p(z \mid x) &= \mathcal{N}\big(m^*,\, \Sigma^*\big), \quad
 # m^* = G^{-1} W^\top (x - b), \quad \Sigma^* = \sigma^2 G^{-1}.
+# \end{aligned}
 # $$
 #
 # We take $D = 2$ (so that we can draw $q$ and the posterior) and $P = 4$, with columns of $W$

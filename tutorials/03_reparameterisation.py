@@ -97,10 +97,12 @@ assert abs(estimate - (mu**2 + sigma**2 + c)) < 4 * se
 # $\log$), so
 #
 # $$
-# \nabla_\phi\, \mathbb{E}_{q_\phi}[f] = \int f(z)\, \nabla_\phi q_\phi(z)\, dz
-# = \mathbb{E}_{q_\phi}\big[f(z)\, \nabla_\phi \log q_\phi(z)\big]
-# \quad\Rightarrow\quad
+# \begin{aligned}
+# \nabla_\phi\, \mathbb{E}_{q_\phi}[f] &= \int f(z)\, \nabla_\phi q_\phi(z)\, dz
+# = \mathbb{E}_{q_\phi}\big[f(z)\, \nabla_\phi \log q_\phi(z)\big] \\
+# &\Rightarrow\quad
 # g_{\mathrm{SF}} = f(z)\, \nabla_\phi \log q_\phi(z), \; z \sim q_\phi .
+# \end{aligned}
 # $$
 #
 # (When $f$ itself depends on $\phi$, as the ELBO's $-\log q_\phi$ does, a second term

@@ -24,11 +24,12 @@
 # With $L$ samples per example there are two estimators (Eq. 6 and 7; seed, step 8):
 #
 # $$
-# \tilde{\mathcal{L}}^A = \frac{1}{L} \sum_{l=1}^{L} \Big[\log p_\theta(x \mid z^{(l)}) + \log p(z^{(l)})
-# - \log q_\phi(z^{(l)} \mid x)\Big] ,
-# \qquad
-# \tilde{\mathcal{L}}^B = -\mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big)
+# \begin{aligned}
+# \tilde{\mathcal{L}}^A &= \frac{1}{L} \sum_{l=1}^{L} \Big[\log p_\theta(x \mid z^{(l)}) + \log p(z^{(l)})
+# - \log q_\phi(z^{(l)} \mid x)\Big] , \\
+# \tilde{\mathcal{L}}^B &= -\mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big)
 # + \frac{1}{L} \sum_{l=1}^{L} \log p_\theta(x \mid z^{(l)}) ,
+# \end{aligned}
 # $$
 #
 # where for $q = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$ and $p(z) = \mathcal{N}(0, I)$

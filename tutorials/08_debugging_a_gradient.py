@@ -6,10 +6,11 @@
 # follows one gradient of the VAE of tutorial 05,
 #
 # $$
-# \mathcal{J}(\theta, \phi) = -\frac{1}{B}\sum_{b=1}^{B} \tilde{\mathcal{L}}^B(\theta, \phi; x_b),
-# \qquad
-# \tilde{\mathcal{L}}^B = \frac1L \sum_{l=1}^{L} \log p_\theta(x \mid z^{(l)}) - \mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z)),
+# \begin{aligned}
+# \mathcal{J}(\theta, \phi) &= -\frac{1}{B}\sum_{b=1}^{B} \tilde{\mathcal{L}}^B(\theta, \phi; x_b), \\
+# \tilde{\mathcal{L}}^B &= \frac1L \sum_{l=1}^{L} \log p_\theta(x \mid z^{(l)}) - \mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z)),
 # \qquad z^{(l)} = \mu + \sigma \odot \epsilon^{(l)},
+# \end{aligned}
 # $$
 #
 # (Kingma & Welling 2013, Eq. 7 and 10) from the loss back to the first encoder weight:

@@ -294,9 +294,11 @@ fig
 # per-pixel loss, is to average the reconstruction over pixels and keep the KL summed:
 #
 # $$
-# J_\text{mean} = -\frac{1}{B} \sum_b \Big[ \frac{1}{P} \sum_i \log p_\theta(x_{bi} \mid z_b) - \mathrm{KL}_b \Big]
-# = \frac{1}{P} \cdot \Big( -\frac{1}{B} \sum_b \big[ \log p_\theta(x_b \mid z_b) - P\, \mathrm{KL}_b \big] \Big)
+# \begin{aligned}
+# J_\text{mean} &= -\frac{1}{B} \sum_b \Big[ \frac{1}{P} \sum_i \log p_\theta(x_{bi} \mid z_b) - \mathrm{KL}_b \Big] \\
+# &= \frac{1}{P} \cdot \Big( -\frac{1}{B} \sum_b \big[ \log p_\theta(x_b \mid z_b) - P\, \mathrm{KL}_b \big] \Big)
 # = \frac{1}{P}\, J_{\beta = P} .
+# \end{aligned}
 # $$
 #
 # A constant factor does not move the optimum, so this trains a $\beta$-VAE with $\beta = 784$.

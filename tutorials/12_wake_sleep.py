@@ -147,10 +147,12 @@ assert max(r["rel_error"] for r in report.values()) < 1e-6
 # p_\theta(x)\,p_\theta(z \mid x)$ (here $p_\theta(z) = p(z)$, the prior):
 #
 # $$
+# \begin{aligned}
 # \mathcal{J}_{\text{sleep}}(\phi)
-# = \mathbb{E}_{p_\theta(x)}\,\mathbb{E}_{p_\theta(z \mid x)}\big[\log q_\phi(z \mid x)\big]
-# = -\,\mathbb{E}_{p_\theta(x)}\Big[\mathrm{KL}\big(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x)\big)\Big]
+# &= \mathbb{E}_{p_\theta(x)}\,\mathbb{E}_{p_\theta(z \mid x)}\big[\log q_\phi(z \mid x)\big] \\
+# &= -\,\mathbb{E}_{p_\theta(x)}\Big[\mathrm{KL}\big(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x)\big)\Big]
 #   \;-\; \mathbb{E}_{p_\theta(x)}\Big[\mathcal{H}\big[p_\theta(z \mid x)\big]\Big],
+# \end{aligned}
 # $$
 #
 # and the entropy of the posterior does not depend on $\phi$. So the sleep phase minimises
@@ -191,10 +193,11 @@ assert max(r["rel_error"] for r in report.values()) < 1e-6
 # determinant terms of the Gaussian KL):
 #
 # $$
-# \mathrm{KL}(q_{\text{ELBO}} \,\|\, p) = \mathrm{KL}(p \,\|\, q_{\text{sleep}}) = -\tfrac12 \log(1 - \rho^2),
-# \qquad
-# \mathrm{KL}(q_{\text{sleep}} \,\|\, p) = \mathrm{KL}(p \,\|\, q_{\text{ELBO}})
+# \begin{aligned}
+# \mathrm{KL}(q_{\text{ELBO}} \,\|\, p) &= \mathrm{KL}(p \,\|\, q_{\text{sleep}}) = -\tfrac12 \log(1 - \rho^2), \\
+# \mathrm{KL}(q_{\text{sleep}} \,\|\, p) &= \mathrm{KL}(p \,\|\, q_{\text{ELBO}})
 #   = \frac{\rho^2}{1 - \rho^2} + \tfrac12 \log(1 - \rho^2):
+# \end{aligned}
 # $$
 #
 # each $q$ is the best in its own direction, and the sleep $q$'s ELBO is lower than the best
