@@ -119,6 +119,7 @@ def matches(expected, actual):
 
 def run(shell, typed, cwd, package, env, line_map):
     """Run one `$` command in `cwd`, pdb's commands as its input; return its transcript."""
+    shown = list(typed)                  # as the docs write them: their paths and line numbers
     words = shlex.split(shell)
     run_env = dict(env)
     while "=" in words[0]:
@@ -141,7 +142,7 @@ def run(shell, typed, cwd, package, env, line_map):
     # pdb does not echo what it reads from a pipe: put each command back after its prompt (the
     # last prompts are the session's; a tutorial may print a "(Pdb) " transcript of its own first)
     first, *answers = result.stdout.rsplit("(Pdb) ", len(typed)) if typed else [result.stdout]
-    return first + "".join(f"(Pdb) {t}\n{answer}" for t, answer in zip(sent, answers)), result
+    return first + "".join(f"(Pdb) {t}\n{answer}" for t, answer in zip(shown, answers)), result
 
 
 @pytest.mark.parametrize("source, index", ALL)

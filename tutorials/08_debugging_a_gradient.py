@@ -375,11 +375,11 @@ assert gradcheck.rel_error(record_bug["dlogvar"], numeric_enc["logvar"]) > 1e-3
 # ```text
 # $ MINIVAE_DEBUG=1 python tutorials/08_debugging_a_gradient.py
 # ...
-# breakpoint at /home/you/minivae/minivae/vae.py:255; type c to run to it
-# > /home/you/minivae/minivae/vae.py(197)backward()
+# breakpoint at /home/you/minivae/minivae/vae.py:253; type c to run to it
+# > /home/you/minivae/minivae/vae.py(195)backward()
 # -> B = cache["x"].shape[0]
 # (Pdb) c
-# > /home/you/minivae/minivae/vae.py(255)backward_to_encoder_output()
+# > /home/you/minivae/minivae/vae.py(253)backward_to_encoder_output()
 # -> dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
 # (Pdb) p dz.shape
 # (2, 2, 2)
