@@ -11,6 +11,10 @@ Chromium (``/usr/bin/chromium``, driven by playwright), and the check fails when
   or any image of any page did not load (``naturalWidth`` 0, or drawn with zero size);
 - math is left raw: a math element MathJax did not typeset, or visible text (outside code)
   that still holds ``$...$``, ``\\frac``, ``\\(`` or another TeX command;
+- an equation is wider than its column at the 1,280-pixel window: a typeset formula
+  (``mjx-container``) whose ``scrollWidth`` exceeds the ``clientWidth`` of the block it sits in
+  (its parent, or the nearest non-inline ancestor), so that its
+  right end is cut off or must be scrolled to (break it into lines, e.g. ``\\begin{aligned}``);
 - the browser console logs an error, a script throws, or a request fails;
 
 and it saves screenshots of the index and of one tutorial page to ``build/screenshots/``.
@@ -61,7 +65,24 @@ INSPECT_PAGE = r"""() => {
   }).map(img => img.getAttribute("src"));
   const outputImages = [...document.querySelectorAll(".cell_output img")].filter(
     img => img.complete && img.naturalWidth > 0);
-  return {rawText, mathCount: mathElements.length, untypeset, mathErrors,
+  // an equation wider than the column it sits in (the theme lets it scroll or cuts it off)
+  const tooWide = [];
+  for (const el of document.querySelectorAll("mjx-container")) {
+    // the column: the nearest ancestor laid out as a block (an inline span has no width)
+    let column = el.parentElement;
+    while (column && getComputedStyle(column).display.startsWith("inline")) column = column.parentElement;
+    if (!column || !el.checkVisibility()) continue;
+    const overflow = el.scrollWidth - column.clientWidth;
+    if (overflow > 1) {
+      let tex = "";
+      try {
+        const items = MathJax.startup.document.getMathItemsWithin(el);
+        tex = items.length ? items[0].math : "";
+      } catch (error) { tex = ""; }
+      tooWide.push(`${overflow}px too wide: ${(tex || column.textContent).trim().slice(0, 100)}`);
+    }
+  }
+  return {rawText, mathCount: mathElements.length, untypeset, mathErrors, tooWide,
           images: unique.length, badImages, outputImages: outputImages.length};
 }"""
 
@@ -133,6 +154,8 @@ def check_page(page, url, wanted_figures=None, base=None, site=None):
                         f"typeset, e.g. {seen['untypeset'][:3]}")
     if seen["mathErrors"]:
         problems.append(f"MathJax errors: {seen['mathErrors'][:5]}")
+    if seen["tooWide"]:
+        problems.append(f"{len(seen['tooWide'])} equations wider than their column: {seen['tooWide'][:10]}")
     if seen["rawText"]:
         problems.append(f"raw TeX in the visible text: {seen['rawText'][:5]}")
     if seen["badImages"]:

@@ -45,7 +45,7 @@ def gaussian_sample(mu, logvar, eps):
 
 
 def gaussian_sample_backward(dz, cache):
-    """Given dL/dz (L, B, D), return dL/dmu and dL/dlogvar, both (B, D).
+    """Given dJ/dz (L, B, D), return dJ/dmu and dJ/dlogvar, both (B, D).
 
     Derivation: docs/derivations.md, "Reparameterised sample".
     """
@@ -80,7 +80,7 @@ def gaussian_log_density(value, mean, logvar):
 
 
 def gaussian_log_density_backward(dlog_N, cache):
-    """Given dL/dlog_N, return dL/dvalue, dL/dmean, dL/dlogvar, each of its input's shape.
+    """Given dJ/dlog_N, return dJ/dvalue, dJ/dmean, dJ/dlogvar, each of its input's shape.
 
     Derivation: docs/derivations.md, "Gaussian log-density".
     """
@@ -123,7 +123,7 @@ def standard_normal_log_density(z):
 
 
 def standard_normal_log_density_backward(dlog_p, cache):
-    """Given dL/dlog_p (L, B), return dL/dz (L, B, D) = -z dL/dlog_p.
+    """Given dJ/dlog_p (L, B), return dJ/dz (L, B, D) = -z dJ/dlog_p.
 
     Derivation: docs/derivations.md, "Gaussian log-density" (mean 0, logvar 0).
     """
@@ -156,7 +156,7 @@ def kl_standard_normal(mu, logvar):
 
 
 def kl_standard_normal_backward(dkl, cache):
-    """Given dL/dkl (B,), return dL/dmu = dkl mu and dL/dlogvar = dkl (exp(logvar) - 1) / 2.
+    """Given dJ/dkl (B,), return dJ/dmu = dkl mu and dJ/dlogvar = dkl (exp(logvar) - 1) / 2.
 
     Derivation: docs/derivations.md, "Analytic KL".
     """
@@ -199,7 +199,7 @@ def bernoulli_log_likelihood(x, logits):
 
 
 def bernoulli_log_likelihood_backward(dlog_p, cache):
-    """Given dL/dlog_p (L, B), return dL/dlogits (L, B, P) = dlog_p (x - sigmoid(logits)).
+    """Given dJ/dlog_p (L, B), return dJ/dlogits (L, B, P) = dlog_p (x - sigmoid(logits)).
 
     Derivation: docs/derivations.md, "Bernoulli likelihood".
     """

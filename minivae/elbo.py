@@ -1,6 +1,6 @@
 """The ELBO estimators' own terms, forward and backward (Kingma & Welling 2013, Eq. 6 and 7; IWAE).
 
-The VAE (minivae.vae) computes log p(x|z) for L samples z of q(z|x) and hands it here:
+The VAE (minivae.vae) computes log p(x|z) for L samples z of q(z|x) and hands it here::
 
     estimator B, estimator="B":  elbo = 1/L sum_l log p(x|z(l)) - beta KL(q(z|x) || N(0, I))
     estimator A, estimator="A":        elbo = 1/L sum_l [log p(x|z(l)) + beta (log p(z(l)) - log q(z(l)|x))]

@@ -2,11 +2,11 @@
 
 The ELBO is a lower bound; the number papers report for a trained VAE is an
 estimate of log p(x) itself.  Writing p(x) as an expectation under the encoder's
-q(z|x) (importance sampling, with q as the proposal),
+q(z|x) (importance sampling, with q as the proposal), ::
 
     p(x) = E_{z ~ q(z|x)} [ p(x, z) / q(z|x) ],
 
-and estimating it with k draws z_1..z_k ~ q(z|x) gives, in log space,
+and estimating it with k draws z_1..z_k ~ q(z|x) gives, in log space, ::
 
     L_k-estimate = log 1/k sum_i w_i,      log w_i = log p(x|z_i) + log p(z_i) - log q(z_i|x).
 

@@ -1,6 +1,6 @@
 """Check hand-written gradients against central finite differences.
 
-For a scalar function f of a dict of arrays, the numerical gradient of entry i is
+For a scalar function f of a dict of arrays, the numerical gradient of entry i is ::
 
     (f(p + h e_i) - f(p - h e_i)) / (2 h)                      (error O(h^2))
 
@@ -125,7 +125,7 @@ _FIT = 1e-3          # a pattern is named when it explains a wrong array to this
 
 
 def typical_scale(r):
-    """The size of a typical entry of ``r``: the median of its finite non-zero |entries| (0 if none).
+    """The size of a typical entry of ``r``: the median of its finite non-zero ``|entries|`` (0 if none).
 
     Not the largest entry: a few dominant entries (a logit of 1e4) must not widen the
     tolerance of all the others, or matching them alone would pass."""
@@ -196,7 +196,7 @@ def diagnose(analytic, expected, name="gradient", sizes=None, rtol=DIAGNOSIS_RTO
     transpose (a = r^T), a sum or mean over an axis missing (a has an axis r lacks)
     or extra (r has an axis a lacks), zeros where r is not zero (a path that was
     left out), NaN or inf, or a difference confined to some rows, columns or entries.
-    Entrywise, a matches r where |a - r| <= rtol |r| + atol s, s the typical |entry| of r
+    Entrywise, a matches r where ``|a - r| <= rtol |r| + atol s``, s the typical ``|entry|`` of r
     (:func:`typical_scale`): tolerances per entry.
     """
     a = np.asarray(analytic, dtype=np.float64)

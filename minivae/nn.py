@@ -12,7 +12,9 @@ Contents, top to bottom:
 3. an MLP of any depth built from the two, with its parameters in a plain
    dict of named arrays (``params["encoder.0.W"]``) and its initialisation.
 
-Shapes: B is the batch (any number of rows), n_in / n_out are layer widths.
+Shapes: B is the batch (any number of rows), n_in / n_out are layer widths.  J is the
+scalar objective every backward differentiates (dJ/dy, the ``dy`` argument); L is never
+the loss, it is the number of Monte Carlo samples (docs/notation.md).
 """
 import numpy as np
 
@@ -35,9 +37,9 @@ def affine_forward(x, W, b):
 
 
 def affine_backward(dy, cache, input_grad=True):
-    """Given dL/dy (B, n_out), return dL/dx (B, n_in), dL/dW (n_in, n_out), dL/db (n_out,).
+    """Given dJ/dy (B, n_out), return dJ/dx (B, n_in), dJ/dW (n_in, n_out), dJ/db (n_out,).
 
-    With ``input_grad=False`` dL/dx is not computed and None is returned in
+    With ``input_grad=False`` dJ/dx is not computed and None is returned in
     its place: the gradient with respect to the data is never used, and
     skipping it saves one of the three matrix products of the layer.
     Derivation: docs/derivations.md, "Affine layer".
@@ -53,7 +55,7 @@ def affine_backward(dy, cache, input_grad=True):
 
 
 def affine_backward_per_group(dy, cache, n_groups, input_grad=True):
-    """:func:`affine_backward` with dL/dW and dL/db kept per group of rows instead of summed.
+    """:func:`affine_backward` with dJ/dW and dJ/db kept per group of rows instead of summed.
 
     The B rows are ``n_groups`` consecutive groups of equal size (e.g. N draws
     of one batch, stacked): dW[n] = x_n^T dy_n and db[n] = sum of dy_n's rows,
@@ -83,7 +85,7 @@ def relu_forward(a):
 
 
 def relu_backward(dh, cache):
-    """dL/da = dL/dh * [a > 0].  Derivation: docs/derivations.md, "Activations"."""
+    """dJ/da = dJ/dh * [a > 0].  Derivation: docs/derivations.md, "Activations"."""
     # BEGIN SOLUTION activation_backward
     h = cache
     da = dh * (h > 0)        # f'(a) = 1 where a > 0 (equivalently h > 0), else 0
@@ -99,7 +101,7 @@ def tanh_forward(a):
 
 
 def tanh_backward(dh, cache):
-    """dL/da = dL/dh * (1 - h^2).  Derivation: docs/derivations.md, "Activations"."""
+    """dJ/da = dJ/dh * (1 - h^2).  Derivation: docs/derivations.md, "Activations"."""
     # BEGIN SOLUTION activation_backward
     h = cache
     da = dh * (1 - h * h)    # d tanh(a)/da = 1 - tanh(a)^2
@@ -111,11 +113,14 @@ def sigmoid_forward(a):
     """h = 1 / (1 + exp(-a)).   a: any shape -> h: same shape.
 
     For a < -88.7 (float32; -709.8 in float64) exp(-a) overflows to inf and h
-    becomes 1 / inf = 0, the correctly rounded value of the true one (below the
-    smallest normal number), so the overflow is silenced, not avoided.  Every step
-    rounds once (relative error <= u each), so h has a relative error of a few u
-    for any a: no cancellation anywhere.  (A branch on the sign of a, with
-    np.where, costs more than the exp: 4.4 against 1.3 ns per element.)
+    becomes 1 / inf = 0; the overflow is silenced, not avoided.  That 0 is not
+    the correctly rounded value: the true h is about e^a, a subnormal number down
+    to a = -103.3 (float32; -744.4 in float64), so below -88.7 the relative error
+    is 100%.  For a > -87.3 (float32; -708.4 in float64), where h is a normal
+    number, every step rounds once (relative error <= u each), so h is within a
+    few u (3u) of the true value: no cancellation anywhere; between the two, h is
+    a correctly rounded subnormal, with fewer significant bits.  (A branch on the
+    sign of a, with np.where, costs more than the exp: 4.4 against 1.3 ns per element.)
     """
     with np.errstate(over="ignore"):
         h = np.exp(np.negative(a))
@@ -126,7 +131,7 @@ def sigmoid_forward(a):
 
 
 def sigmoid_backward(dh, cache):
-    """dL/da = dL/dh * h (1 - h).  Derivation: docs/derivations.md, "Activations"."""
+    """dJ/da = dJ/dh * h (1 - h).  Derivation: docs/derivations.md, "Activations"."""
     # BEGIN SOLUTION activation_backward
     h = cache
     da = dh * h * (1 - h)    # d sigmoid(a)/da = sigmoid(a) (1 - sigmoid(a))
@@ -177,7 +182,7 @@ def log_one_plus(e, out=None):
 
 
 def softplus_backward(dh, cache):
-    """dL/da = dL/dh * sigmoid(a).  Derivation: docs/derivations.md, "Activations"."""
+    """dJ/da = dJ/dh * sigmoid(a).  Derivation: docs/derivations.md, "Activations"."""
     # BEGIN SOLUTION activation_backward
     a, h = cache
     # d log(1 + e^a)/da = e^a / (1 + e^a) = sigmoid(a), and log sigmoid(a) = a - softplus(a):
@@ -230,14 +235,15 @@ def softplus_sum_forward(a):
 
 
 def softplus_sum_backward(ds, cache):
-    """dL/da = dL/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
+    """dJ/da = dJ/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
     sigmoid(a) = exp(a - softplus(a)) (log sigmoid(a) = a - softplus(a)), with the
     per-pixel softplus ``max(a, 0) + log1p(exp(-|a|))``: a - softplus(a) <= 0, so nothing
     overflows, and every value is within about 10u of the true sigmoid.  This is the
     arithmetic minivae's training has always used, kept bit for bit so that a model
     trained with the same seed is the same model (docs/performance.md, section Same results
-    to rounding); :func:`sigmoid_forward` would be a little more accurate (3u) and 0.8 ms
+    to rounding); :func:`sigmoid_forward` would be a little more accurate (3u where its value
+    is a normal number) and 0.8 ms
     per 128 x 784 step faster on CPUs without AVX-512 (float32 log1p has no SIMD loop
     there), but would change the trained model's test ELBO by a few hundredths of a nat.
     """
@@ -257,7 +263,7 @@ def identity_forward(a):
 
 
 def identity_backward(dh, cache):
-    """dL/da = dL/dh.  Derivation: docs/derivations.md, "Activations"."""
+    """dJ/da = dJ/dh.  Derivation: docs/derivations.md, "Activations"."""
     da = dh
     return da
 
@@ -343,9 +349,9 @@ def mlp_forward(params, prefix, n_layers, x, activation="relu"):
 def mlp_backward(dout, cache, prefix, activation="relu", input_grad=True, n_groups=None):
     """Backward pass of :func:`mlp_forward`.
 
-    Given dL/dout (B, n_K), return dL/dx (B, n_0) and a dict of gradients
+    Given dJ/dout (B, n_K), return dJ/dx (B, n_0) and a dict of gradients
     with the keys ``f"{prefix}.{k}.W"`` and ``f"{prefix}.{k}.b"``.
-    ``input_grad=False`` skips dL/dx (returned as None), e.g. when x is the
+    ``input_grad=False`` skips dJ/dx (returned as None), e.g. when x is the
     data: for the encoder of the standard model that is a fifth of the
     matrix-product work of a training step.
     ``n_groups=N`` keeps every parameter gradient per group of rows (shape

@@ -203,14 +203,14 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """Gradient descent with momentum (heavy ball, Polyak 1964), optionally Nesterov's.
 
-    Classical (``nesterov=False``), as in Sutskever et al. (2013), eq. 1-2:
+    Classical (``nesterov=False``), as in Sutskever et al. (2013), eq. 1-2::
 
         v <- mu v - lr g
         p <- p + v
 
     Nesterov (``nesterov=True``): Sutskever et al. (2013), eq. 3-4, take the gradient at
     the look-ahead point p + mu v.  Storing the look-ahead point as p (the change of
-    variables of Bengio et al. 2013, also used by PyTorch) turns that into
+    variables of Bengio et al. 2013, also used by PyTorch) turns that into ::
 
         v <- mu v - lr g
         p <- p + mu v - lr g        (with the new v)
@@ -242,7 +242,7 @@ class Momentum(Optimizer):
 
 class Adagrad(Optimizer):
     """Adagrad, diagonal version (Duchi, Hazan & Singer 2011, JMLR), the optimiser of the
-    AEVB experiments (Kingma & Welling 2013, Sec. 5):
+    AEVB experiments (Kingma & Welling 2013, Sec. 5)::
 
         h <- h + g^2                      (elementwise sum of squared gradients)
         p <- p - lr g / (sqrt(h) + eps)
@@ -270,7 +270,9 @@ class Adagrad(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba 2015, Algorithm 1), at step t = 1, 2, ...:
+    """Adam (Kingma & Ba 2015, Algorithm 1).
+
+    At step t = 1, 2, ...::
 
         m <- b1 m + (1 - b1) g                      biased first moment
         v <- b2 v + (1 - b2) g^2                    biased second raw moment
@@ -278,7 +280,7 @@ class Adam(Optimizer):
         p <- p - lr m_hat / (sqrt(v_hat) + eps)
 
     The code folds both bias corrections into two scalars (as suggested at the end of
-    Sec. 2 of the paper), which saves passes over the arrays:
+    Sec. 2 of the paper), which saves passes over the arrays::
 
         p <- p - lr_t m / (sqrt(v) + eps_t),
         lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),   eps_t = eps sqrt(1 - b2^t).

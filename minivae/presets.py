@@ -6,16 +6,16 @@ on the command line), so a setting is changed in one place and no name map is ne
 Each paper's experiment has its settings ("full") and a smoke-test version ("quick",
 on the embedded 10k subset in under a minute: what the tests and CI run; it shows that
 the code runs end to end, not the papers' numbers).  docs/reproduction.md compares the
-full runs with the papers.
+full runs with the papers.  The settings::
 
-    STANDARD      the model and training of ``minivae train`` (and the defaults of
-                  :func:`minivae.train`, which a test keeps equal to these)
+    STANDARD      the model and training of `minivae train` (and the defaults of
+                  minivae.train, which a test keeps equal to these)
     FIG2, FIG3    Kingma & Welling (2013), Fig. 2 (AEVB vs wake-sleep lower bounds) and
                   Fig. 3 (their marginal likelihood, N_z = 3)
     HMC           the HMC sampler of Fig. 3's marginal likelihood estimate (App. D)
     IWAE          Burda et al. (2016), Table 1 (VAE vs IWAE, with their lr schedule)
-    BENCH         the training step ``minivae bench`` times
-    EVAL_BENCH    the log-likelihood ``minivae bench --eval`` times
+    BENCH         the training step `minivae bench` times
+    EVAL_BENCH    the log-likelihood `minivae bench --eval` times
 """
 
 # the standard architecture of Kingma & Welling's MNIST experiments (one hidden layer; 400

@@ -1,6 +1,6 @@
 """The Variational Autoencoder (Kingma & Welling 2013): parameters, ELBO estimators, gradients.
 
-The model, in the seed's notation (docs/seed.md; the formulas: docs/derivations.md):
+The model, in the seed's notation (docs/seed.md; the formulas: docs/derivations.md)::
 
     encoder  x -> (mu, logvar) = MLP_phi(x)          q_phi(z|x) = N(mu, diag(exp(logvar)))
     sample   z = mu + exp(logvar / 2) * eps,  eps ~ N(0, I)        (reparameterisation)
@@ -8,7 +8,7 @@ The model, in the seed's notation (docs/seed.md; the formulas: docs/derivations.
     prior    p(z) = N(0, I)
 
 The ELBO L(theta, phi; x) = E_q[log p_theta(x|z) + log p(z) - log q_phi(z|x)] is
-estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7):
+estimated from L samples z(l) in two ways (Kingma & Welling 2013, Eq. 6 and 7)::
 
     estimator="A":  1/L sum_l [log p(x|z(l)) + log p(z(l)) - log q(z(l)|x)]
     estimator="B":  -KL(q(z|x) || p(z)) + 1/L sum_l log p(x|z(l))
@@ -36,8 +36,6 @@ The paper's symbols and the code's (Kingma & Welling 2013, Sec. 2-3 and App. C):
     eps^(l)            eps[l]                  noise, (L, B, D)
     z^(i,l)            z[l, b]                 z = mu + sigma * eps, (L, B, D)
     L~(theta, phi; x)  elbo[b]                 the per-example ELBO estimate
-
-Shapes everywhere: B examples, P = x_dim, D = z_dim, L = n_samples.
 """
 import numpy as np
 
@@ -54,6 +52,10 @@ ESTIMATORS = ("B", "A", "iwae")     # analytic KL (Eq. 7), full Monte Carlo (Eq.
 
 class VAE:
     """A VAE with MLP encoder and decoder; parameters in ``self.params`` (a dict of arrays).
+
+    Parameter names: ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``,
+    ``decoder.{k}.b`` for layer k, and ``decoder.logvar`` when learned.  The
+    encoder's last layer outputs 2 D numbers: mu is the first D, logvar the last D.
 
     Parameters
     ----------
@@ -82,10 +84,6 @@ class VAE:
         Draw every initial weight and bias from N(0, init_std^2) (Kingma & Welling
         2013: 0.01) instead of the default He/Glorot scheme (:func:`minivae.nn.init_mlp`).
         Only the initial values depend on it, so it is not part of :meth:`config`.
-
-    Parameter names: ``encoder.{k}.W``, ``encoder.{k}.b``, ``decoder.{k}.W``,
-    ``decoder.{k}.b`` for layer k, and ``decoder.logvar`` when learned.  The
-    encoder's last layer outputs 2 D numbers: mu is the first D, logvar the last D.
     """
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
@@ -201,7 +199,7 @@ class VAE:
 
         # receives dh (B, 2D) and grads; must add the encoder's gradients to grads
         # BEGIN SOLUTION vae_backward
-        # encoder: h = [mu, logvar]; dL/dx is not needed (x is data), which skips a matrix product
+        # encoder: h = [mu, logvar]; dJ/dx is not needed (x is data), which skips a matrix product
         _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation,
                                            input_grad=False)
         grads.update(encoder_grads)

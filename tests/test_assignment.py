@@ -8,6 +8,7 @@ reference: 100; a fresh edition: 0).
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -446,3 +447,37 @@ def test_the_worker_keeps_a_virtualenv_inside_the_tree_on_its_path(tmp_path):
     venv, other = str(tree / ".venv" / "site-packages"), "/usr/lib/python3/dist-packages"
     path = worker.search_path(str(tree), str(here), [str(tree) + "/", venv, str(here), "", other])
     assert path == [str(tree), str(here), venv, other]
+
+
+def edition_links_outside(folder):
+    """Links (and toctree entries) of the edition's Markdown pages to files the edition does not have."""
+    folder = Path(folder)
+    missing = []
+    for page in sorted(folder.rglob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        targets = re.findall(r"!?\[[^\]]*\]\(([^)\s#]+)(?:#[^)]*)?\)", text)
+        for block in re.findall(r"```\{toctree\}\n(.*?)```", text, flags=re.S):
+            targets += [f"{line.strip()}.md" for line in block.splitlines()
+                        if line.strip() and not line.startswith(":") and "*" not in line]
+        for target in targets:
+            if re.match(r"[a-z]+:", target):
+                continue                                   # http:, mailto:
+            if target.startswith("/"):
+                resolved = folder / target.lstrip("/")
+            else:
+                resolved = page.parent / target
+            if not resolved.exists():
+                missing.append(f"{page.relative_to(folder)} -> {target}")
+    return missing
+
+
+def test_an_editions_pages_link_only_to_files_it_has(edition, tmp_path):
+    assert not (edition / "docs" / "assignments.md").exists()
+    assert edition_links_outside(edition) == []
+    # the check finds what the pages said before the guide's links were marked
+    planted = tmp_path / "planted"
+    (planted / "docs").mkdir(parents=True)
+    (planted / "docs" / "index.md").write_text(
+        "- [assignments.md](assignments.md): the guide\n\n```{toctree}\n:hidden:\n\nassignments\n```\n")
+    assert edition_links_outside(planted) == ["docs/index.md -> assignments.md",
+                                              "docs/index.md -> assignments.md"]

@@ -119,7 +119,7 @@ def test_unknown_activation_is_a_clear_error():
 
 @given(B=dims, sizes=st.lists(dims, min_size=2, max_size=4), seed=seeds)
 def test_mlp_backward_without_input_grad_gives_the_same_parameter_gradients(B, sizes, seed):
-    # input_grad=False only skips dL/dx (the data's gradient); every parameter gradient is
+    # input_grad=False only skips dJ/dx (the data's gradient); every parameter gradient is
     # the one checked against finite differences above, bit for bit
     rng = np.random.default_rng(seed)
     params = nn.init_mlp(sizes, rng, "net")

@@ -43,6 +43,7 @@ FIGURES = {
     "10_gaussian_decoder.py": ["10_reconstructions.png", "10_variance_runaway.png"],
     "11_amortisation_gap.py": ["11_local_optimisation.png", "11_gaps.png"],
     "12_wake_sleep.py": ["12_kl_directions.png", "12_bound_vs_examples.png", "12_dreams.png"],
+    "13_iwae.py": ["13_iwae_vs_vae.png"],
 }
 
 

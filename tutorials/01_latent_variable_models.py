@@ -99,10 +99,11 @@ x_samples = decoder_mean(z_samples) + S_NOISE * rng.standard_normal((n_samples, 
 # On a grid $z_1 < \dots < z_N$ with spacing $\Delta z$ the integral becomes a sum,
 #
 # $$
-# p_\theta(x) \approx \sum_{n=1}^{N} p(z_n)\, p_\theta(x \mid z_n)\, \Delta z ,
-# \qquad
-# \log p_\theta(x) \approx \operatorname{logsumexp}_n \big[\log p(z_n) + \log p_\theta(x \mid z_n)\big]
+# \begin{aligned}
+# p_\theta(x) &\approx \sum_{n=1}^{N} p(z_n)\, p_\theta(x \mid z_n)\, \Delta z , \\
+# \log p_\theta(x) &\approx \operatorname{logsumexp}_n \big[\log p(z_n) + \log p_\theta(x \mid z_n)\big]
 # + \log \Delta z ,
+# \end{aligned}
 # $$
 #
 # computed in log space (`scipy.special.logsumexp`), because far from the data
@@ -160,7 +161,7 @@ assert abs(mass - 1) < 0.01, "p(x) must integrate to 1 (the plane holds almost a
 # density is far from Gaussian, so no simple formula could have given it.
 
 # %%
-fig = Figure(figsize=(13, 4))
+fig = Figure(figsize=(10, 3.6))       # three panels: narrow enough that the page keeps the labels legible
 ax_prior, ax_samples, ax_density = fig.subplots(1, 3)
 zz = np.linspace(-4, 4, 400)
 ax_prior.plot(zz, np.exp(dist.standard_normal_log_density(zz[:, None])[0]))

@@ -27,11 +27,13 @@
 # erratum E3. Independence of $\phi$ is what consequence 1 below uses.) So
 #
 # $$
+# \begin{aligned}
 # \mathrm{KL}\big(q \,\|\, p(z \mid x)\big)
-# = \mathbb{E}_q\big[\log q_\phi(z \mid x) - \log p_\theta(x, z)\big] + \log p_\theta(x)
-# = -\mathcal{L}(\theta, \phi; x) + \log p_\theta(x),
+# &= \mathbb{E}_q\big[\log q_\phi(z \mid x) - \log p_\theta(x, z)\big] + \log p_\theta(x) \\
+# &= -\mathcal{L}(\theta, \phi; x) + \log p_\theta(x),
 # \qquad
 # \mathcal{L} = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x, z) - \log q_\phi(z \mid x)\big].
+# \end{aligned}
 # $$
 #
 # Three consequences, which this tutorial checks one by one:
@@ -85,12 +87,14 @@ rng = np.random.default_rng(0)        # all randomness from one explicit Generat
 #
 # $x$ is a linear function of the Gaussians $z$ and the noise, so it is Gaussian, and so is the
 # posterior (completing the square in $z$; Tipping & Bishop 1999, Bishop 2006 Sec. 12.2). With
-# $C = WW^\top + \sigma^2 I_P$ and $M = W^\top W + \sigma^2 I_D$:
+# $C = WW^\top + \sigma^2 I_P$ and $G = W^\top W + \sigma^2 I_D$:
 #
 # $$
-# \log p(x) = \log \mathcal{N}(x;\, b,\, C), \qquad
-# p(z \mid x) = \mathcal{N}\big(m^*,\, \Sigma^*\big), \quad
-# m^* = M^{-1} W^\top (x - b), \quad \Sigma^* = \sigma^2 M^{-1}.
+# \begin{aligned}
+# \log p(x) &= \log \mathcal{N}(x;\, b,\, C), \\
+# p(z \mid x) &= \mathcal{N}\big(m^*,\, \Sigma^*\big), \quad
+# m^* = G^{-1} W^\top (x - b), \quad \Sigma^* = \sigma^2 G^{-1}.
+# \end{aligned}
 # $$
 #
 # We take $D = 2$ (so that we can draw $q$ and the posterior) and $P = 4$, with columns of $W$
@@ -336,7 +340,7 @@ fig
 # penalises $q$ for putting mass where the posterior has little, and hardly at all for missing
 # some of the posterior's mass.
 #
-# When the columns of $W$ are orthogonal, $M = W^\top W + \sigma^2 I$ is diagonal, the posterior
+# When the columns of $W$ are orthogonal, $G = W^\top W + \sigma^2 I$ is diagonal, the posterior
 # is uncorrelated, and the mean-field $q$ *is* the posterior (gap zero). We rotate $W$'s columns
 # to orthogonal ones of the same lengths to see it.
 #
@@ -406,7 +410,9 @@ fig
 #
 # so raising $\mathcal{L}$ either raises the likelihood or tightens the bound. For pPCA the
 # maximum-likelihood $\theta$ is known in closed form (Tipping & Bishop 1999, `lg.max_likelihood`):
-# $W = U_D(\Lambda_D - \sigma^2 I)^{1/2} R$ for *any* rotation $R$, all with the same likelihood.
+# $W = U_D(\Delta_D - \sigma^2 I)^{1/2} R$ ($U_D$ the data covariance's top $D$ eigenvectors,
+# $\Delta_D$ the diagonal matrix of their eigenvalues) for *any* rotation $R$, all with the same
+# likelihood.
 # With $R = I$ the columns of $W$ are orthogonal (eigenvectors times scales), so by section 5 the
 # mean-field $q$ is exact there: the ELBO with a diagonal $q$ reaches the maximum likelihood.
 # With any other $R$ the likelihood is the same but the ELBO is lower. Maximising the ELBO with a

@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 03 · Monte Carlo estimates and the reparameterisation trick
 #
-# Steps 8-9 of the seed derivation ([docs/seed.md](../docs/seed.md)). The seed text itself
-# stops at the start of step 8, before its Monte Carlo estimate; these steps complete it from
-# Kingma & Welling 2013 (Sec. 2.3-2.4). Tutorial 02 showed that variational
+# Steps 8-9 of the seed derivation ([docs/seed.md](../docs/seed.md)). The seed text
+# stops mid-sentence at the start of step 8, as it introduces the Monte Carlo samples; the rest of step 8
+# and step 9 complete it from Kingma & Welling 2013 (Sec. 2.3-2.4). Tutorial 02 showed that variational
 # inference maximises the ELBO
 #
 # $$
@@ -97,10 +97,12 @@ assert abs(estimate - (mu**2 + sigma**2 + c)) < 4 * se
 # $\log$), so
 #
 # $$
-# \nabla_\phi\, \mathbb{E}_{q_\phi}[f] = \int f(z)\, \nabla_\phi q_\phi(z)\, dz
-# = \mathbb{E}_{q_\phi}\big[f(z)\, \nabla_\phi \log q_\phi(z)\big]
-# \quad\Rightarrow\quad
+# \begin{aligned}
+# \nabla_\phi\, \mathbb{E}_{q_\phi}[f] &= \int f(z)\, \nabla_\phi q_\phi(z)\, dz
+# = \mathbb{E}_{q_\phi}\big[f(z)\, \nabla_\phi \log q_\phi(z)\big] \\
+# &\Rightarrow\quad
 # g_{\mathrm{SF}} = f(z)\, \nabla_\phi \log q_\phi(z), \; z \sim q_\phi .
+# \end{aligned}
 # $$
 #
 # (When $f$ itself depends on $\phi$, as the ELBO's $-\log q_\phi$ does, a second term
@@ -214,6 +216,24 @@ fig
 
 # %% [markdown]
 # ## 3. On a VAE
+#
+# This section uses a VAE before tutorials 04-06 open it up. What it needs of it, as a black
+# box defined by what it computes:
+#
+# * `minivae.VAE(784, 10, hidden=(100,))` is an **encoder** network $x \mapsto (\mu, \log\sigma^2)$
+#   defining $q_\phi(z \mid x) = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$, and a **decoder**
+#   network $z \mapsto$ the 784 pixel probabilities of $p_\theta(x \mid z)$. Their parameters
+#   sit in a dict: `encoder.0.W`, `encoder.0.b` (the hidden layer), `encoder.1.W`,
+#   `encoder.1.b` (the output layer; the first $D$ of its outputs are $\mu$, the last $D$ are
+#   $\log\sigma^2$), and likewise `decoder.*`.
+# * **Estimator A** (`estimator="A"`) is the plain Monte Carlo estimate of the ELBO from
+#   section 1, $\frac1L \sum_l \log w_l$ with $\log w = \log p_\theta(x \mid z) + \log p(z) -
+#   \log q_\phi(z \mid x)$ and $z_l = \mu + \sigma \odot \epsilon_l$ (seed step 8; tutorial 05
+#   adds estimator B).
+# * `VAE.loss_and_grads(x, eps=..., estimator="A")` returns minus that estimate, averaged over
+#   the rows of `x`, and its gradient with respect to every parameter, by the chain rule written
+#   out by hand (`VAE.backward`; tutorial 04 shows how such a backward pass is built, tutorial 05
+#   checks this one). `minivae.train` runs stochastic gradient ascent on it (tutorial 06).
 #
 # In the VAE, $f(z) = \log p_\theta(x \mid z) + \log p(z) - \log q_\phi(z \mid x)$ is close to
 # $\log p_\theta(x)$: about $-100$ to $-500$ nats for an MNIST image. That is the offset $c$ of the

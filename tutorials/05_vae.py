@@ -1,9 +1,9 @@
 # %% [markdown]
 # # 05 · The VAE: two estimators of the ELBO, the analytic KL, and their variance
 #
-# Steps 8-10 of the seed derivation ([docs/seed.md](../docs/seed.md)); the seed text stops
-# before step 8, so everything here completes it from Kingma & Welling 2013 rather than follows
-# it. The ELBO of tutorial 02,
+# Steps 8-10 of the seed derivation ([docs/seed.md](../docs/seed.md)); the seed text
+# stops mid-sentence at the start of step 8, as it introduces the Monte Carlo samples, so everything here
+# completes it from Kingma & Welling 2013 rather than follows it. The ELBO of tutorial 02,
 #
 # $$
 # \mathcal{L}(\theta, \phi; x) = \mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z) + \log p(z)
@@ -24,11 +24,12 @@
 # With $L$ samples per example there are two estimators (Eq. 6 and 7; seed, step 8):
 #
 # $$
-# \tilde{\mathcal{L}}^A = \frac{1}{L} \sum_{l=1}^{L} \Big[\log p_\theta(x \mid z^{(l)}) + \log p(z^{(l)})
-# - \log q_\phi(z^{(l)} \mid x)\Big] ,
-# \qquad
-# \tilde{\mathcal{L}}^B = -\mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big)
+# \begin{aligned}
+# \tilde{\mathcal{L}}^A &= \frac{1}{L} \sum_{l=1}^{L} \Big[\log p_\theta(x \mid z^{(l)}) + \log p(z^{(l)})
+# - \log q_\phi(z^{(l)} \mid x)\Big] , \\
+# \tilde{\mathcal{L}}^B &= -\mathrm{KL}\big(q_\phi(z \mid x) \,\|\, p(z)\big)
 # + \frac{1}{L} \sum_{l=1}^{L} \log p_\theta(x \mid z^{(l)}) ,
+# \end{aligned}
 # $$
 #
 # where for $q = \mathcal{N}(\mu, \operatorname{diag}\sigma^2)$ and $p(z) = \mathcal{N}(0, I)$
@@ -382,7 +383,8 @@ fig
 # * The noise of either estimate falls like $1/\sqrt{L}$ (section 4).
 # * B gives lower-variance encoder gradients and identical decoder gradients, the reason
 #   minivae trains with it by default; the *value* of A can still be the less noisy one for
-#   a trained model, because its sampled KL term is anti-correlated with the reconstruction
-#   term (section 5).
+#   a trained model, because its sampled KL term $\log q_\phi(z \mid x) - \log p(z)$ is
+#   *positively* correlated with the reconstruction term (equivalently, $\log p(z) - \log
+#   q_\phi(z \mid x)$ is anti-correlated with it), and A subtracts it (section 5).
 #
 # Next, **06**: training on MNIST with estimator B, and what the trained model has learned.

@@ -6,10 +6,11 @@
 # follows one gradient of the VAE of tutorial 05,
 #
 # $$
-# \mathcal{J}(\theta, \phi) = -\frac{1}{B}\sum_{b=1}^{B} \tilde{\mathcal{L}}^B(\theta, \phi; x_b),
-# \qquad
-# \tilde{\mathcal{L}}^B = \frac1L \sum_{l=1}^{L} \log p_\theta(x \mid z^{(l)}) - \mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z)),
+# \begin{aligned}
+# \mathcal{J}(\theta, \phi) &= -\frac{1}{B}\sum_{b=1}^{B} \tilde{\mathcal{L}}^B(\theta, \phi; x_b), \\
+# \tilde{\mathcal{L}}^B &= \frac1L \sum_{l=1}^{L} \log p_\theta(x \mid z^{(l)}) - \mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z)),
 # \qquad z^{(l)} = \mu + \sigma \odot \epsilon^{(l)},
+# \end{aligned}
 # $$
 #
 # (Kingma & Welling 2013, Eq. 7 and 10) from the loss back to the first encoder weight:
@@ -73,7 +74,7 @@ print("x =\n", x)
 # | `z` | $(L, B, D)$ | $z^{(l)} = \mu + e^{\log\sigma^2/2} \odot \epsilon^{(l)}$ |
 # | `out` | $(L, B, P)$ | decoder output: Bernoulli logits of $p_\theta(x \mid z^{(l)})$ |
 # | `log_px_z` | $(L, B)$ | $\log p_\theta(x \mid z^{(l)}) = \sum_i [x_i\, \mathrm{out}_i - \mathrm{softplus}(\mathrm{out}_i)]$ |
-# | `kl_qp` | $(B,)$ | $\mathrm{KL}(q_\phi(z \mid x) \,\|\, p(z))$, closed form |
+# | `kl_qp` | $(B,)$ | $\mathrm{KL}(q_\phi(z \mid x) \,\Vert\, p(z))$, closed form |
 # | `elbo` | $(B,)$ | $\frac1L \sum_l$ `log_px_z` $-$ `kl_qp` |
 #
 # The `*_cache` entries are what each backward function needs (sub-caches of the MLPs and the
@@ -99,6 +100,7 @@ assert np.allclose(cache["elbo"], cache["log_px_z"].mean(axis=0) - cache["kl_qp"
 
 # %%
 vae_file = inspect.getsourcefile(minivae.VAE)
+print(vae_file)       # the absolute path pdb's `b PATH:LINE` needs
 for method in (minivae.VAE.backward, minivae.VAE.backward_to_encoder_output):
     source, first_line = inspect.getsourcelines(method)
     for offset, text in enumerate(source):
@@ -133,7 +135,10 @@ for method in (minivae.VAE.backward, minivae.VAE.backward_to_encoder_output):
 # * **Edit the file**: put `breakpoint()` on the line before it, run your script, remove it
 #   afterwards. (`PYTHONBREAKPOINT=0` disables every `breakpoint()` without editing.)
 # * **Without editing**: `python -m pdb your_script.py`, then at the first prompt
-#   `b minivae/vae.py:LINE` (the line number printed above) and `c`.
+#   `b PATH:LINE` and `c`, with the *absolute* path printed above as `vae_file` (a relative
+#   `minivae/vae.py` is looked up along `sys.path`, where an installed package is not: pdb
+#   answers "not found from sys.path") and the line number printed beside the source.
+#   `docs/debugging.md` shows the whole session, and the test suite runs it.
 # * **From code**: `pdb.Pdb().runcall(model.backward, cache)` stops at the first line of
 #   `backward`; then `b LINE` and `c`.
 #
@@ -189,6 +194,12 @@ session = re.sub(r"\x1b\[[0-9;]*m", "", session)   # in a Jupyter kernel, pdb is
 print(session)
 assert f"({L}, {B}, {D})" in session, "at the breakpoint, dz has shape (L, B, D)"
 assert "dmu_z, dlogvar_z = dist.gaussian_sample_backward" in session
+# the two stops: the first line of backward (runcall), then the breakpoint
+stops = re.findall(r"^> .*\((\d+)\)(\w+)\(\)$", session, flags=re.M)
+body, backward_first = inspect.getsourcelines(minivae.VAE.backward)
+first_body_line = backward_first + next(i for i, text in enumerate(body) if "B = cache" in text)
+assert [(int(n), f) for n, f in stops[:2]] == [(first_body_line, "backward"),
+                                               (sample_line, "backward_to_encoder_output")], stops
 
 # %% [markdown]
 # What to read in the transcript: `runcall` first stops at the first line of `backward` (the
@@ -353,10 +364,29 @@ assert gradcheck.rel_error(record_bug["dlogvar"], numeric_enc["logvar"]) > 1e-3
 # %% [markdown]
 # ## 7. Your turn, interactively
 #
-# With `MINIVAE_DEBUG=1` the next cell stops at a real `(Pdb)` prompt, in `VAE.backward` at
-# the reparameterisation line. Try `p dz.shape`, `n`, `p dmu_z`, `s` (step into
-# `gaussian_sample_backward` next time it is called), `u` (back up to this script), `c` to go
-# on. In VS Code, set a breakpoint by clicking left of that line in `minivae/vae.py` and run
+# With `MINIVAE_DEBUG=1` the next cell gives you a real `(Pdb)` prompt. Like the scripted
+# session of section 3, `runcall` first stops at the first line of `VAE.backward`; type `c` to
+# run to the breakpoint at the reparameterisation line. There, try `p dz.shape`, `n`,
+# `p dmu_z`, `s` (step into `gaussian_sample_backward` next time it is called), `u` (back up
+# to this script), `c` to go on. Run from the repository root (the paths are yours; the test
+# suite runs this session from another folder and checks that it prints what is shown):
+#
+# <!-- debugging-session -->
+# ```text
+# $ MINIVAE_DEBUG=1 python tutorials/08_debugging_a_gradient.py
+# ...
+# breakpoint at /home/you/minivae/minivae/vae.py:253; type c to run to it
+# > /home/you/minivae/minivae/vae.py(195)backward()
+# -> B = cache["x"].shape[0]
+# (Pdb) c
+# > /home/you/minivae/minivae/vae.py(253)backward_to_encoder_output()
+# -> dmu_z, dlogvar_z = dist.gaussian_sample_backward(dz, cache["sample_cache"])
+# (Pdb) p dz.shape
+# (2, 2, 2)
+# (Pdb) c
+# ...
+# ```
+# In VS Code, set a breakpoint by clicking left of that line in `minivae/vae.py` and run
 # this file with "Python Debugger: Debug Python File" instead (see `docs/debugging.md`).
 
 # %%
@@ -394,7 +424,8 @@ print(gradcheck.diagnose(dz, true_dmu, "dmu")["message"])  # the sum over the sa
 # * `VAE.forward` names every intermediate and returns them in `cache`; `VAE.backward` walks
 #   them in reverse, one stage per block; `gaussian_sample_backward` is the line where the
 #   reparameterisation trick happens.
-# * Stop there with `breakpoint()`, `python -m pdb` + `b minivae/vae.py:LINE`, or
+# * Stop there with `breakpoint()`, `python -m pdb` + `b /absolute/path/to/minivae/vae.py:LINE`
+#   (the path: `python -c "import minivae.vae; print(minivae.vae.__file__)"`), or
 #   `pdb.Pdb().runcall(model.backward, cache)`; look with `p`, move with `n`, `s`, `c`.
 # * Finite differences check a single entry, a whole array, or an *intermediate* gradient
 #   (write the loss as a function of it, with $\epsilon$ fixed); the first wrong link in the

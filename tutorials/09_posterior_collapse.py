@@ -5,8 +5,8 @@
 # the ELBO of Kingma & Welling 2013. Written per example, with estimator B,
 #
 # $$
-# \mathcal{L}(x) = \underbrace{\mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big]}_{-\,\text{distortion } D(x)}
-# \;-\; \underbrace{\sum_{d=1}^{D_z} \mathrm{KL}\big(q_\phi(z_d \mid x) \,\|\, \mathcal{N}(0, 1)\big)}_{\text{rate } R(x)} ,
+# \mathcal{L}(x) = \underbrace{\mathbb{E}_{q_\phi(z \mid x)}\big[\log p_\theta(x \mid z)\big]}_{-\,\text{distortion } \mathrm{Dist}(x)}
+# \;-\; \underbrace{\sum_{d=1}^{D} \mathrm{KL}\big(q_\phi(z_d \mid x) \,\|\, \mathcal{N}(0, 1)\big)}_{\text{rate } R(x)} ,
 # $$
 #
 # two terms that pull in opposite directions: the reconstruction term wants $z$ to say as much
@@ -15,7 +15,7 @@
 # own price, $\mathrm{KL}_d = \tfrac12(\mu_d^2 + \sigma_d^2 - 1 - \log \sigma_d^2)$. A dimension
 # whose $q_\phi(z_d \mid x)$ equals the prior for every $x$ costs nothing and carries nothing:
 # it has **collapsed** to the prior. Alemi et al. (2018) call $R$ the *rate* and $D$ the
-# *distortion*; the ELBO is $-(D + R)$.
+# *distortion*; the ELBO is $-(\mathrm{Dist} + R)$.
 #
 # This tutorial measures
 #
@@ -81,7 +81,7 @@ x_test = fixed_binarization(data.test.x.astype(np.float32), SEED)     # binary, 
 # record the test rate and the number of active units.
 #
 # `measure(model)` returns, on the 1,000 binarised test images: the rate $R$ (the analytic KL,
-# nats per image), the distortion $D$ ($-\mathbb{E}_q \log p_\theta(x \mid z)$ from 10 samples
+# nats per image), the distortion $\mathrm{Dist}$ ($-\mathbb{E}_q \log p_\theta(x \mid z)$ from 10 samples
 # per image), the KL per dimension (averaged over images) and the activity $A_d$.
 
 # %%
@@ -91,7 +91,7 @@ def measure(model, n_samples=10):
     activity, active = diagnostics.active_units(mu)
     rate = kl_d.sum(axis=1).mean()
     elbo = model.elbo(x_test, n_samples=n_samples, rng=np.random.default_rng(1)).astype(np.float64)
-    distortion = -(elbo.mean() + rate)                               # ELBO = -D - R
+    distortion = -(elbo.mean() + rate)                               # ELBO = -Dist - R
     return {"rate": rate, "distortion": distortion, "elbo": elbo.mean(),
             "kl_d": kl_d.mean(axis=0), "activity": activity, "active": int(active.sum())}
 
@@ -191,12 +191,14 @@ fig
 # %% [markdown]
 # ## 3. Rate and distortion as $\beta$ varies
 #
-# For every $\beta$ the trained model is a point $(R, D)$. Maximising $-D - \beta R$ means
-# that a model trained with a larger $\beta$ ends at a lower rate and a higher distortion: a
-# fact of the optimum (for two optima, $D_1 + \beta_1 R_1 \le D_2 + \beta_1 R_2$ and $D_2 +
-# \beta_2 R_2 \le D_1 + \beta_2 R_1$; adding gives $(\beta_2 - \beta_1)(R_2 - R_1) \le 0$), so
+# For every $\beta$ the trained model is a point $(R, \mathrm{Dist})$ (the distortion is not
+# written $D$, which is the latent dimension: docs/notation.md). Maximising
+# $-\mathrm{Dist} - \beta R$ means that a model trained with a larger $\beta$ ends at a lower
+# rate and a higher distortion: a fact of the optimum (for two optima,
+# $\mathrm{Dist}_1 + \beta_1 R_1 \le \mathrm{Dist}_2 + \beta_1 R_2$ and
+# $\mathrm{Dist}_2 + \beta_2 R_2 \le \mathrm{Dist}_1 + \beta_2 R_1$; adding gives $(\beta_2 - \beta_1)(R_2 - R_1) \le 0$), so
 # here it holds to the extent that training finds the optimum. The ELBO ($\beta = 1$) of
-# every model is $-(D + R)$, the same for all points on a line of slope $-1$.
+# every model is $-(\mathrm{Dist} + R)$, the same for all points on a line of slope $-1$.
 #
 # **Figure `09_rate_distortion.png`**: distortion against rate for the six values of $\beta$,
 # with dotted lines of constant ELBO through the $\beta = 1$ model. What to see: the points
@@ -227,7 +229,7 @@ elbo_1 = results[1.0]["rate"] + results[1.0]["distortion"]
 r_line = np.linspace(0, rates.max() * 1.05, 2)
 for offset in (-10, 0, 10):
     ax.plot(r_line, elbo_1 + offset - r_line, ls=":", color="0.5", lw=1)
-ax.set(xlabel="rate $R$ = KL (nats per image)", ylabel="distortion $D$ (nats per image)",
+ax.set(xlabel="rate $R$ = KL (nats per image)", ylabel="distortion $\\mathrm{Dist}$ (nats per image)",
        title="rate/distortion as $\\beta$ varies (test set)",
        ylim=(distortions.min() - 10, distortions.max() + 10))
 ax.grid(alpha=0.3)
@@ -297,9 +299,11 @@ fig
 # per-pixel loss, is to average the reconstruction over pixels and keep the KL summed:
 #
 # $$
-# J_\text{mean} = -\frac{1}{B} \sum_b \Big[ \frac{1}{P} \sum_i \log p_\theta(x_{bi} \mid z_b) - \mathrm{KL}_b \Big]
-# = \frac{1}{P} \cdot \Big( -\frac{1}{B} \sum_b \big[ \log p_\theta(x_b \mid z_b) - P\, \mathrm{KL}_b \big] \Big)
+# \begin{aligned}
+# J_\text{mean} &= -\frac{1}{B} \sum_b \Big[ \frac{1}{P} \sum_i \log p_\theta(x_{bi} \mid z_b) - \mathrm{KL}_b \Big] \\
+# &= \frac{1}{P} \cdot \Big( -\frac{1}{B} \sum_b \big[ \log p_\theta(x_b \mid z_b) - P\, \mathrm{KL}_b \big] \Big)
 # = \frac{1}{P}\, J_{\beta = P} .
+# \end{aligned}
 # $$
 #
 # A constant factor does not move the optimum, so this trains a $\beta$-VAE with $\beta = 784$.
@@ -380,7 +384,7 @@ fig
 #   $\mathrm{Var}_x(\mu_d) > 10^{-2}$) find such dimensions. Collapse is slow at $\beta = 1$
 #   (none after ten epochs here) and quick at large $\beta$.
 # * $\beta$ moves the model along the rate/distortion trade-off: larger $\beta$, lower rate,
-#   higher distortion, fewer active units; the ELBO is $-(D + R)$ and favours $\beta$ near 1.
+#   higher distortion, fewer active units; the ELBO is $-(\mathrm{Dist} + R)$ and favours $\beta$ near 1.
 # * KL warm-up makes information cheap early in training; whether more units survive is
 #   something to measure for each model.
 # * minivae sums over pixels and latent dimensions and averages over the batch. A per-pixel

@@ -148,6 +148,14 @@ print(f"optimised ELBO: {mean_se(elbo_local)[0]:.2f} +- {mean_se(elbo_local)[1]:
 # as $k$ grows). For comparison, the same with the encoder's $q$ as the proposal
 # (`evaluate.log_likelihood`): the better proposal should give the larger (tighter) estimate.
 #
+# This $\log p(x)$ is an *estimate* from $k$ samples, and like every such estimate it is
+# itself a stochastic lower bound: on average below the true $\log p_\theta(x)$, by about
+# $\mathrm{Var}(w)/(2k\,\mathbb{E}[w]^2)$ (tutorial 07). So the measured approximation gap,
+# (estimate) $- \mathcal{L}[q^*]$, is itself a lower bound on the true one (on average), and the
+# amortisation gap's *share* of the total, amortisation gap / (estimate $- \mathcal{L}[q_\phi]$),
+# is an upper bound on the true share: the total it is divided by is too small by the same
+# bias. With $k$ large and $q^*$ close to the posterior the bias is small, but it has one sign.
+#
 # Then the gaps, per image, and their means with standard errors. Both gaps are $\ge 0$ in
 # exact arithmetic (given that $q^*$ is at least as good as the encoder's $q$, which the
 # ascent from it ensures up to noise); the assertions check that each mean exceeds zero by
@@ -171,7 +179,8 @@ for name, values in (("log p(x), proposal q*", log_px), ("log p(x), proposal q_p
     m, se = mean_se(values)
     print(f"{name:>26}: {m:9.2f} +- {se:.2f}")
 share = amortisation_gap.mean() / (log_px - elbo_amortised).mean()
-print(f"the amortisation gap is {share:.0%} of the total gap log p(x) - ELBO")
+print(f"the amortisation gap is {share:.0%} of the measured total gap log p(x) - ELBO "
+      "(an upper bound on its true share: the estimate of log p(x) is biased low)")
 
 for gap in (approximation_gap, amortisation_gap):
     m, se = mean_se(gap)
@@ -186,7 +195,8 @@ assert m > -4 * se
 # \mathcal{L}[q_\phi]$. What to see: both parts are present for every image; the approximation
 # gap is small and similar from image to image (a diagonal Gaussian fits these posteriors
 # fairly well), while the amortisation gap is the larger part (in the full run about three
-# quarters of the total) and varies a lot between images. Cremer et al. (2018) also find the
+# quarters of the measured total, an upper bound on its true share, as section 3 explains) and
+# varies a lot between images. Cremer et al. (2018) also find the
 # amortisation gap to be a large part of the total on MNIST. A more flexible $q$ family
 # shrinks the first part; a better encoder (larger, trained longer, or refined per example
 # as here) the second.

@@ -72,7 +72,7 @@ FIGURES.mkdir(parents=True, exist_ok=True)
 
 # the settings of Kingma & Welling (2013, Sec. 5) for MNIST, shared by both methods
 HIDDEN = 500             # one tanh hidden layer in the encoder and in the decoder
-INIT_STD = 0.01          # every initial weight and bias from N(0, 0.01^2)
+INIT_STD = 0.01          # every initial weight and bias from N(0, 0.01^2): the paper's N(0, 0.01), read as a std
 LR = 0.02                # Adagrad's step size, one of the paper's {0.01, 0.02, 0.1}
 BATCH_SIZE = 100         # M = 100, L = 1 sample per image
 Z_DIMS = (3, 20)         # two of the paper's N_z in {3, 5, 10, 20, 200}
@@ -147,10 +147,12 @@ assert max(r["rel_error"] for r in report.values()) < 1e-6
 # p_\theta(x)\,p_\theta(z \mid x)$ (here $p_\theta(z) = p(z)$, the prior):
 #
 # $$
+# \begin{aligned}
 # \mathcal{J}_{\text{sleep}}(\phi)
-# = \mathbb{E}_{p_\theta(x)}\,\mathbb{E}_{p_\theta(z \mid x)}\big[\log q_\phi(z \mid x)\big]
-# = -\,\mathbb{E}_{p_\theta(x)}\Big[\mathrm{KL}\big(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x)\big)\Big]
+# &= \mathbb{E}_{p_\theta(x)}\,\mathbb{E}_{p_\theta(z \mid x)}\big[\log q_\phi(z \mid x)\big] \\
+# &= -\,\mathbb{E}_{p_\theta(x)}\Big[\mathrm{KL}\big(p_\theta(z \mid x) \,\|\, q_\phi(z \mid x)\big)\Big]
 #   \;-\; \mathbb{E}_{p_\theta(x)}\Big[\mathcal{H}\big[p_\theta(z \mid x)\big]\Big],
+# \end{aligned}
 # $$
 #
 # and the entropy of the posterior does not depend on $\phi$. So the sleep phase minimises
@@ -191,10 +193,11 @@ assert max(r["rel_error"] for r in report.values()) < 1e-6
 # determinant terms of the Gaussian KL):
 #
 # $$
-# \mathrm{KL}(q_{\text{ELBO}} \,\|\, p) = \mathrm{KL}(p \,\|\, q_{\text{sleep}}) = -\tfrac12 \log(1 - \rho^2),
-# \qquad
-# \mathrm{KL}(q_{\text{sleep}} \,\|\, p) = \mathrm{KL}(p \,\|\, q_{\text{ELBO}})
+# \begin{aligned}
+# \mathrm{KL}(q_{\text{ELBO}} \,\|\, p) &= \mathrm{KL}(p \,\|\, q_{\text{sleep}}) = -\tfrac12 \log(1 - \rho^2), \\
+# \mathrm{KL}(q_{\text{sleep}} \,\|\, p) &= \mathrm{KL}(p \,\|\, q_{\text{ELBO}})
 #   = \frac{\rho^2}{1 - \rho^2} + \tfrac12 \log(1 - \rho^2):
+# \end{aligned}
 # $$
 #
 # each $q$ is the best in its own direction, and the sleep $q$'s ELBO is lower than the best
@@ -272,7 +275,7 @@ def ellipse(ax, mean, cov, n_sd, **style):
 
 
 near = np.argsort(((x_dreams - x0) ** 2).sum(axis=1))[:200]
-fig = Figure(figsize=(5.2, 4.6))
+fig = Figure(figsize=(5.6, 5.8))
 ax = fig.subplots()
 ax.scatter(*z_dreams[near].T, s=5, color="0.4", label="z of dreams with x near this x")
 for n_sd, alpha in ((2, 0.15), (1, 0.3)):
@@ -287,8 +290,9 @@ half = 2.2 * np.sqrt(np.diag(post_cov)).max()
 ax.set(xlim=(post_mean[0, 0] - half, post_mean[0, 0] + half),
        ylim=(post_mean[0, 1] - half, post_mean[0, 1] + half), aspect="equal",
        xlabel="$z_1$", ylabel="$z_2$", title=f"two diagonal $q$ for one posterior ($\\rho = {rho:.2f}$)")
-ax.legend(loc="upper right", fontsize=7)
-fig.tight_layout()
+# the legend below the plot, where it covers no ellipse and no dream
+fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8)
+fig.tight_layout(rect=(0, 0.14, 1, 1))
 fig.savefig(FIGURES / "12_kl_directions.png", dpi=90)
 fig
 
@@ -296,7 +300,9 @@ fig
 # ## 3. The experiment: AEVB against wake-sleep on MNIST
 #
 # Both methods get the same networks (784-500-$N_z$ encoder, $N_z$-500-784 decoder, tanh,
-# initial weights from $\mathcal{N}(0, 0.01^2)$), the same optimiser (Adagrad, step size
+# initial weights from $\mathcal{N}(0, 0.01^2)$: the paper writes $\mathcal{N}(0, 0.01)$ without
+# saying whether 0.01 is the variance or the standard deviation, and we read it as the standard
+# deviation), the same optimiser (Adagrad, step size
 # 0.02), minibatches of 100 training images binarised afresh at every step, and the same seed.
 # Both are trained by `minivae.train`, and the runs differ in one argument: AEVB takes train's
 # own step (`train_step`: estimator B, $L = 1$, Kingma & Welling 2013 Algorithm 1), wake-sleep
@@ -311,8 +317,8 @@ fig
 # The **lower bound** of either model is its ELBO with its own encoder as $q$ (for wake-sleep
 # as in the paper: the sleep-trained recognition model). At each checkpoint we estimate it,
 # per image, on 1,000 training and the 1,000 test images of the embedded subset, each
-# binarised once with a fixed seed, with estimator B and one sample ($L = 1$, as the paper's
-# figure).
+# binarised once with a fixed seed, with estimator B and one sample ($L = 1$: the paper does not
+# say how many samples its plotted bound uses; $L = 1$ is our reading, its training setting).
 #
 # A yardstick: the model that ignores $z$ and gives every pixel its mean grey level over the
 # training images, $p(x) = \prod_i \mathrm{Bernoulli}(x_i; \bar{x}_i)$. Its log-likelihood on
@@ -431,7 +437,7 @@ assert m > 4 * se, "wake-sleep at N_z = 20 is below the mean-image model"
 # is exactly 0. Later updates are divided by the accumulated squared gradients and shrink.
 
 # %%
-fig = Figure(figsize=(9, 3.8))
+fig = Figure(figsize=(9, 4.4))
 low = -650
 for ax, z_dim in zip(fig.subplots(1, len(Z_DIMS)), Z_DIMS):
     for method, colour in zip(METHODS, ("tab:red", "tab:blue")):
@@ -444,8 +450,9 @@ for ax, z_dim in zip(fig.subplots(1, len(Z_DIMS)), Z_DIMS):
     ax.set(ylim=(low, -100), xlabel="training examples seen", ylabel="lower bound (nats per image)",
            title=f"MNIST subset, $N_z = {z_dim}$")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+# one legend for all panels, below them: inside a panel it covered a curve
+fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=8)
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 fig.savefig(FIGURES / "12_bound_vs_examples.png", dpi=90)
 fig
 
@@ -522,3 +529,6 @@ fig
 # names (Sec. 4): it also applies to models with discrete latent variables, where the
 # reparameterisation trick does not, since neither phase differentiates through a sample of
 # $z$.
+#
+# Next, [tutorial 13](13_iwae.py) goes back to the bound of tutorial 07 and trains on it: the
+# IWAE objective, its gradient, and what its $k$ samples buy.

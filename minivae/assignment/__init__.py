@@ -28,7 +28,7 @@ the grader chooses, and the grader's own process compares their outputs with
 the reference's.  ``check`` gives a student the same checks locally, in a
 second or two, without the reference (gradients against central differences).
 
-One idea a module, each importing only the ones before it:
+One idea a module, each importing only the ones before it::
 
     exercises.py   the exercise table, its named checks, and the helpers that read it
     probes.py      what each check calls, on which inputs (NumPy only; the worker loads it too)

@@ -10,6 +10,7 @@ what to grade.
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,8 +74,10 @@ def read_manifest(directory):
     return names
 
 
-# the instructor's files: never in an edition (the guide explains the solutions' markers)
+# the instructor's files: never in an edition (the guide explains the solutions' markers); what
+# the other pages say of them sits between these two comments, and is left out of an edition
 INSTRUCTOR_ONLY = ("docs/assignments.md",)
+INSTRUCTOR_ONLY_TEXT = re.compile(r"<!-- instructor-only -->.*?<!-- /instructor-only -->\n?", re.S)
 PACKAGE_FILES = "minivae/"       # an edition file here that leaks stops make; elsewhere it is left out
 
 
@@ -96,6 +99,14 @@ def copy_tracked(root, dest, files):
             continue
         (Path(dest) / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(Path(root) / rel, Path(dest) / rel)
+
+
+def drop_instructor_text(folder):
+    """Take out of every Markdown page of ``folder`` what INSTRUCTOR_ONLY_TEXT marks (links to the guide)."""
+    for page in Path(folder).rglob("*.md"):
+        text = page.read_text(encoding="utf-8")
+        if INSTRUCTOR_ONLY_TEXT.search(text):
+            page.write_text(INSTRUCTOR_ONLY_TEXT.sub("", text), encoding="utf-8")
 
 
 def student_readme(names, provided, table):
@@ -189,6 +200,7 @@ def make_assignment(root, out, exercises=None, table=None, package=PACKAGE, prov
         else:
             partial.mkdir(parents=True)
             copy_tracked(root, partial, tracked_files(root))
+        drop_instructor_text(partial)
         stubbed = []
         for rel, new in edition_sources(scanned, names, provided, table).items():
             regions = scanned[rel][1]

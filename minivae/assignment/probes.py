@@ -46,7 +46,7 @@ def affine(m, seed, dtype="float64", input_grad=True, groups=None):
 
 
 def mlp(m, seed, activation="relu", hidden=(4, 3), dtype="float64"):
-    """mlp_backward of a (3, *hidden, 2) network with random biases: dx and every gradient."""
+    """mlp_backward of a ``(3, *hidden, 2)`` network with random biases: dx and every gradient."""
     rng, dt = _rng(seed), _dtype(dtype)
     sizes = [3, *hidden, 2]
     params = m.nn.init_mlp(sizes, rng, "net", dt, activation)

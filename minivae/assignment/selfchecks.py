@@ -93,7 +93,7 @@ def affine_fd(m, seed, groups=None, input_grad=True):
 
 
 def mlp_fd(m, seed, activation="relu", hidden=(4, 3)):
-    """mlp_backward of a (3, *hidden, 2) network against central differences of mlp_forward."""
+    """mlp_backward of a ``(3, *hidden, 2)`` network against central differences of mlp_forward."""
     rng = _rng(seed)
     sizes = [3, *hidden, 2]
     params = m.nn.init_mlp(sizes, rng, "net", np.float64, activation)
@@ -396,7 +396,7 @@ def iwae_value(m, seed, k=20, chunk=3, batch_size=3, dtype="float64"):
 
 
 def adam_value(m, seed, steps=1, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8):
-    """Adam with a constant gradient g: bias correction makes every step lr g / (|g| + eps) and the
+    """Adam with a constant gradient g: bias correction makes every step ``lr g / (|g| + eps)`` and the
     moments (1 - beta1^t) g and (1 - beta2^t) g^2; and by hand, two steps of Kingma & Ba's example."""
     rng = _rng(seed)
     p0, g = _normal(rng, (3, 4)), _normal(rng, (3, 4))

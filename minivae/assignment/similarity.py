@@ -8,7 +8,7 @@ and cuts each region into the normalised fingerprints of the leak scan
 comments abstracted), tagged by exercise.  A fingerprint most of the class shares
 (the textbook way to write a line) says little about copying, a rare one much, so
 each weighs log(N / students who have it) (inverse document frequency).  A pair's
-score is the weighted Jaccard index of their fingerprint sets,
+score is the weighted Jaccard index of their fingerprint sets, ::
 
     score(a, b) = sum_{f in a & b} w_f / sum_{f in a | b} w_f     in [0, 1],
 

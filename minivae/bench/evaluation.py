@@ -1,6 +1,6 @@
 """`minivae bench --eval`: how fast the importance-sampled log-likelihood is, and what limits it.
 
-One timed run is :func:`minivae.evaluate.log_likelihood` itself, nothing more:
+One timed run is :func:`minivae.evaluate.log_likelihood` itself, nothing more::
 
     log_likelihood(model, x, k, batch_size=B, chunk=C)     k decoder passes per example,
                                                            C samples x B examples per pass

@@ -76,7 +76,7 @@ def matmul_products(x_dim, hidden, z_dim, batch_size, n_samples):
     Each affine layer y = x W + b (minivae.nn) with n_in inputs, n_out outputs
     and m rows (B for the encoder, L B for the decoder, which runs on all L
     samples at once) costs up to three products of 2 m n_in n_out FLOPs each
-    (one multiply and one add per term):
+    (one multiply and one add per term)::
 
         forward           y  = x @ W       (m, n_in) @ (n_in, n_out)
         weight gradient   dW = x.T @ dy    (n_in, m) @ (m, n_out)

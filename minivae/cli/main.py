@@ -1,12 +1,14 @@
 """The `minivae` command (also `python -m minivae`).
 
+The subcommands::
+
     minivae train      train a VAE (default: the embedded MNIST subset) into a run folder
     minivae sample     draw digits from a saved model
     minivae evaluate   test ELBO and importance-sampled log-likelihood of a saved model
     minivae gradcheck  check every hand-written gradient against finite differences
     minivae bench      time training steps; matrix-product peak, memory (docs/performance.md)
     minivae assignment make|grade  a student edition with stubs, and its autograder
-    minivae reproduce fig2|iwae    rerun a paper's experiment (docs/reproduction.md)
+    minivae reproduce fig2|fig3|iwae  rerun a paper's experiment (docs/reproduction.md)
 
 Errors in what the user typed or gave (a bad option, a missing file) are
 printed as one line, without a traceback, and the exit status is 2.  A

@@ -1,5 +1,7 @@
 """`minivae reproduce fig2|fig3|iwae`: rerun a paper's experiment into a run folder (JSON + PNG).
 
+The experiments::
+
     fig2   Kingma & Welling (2013), Fig. 2: AEVB vs wake-sleep lower bounds against
            training examples seen, for N_z in {3, 5, 10, 20, 200}
     fig3   Kingma & Welling (2013), Fig. 3: AEVB vs wake-sleep marginal log-likelihood

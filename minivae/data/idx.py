@@ -1,6 +1,6 @@
 """The IDX file format that MNIST and Fashion-MNIST are distributed in, parsed and checked byte by byte.
 
-An IDX file (http://yann.lecun.com/exdb/mnist/, bottom of the page) is
+An IDX file (http://yann.lecun.com/exdb/mnist/, bottom of the page) is ::
 
     bytes 0-1   zero
     byte  2     type code of the values (0x08 = unsigned byte, see IDX_TYPES)

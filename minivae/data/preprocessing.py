@@ -8,7 +8,7 @@ Top to bottom:
 4. ``fixed_binarization``: the one static binarisation of a test set that a
    run with a given seed reports its ELBOs on.
 
-Binarisation.  The Bernoulli likelihood
+Binarisation.  The Bernoulli likelihood ::
 
     log p(x|z) = sum_j [x_j log lambda_j + (1 - x_j) log(1 - lambda_j)]
 

@@ -83,7 +83,7 @@ def image_grid(images, n_rows, n_cols, image_shape=IMAGE_SHAPE, pad=1, pad_value
     """Tile images row-major into one 2-D array: image k goes to row k // n_cols, column k % n_cols.
 
     Neighbouring tiles are separated by ``pad`` pixels of ``pad_value`` (no
-    border around the outside).  With H, W = image_shape the result has shape
+    border around the outside).  With H, W = image_shape the result has shape ::
 
         (n_rows * H + (n_rows - 1) * pad,   n_cols * W + (n_cols - 1) * pad)
 
@@ -261,15 +261,18 @@ def latent_grid(n=20, quantile_lo=0.05, quantile_hi=0.95):
 
     As in Kingma & Welling (2013), Fig. 4: "linearly spaced coordinates on the
     unit square were transformed through the inverse CDF of the Gaussian", so
-    on each axis
+    on each axis ::
 
         q = linspace(quantile_lo, quantile_hi, n),   z = Phi^-1(q) = norm.ppf(q).
 
     The grid is laid out like a picture of the (z1, z2) plane: point
-    ``k = r * n + c`` belongs to row r (top to bottom) and column c (left to right), with
+    ``k = r * n + c`` belongs to row r (top to bottom) and column c (left to right), with ::
 
         z[k, 0] = z1 = Phi^-1(q[c])            increasing to the right,
         z[k, 1] = z2 = Phi^-1(q[n - 1 - r])    largest in the top row.
+
+    The paper gives no range for q (the unit square's edges map to infinity); the default
+    [0.05, 0.95] is a common choice, not the paper's.
 
     So ``image_grid(decode(latent_grid(n)), n, n)`` is the manifold with z2 pointing up.
 

@@ -1,12 +1,15 @@
 """Reruns of the papers' experiments: Kingma & Welling (2013) Fig. 2 and Burda et al. (2016) Table 1.
 
+The experiments::
+
     fig2   AEVB against wake-sleep: the lower bound (ELBO per example) on training and
            test data against the number of training examples seen, for several N_z
     iwae   a VAE (k = 1) against an IWAE (k = 5): test NLL (-log p(x), importance
            sampled with many samples) and active units (Burda et al. 2016, Sec. 5.2)
 
 The paper's settings, as the defaults of :func:`fig2`: one tanh hidden layer of 500
-units, initial weights and biases from N(0, 0.01^2), Adagrad, minibatches of 100, L = 1,
+units, initial weights and biases from N(0, 0.01) (the paper does not say whether 0.01 is
+the variance or the standard deviation; minivae reads it as the standard deviation), Adagrad, minibatches of 100, L = 1,
 dynamic binarisation; both methods share architecture, optimiser and step size.  The
 lower bound of a wake-sleep model is the ELBO with its own recognition model as q,
 as in the paper.  Every model is trained by :func:`minivae.train` (wake-sleep with its
@@ -48,6 +51,7 @@ def fig2_run(method, x_train, x_test, z_dim, *, budget, hidden=500, lr=0.02, bat
     Returns {"examples": [...], "train": [...], "test": [...], "lr": lr}: the ELBO (nats
     per example, L = 1, one fixed binarisation of ``n_eval`` train and test images, the
     same noise for every model) after each number of examples of :func:`eval_points`.
+    (L = 1 is our reading: the paper does not say how many samples its plotted bound uses.)
     ``measure(model, seen)``, if given, returns a dict of numbers, each recorded at every
     point as a list under its key (minivae.experiments.reproduce_fig3 adds estimates of log p(x)).
     """
@@ -239,19 +243,29 @@ def iwae_compare(x_train, x_test, *, ks=FULL_IWAE["ks"], epochs=FULL_IWAE["epoch
 
 
 def plot_iwae(results, path):
-    """Bar charts of test NLL and active units for each model; writes ``path``."""
+    """Test NLL (mean +- 2 standard errors, points) and active units (bars) per model; writes ``path``.
+
+    The NLL axis is fitted to the error bars, so it does not start at 0: points, not
+    bars, show the values; an IWAE's NLL minus the VAE's, with its paired standard
+    error (the comparison that matters), is written under its name.
+    """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7, 3))
+    fig = Figure(figsize=(8, 3.4))
     names = list(results)
-    for i, (key, title) in enumerate((("nll", "test NLL (nats, lower is better)"),
-                                      ("active_units", "active units"))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        values = [results[n][key] for n in names]
-        ax.bar(names, values, color=["tab:blue", "tab:red"][:len(names)])
-        if key == "nll":
-            lo = min(values) - max(1.0, 0.2 * (max(values) - min(values)))
-            ax.set_ylim(math.floor(lo), math.ceil(max(values) + 1))
-        ax.set_title(title)
+    colours = ["tab:blue", "tab:red", "tab:green", "tab:purple"][:len(names)]
+    ax_nll, ax_units = fig.subplots(1, 2)
+    nll = [results[n]["nll"] for n in names]
+    se = [results[n].get("nll_se", 0.0) for n in names]
+    labels = [n if "nll_minus_vae" not in results[n] else
+              f"{n}\nvs vae: {results[n]['nll_minus_vae']:+.2f} +- {results[n]['nll_minus_vae_se']:.2f} (paired)"
+              for n in names]
+    for i, (value, err, colour) in enumerate(zip(nll, se, colours)):
+        ax_nll.errorbar([i], [value], yerr=[2 * err], fmt="o", color=colour, capsize=6, markersize=7)
+    ax_nll.set_xticks(range(len(names)), labels)
+    ax_nll.set_xlim(-0.5, len(names) - 0.5)
+    ax_nll.set_title("test NLL, nats (2 s.e.; lower is better)")
+    ax_units.bar(names, [results[n]["active_units"] for n in names], color=colours)
+    ax_units.set_title("active units")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -1,5 +1,7 @@
 """Kingma & Welling (2013), Fig. 3: the marginal likelihood of AEVB and wake-sleep models.
 
+The experiment::
+
     N_z = 3, one tanh hidden layer of 100 units, N_train in {1000, 50000} (the first
     N_train images of the training split); the estimated marginal log-likelihood on
     training and test images against the number of training examples seen
@@ -8,7 +10,7 @@ Training is :func:`minivae.experiments.reproduce.fig2_run`'s loop, unchanged (Ad
 step size chosen per method as for Fig. 2, minibatches of 100, L = 1, initialisation
 N(0, 0.01^2), dynamic binarisation).  At each of its log-spaced evaluation points the
 model's log p(x) is estimated on one fixed binarisation of the first ``n_eval`` training
-and test images, two ways:
+and test images, two ways::
 
     hmc   the paper's estimator of App. D (minivae.topics.marginal_likelihood): HMC samples of
           the true posterior, a Gaussian fitted to half of them, the other half

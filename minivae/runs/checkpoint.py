@@ -1,7 +1,7 @@
 """Checkpoints: a model, its optimiser state and the training position in one ``.npz`` file.
 
 The file is a plain NumPy archive read with ``allow_pickle=False``, so
-loading one can never run code.  Its entries:
+loading one can never run code.  Its entries::
 
     format_version         int, FORMAT_VERSION
     config                 JSON text: the VAE constructor arguments (VAE.config())

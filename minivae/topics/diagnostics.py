@@ -12,7 +12,7 @@ Three questions, each one function (tutorials 09 and 11):
   :func:`local_elbo` (the ELBO estimator B for free per-example parameters
   (mu, logvar) instead of the encoder's outputs, with its gradient, for an
   optimiser of ``minivae.optim`` to ascend; tutorial 11).  With
-  q* = argmax_q ELBO(q) per example, Cremer, Li & Duvenaud (2018) split
+  q* = argmax_q ELBO(q) per example, Cremer, Li & Duvenaud (2018) split ::
 
       log p(x) - ELBO(q_phi) = [log p(x) - ELBO(q*)] + [ELBO(q*) - ELBO(q_phi)]
                              =  approximation gap   +   amortisation gap.

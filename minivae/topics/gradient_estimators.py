@@ -2,7 +2,7 @@
 
 (Not to be confused with the two estimators A and B of the ELBO's *value*,
 which live in :mod:`minivae.vae`.)  The encoder parameters phi enter the ELBO
-through the distribution the expectation is taken over (docs/seed.md, step 9):
+through the distribution the expectation is taken over (docs/seed.md, step 9)::
 
     grad_phi L = grad_phi E_{q_phi(z|x)} [ f_phi(z) ],   f_phi(z) = log p(x, z) - log q_phi(z|x).
 
@@ -10,12 +10,12 @@ Two ways to move the gradient inside the expectation, each giving a Monte Carlo
 estimator from one draw z = mu + sigma * eps, eps ~ N(0, I):
 
 * score function (REINFORCE; Williams 1992), from grad q = q grad log q and
-  E_q[grad_phi log q_phi(z|x)] = 0:
+  E_q[grad_phi log q_phi(z|x)] = 0::
 
       g_SF = f(z) * grad_phi log q_phi(z|x)          (z held fixed: no derivative through z)
 
 * reparameterisation (Kingma & Welling 2013, Sec. 2.4): the expectation is
-  over eps, which does not depend on phi, so
+  over eps, which does not depend on phi, so ::
 
       g_RP = grad_phi f_phi(mu_phi(x) + sigma_phi(x) * eps)     (the chain rule through z)
 

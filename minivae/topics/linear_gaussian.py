@@ -1,5 +1,7 @@
 """The linear-Gaussian latent variable model (probabilistic PCA), where every quantity is exact.
 
+The model::
+
     prior        p(z)   = N(0, I)                      z: (D,)
     likelihood   p(x|z) = N(W z + b, sigma^2 I)        x: (P,),  W: (P, D),  b: (P,)
 
@@ -9,10 +11,10 @@ seed calls intractable (docs/seed.md, steps 2-3) has a closed form
 (Tipping & Bishop 1999; Bishop 2006, Sec. 12.2):
 
 * the evidence        log p(x), with x ~ N(b, C), C = W W^T + sigma^2 I;
-* the posterior       p(z|x) = N(M^-1 W^T (x - b), sigma^2 M^-1), M = W^T W + sigma^2 I;
+* the posterior       p(z|x) = N(G^-1 W^T (x - b), sigma^2 G^-1), G = W^T W + sigma^2 I;
 * the ELBO            L(q) of any Gaussian q(z|x) = N(m, S);
-* the gap             KL(q(z|x) || p(z|x)), so the seed's Eq. 5 (docs/seed.md, step 6),
-                      KL = -L + log p(x), can be checked to rounding error;
+* the gap             KL(q(z|x) || p(z|x)), so that the seed's Eq. 5 (docs/seed.md,
+  step 6), KL = -L + log p(x), can be checked to rounding error;
 * the maximum-likelihood W, b, sigma^2 of a data set.
 
 Each closed form is computed on its own, from its own formula, so that tests
@@ -110,7 +112,7 @@ def log_marginal_likelihood(x, W, b, sigma2):
     """Exact log p(x) = log N(x; b, C) with C = W W^T + sigma^2 I  (Bishop 2006, Eq. 12.35-12.36).
 
     z ~ N(0, I) and x = W z + b + noise are jointly Gaussian, so x is Gaussian
-    with mean b and covariance E[(W z + noise)(W z + noise)^T] = W W^T + sigma^2 I:
+    with mean b and covariance E[(W z + noise)(W z + noise)^T] = W W^T + sigma^2 I::
 
         log p(x) = -1/2 [P log 2 pi + log|C| + (x - b)^T C^-1 (x - b)]
 
@@ -132,33 +134,33 @@ def log_marginal_likelihood(x, W, b, sigma2):
 
 
 def posterior(x, W, b, sigma2):
-    """The exact posterior p(z|x) = N(M^-1 W^T (x - b), sigma^2 M^-1), M = W^T W + sigma^2 I.
+    """The exact posterior p(z|x) = N(G^-1 W^T (x - b), sigma^2 G^-1), G = W^T W + sigma^2 I.
 
     (Tipping & Bishop 1999; Bishop 2006, Eq. 12.41-12.42.)  Completing the
     square in log p(z) + log p(x|z) = -1/2 [z^T z + ||x - b - W z||^2 / sigma^2] + const
-    gives the precision (I + W^T W / sigma^2) = M / sigma^2 and the mean
-    (sigma^2 M^-1) W^T (x - b) / sigma^2.  The covariance does not depend on x.
+    gives the precision (I + W^T W / sigma^2) = G / sigma^2 and the mean
+    (sigma^2 G^-1) W^T (x - b) / sigma^2.  The covariance does not depend on x.
 
     x: (B, P) -> mean: (B, D), cov: (D, D).
     """
     W, b, sigma2 = check_model(W, b, sigma2)
     x = _check_x(x, W.shape[0])
     D = W.shape[1]
-    M = W.T @ W + sigma2 * np.eye(D)
-    M_factor = cho_factor(M, lower=True)
-    mean = cho_solve(M_factor, W.T @ (x - b).T).T            # rows: M^-1 W^T (x_b - b)
-    cov = sigma2 * cho_solve(M_factor, np.eye(D))
+    G = W.T @ W + sigma2 * np.eye(D)
+    G_factor = cho_factor(G, lower=True)
+    mean = cho_solve(G_factor, W.T @ (x - b).T).T            # rows: G^-1 W^T (x_b - b)
+    cov = sigma2 * cho_solve(G_factor, np.eye(D))
     return mean, cov
 
 
 def mean_field_posterior(x, W, b, sigma2):
     """The best diagonal Gaussian q (smallest KL(q || p(z|x))): mean and variances.
 
-    For a Gaussian target with mean m* and precision Lambda = M / sigma^2, the
+    For a Gaussian target with mean m* and precision Lambda = G / sigma^2, the
     factorised q minimising KL(q || p) has q_j = N(m*_j, 1 / Lambda_jj)
     (Bishop 2006, Sec. 10.1.2, Eq. 10.12-10.13): the exact mean and the
-    variance sigma^2 / M_jj.  It equals the posterior when W has orthogonal
-    columns (then M is diagonal).  This is what a VAE with a linear encoder
+    variance sigma^2 / G_jj.  It equals the posterior when W has orthogonal
+    columns (then G is diagonal).  This is what a VAE with a linear encoder
     and a diagonal q can represent at best, since the posterior mean is an
     affine function of x and the variances are constant.
 
@@ -166,8 +168,8 @@ def mean_field_posterior(x, W, b, sigma2):
     """
     W, b, sigma2 = check_model(W, b, sigma2)
     mean, _ = posterior(x, W, b, sigma2)
-    M_diag = (W * W).sum(axis=0) + sigma2                       # diag(W^T W) + sigma^2
-    var = sigma2 / M_diag
+    G_diag = (W * W).sum(axis=0) + sigma2                       # diag(W^T W) + sigma^2
+    var = sigma2 / G_diag
     return mean, var
 
 
@@ -178,7 +180,7 @@ def mean_field_posterior(x, W, b, sigma2):
 def elbo(x, W, b, sigma2, q_mean, q_cov):
     """Closed-form ELBO L(q) = E_q[log p(x|z) + log p(z) - log q(z|x)] for q = N(m, S).
 
-    With r = x - b - W m (docs/evaluation.md, "The ELBO in closed form"):
+    With r = x - b - W m (docs/evaluation.md, "The ELBO in closed form")::
 
         E_q[log p(x|z)]  = -P/2 log(2 pi sigma^2) - (||r||^2 + tr(W^T W S)) / (2 sigma^2)
         E_q[log p(z)]    = -D/2 log 2 pi - (||m||^2 + tr S) / 2
@@ -215,11 +217,11 @@ def elbo(x, W, b, sigma2, q_mean, q_cov):
 def kl_to_posterior(x, W, b, sigma2, q_mean, q_cov):
     """KL(q(z|x) || p(z|x)) between q = N(m, S) and the exact posterior N(m*, Sigma*), in closed form.
 
-    For two D-dimensional Gaussians (Bishop 2006, Exercise 2.13 / any text):
+    For two D-dimensional Gaussians (Bishop 2006, Exercise 2.13 / any text)::
 
         KL = 1/2 [tr(Sigma*^-1 S) + (m* - m)^T Sigma*^-1 (m* - m) - D + log|Sigma*| - log|S|]
 
-    with Sigma*^-1 = M / sigma^2 and log|Sigma*| = D log sigma^2 - log|M|.
+    with Sigma*^-1 = G / sigma^2 and log|Sigma*| = D log sigma^2 - log|G|.
     Computed from the posterior alone, never from the ELBO or log p(x), so that
     Eq. 5 of the seed, KL = -L + log p(x), is a real check of three formulas.
 
@@ -230,12 +232,12 @@ def kl_to_posterior(x, W, b, sigma2, q_mean, q_cov):
     B, D = x.shape[0], W.shape[1]
     m, S, S_chol = _check_q(q_mean, q_cov, B, D)
     post_mean, _ = posterior(x, W, b, sigma2)
-    M = W.T @ W + sigma2 * np.eye(D)
-    M_chol = np.linalg.cholesky(M)
+    G = W.T @ W + sigma2 * np.eye(D)
+    G_chol = np.linalg.cholesky(G)
     d = post_mean - m                                             # (B, D)
-    trace_term = np.einsum("ij,bji->b", M, S) / sigma2            # tr(Sigma*^-1 S)
-    mahalanobis = np.einsum("bi,ij,bj->b", d, M, d) / sigma2      # d^T Sigma*^-1 d
-    log_det_post = D * math.log(sigma2) - _log_det_from_cholesky(M_chol)
+    trace_term = np.einsum("ij,bji->b", G, S) / sigma2            # tr(Sigma*^-1 S)
+    mahalanobis = np.einsum("bi,ij,bj->b", d, G, d) / sigma2      # d^T Sigma*^-1 d
+    log_det_post = D * math.log(sigma2) - _log_det_from_cholesky(G_chol)
     return 0.5 * (trace_term + mahalanobis - D + log_det_post - _log_det_from_cholesky(S_chol))
 
 
@@ -248,11 +250,13 @@ def max_likelihood(x, z_dim):
 
     With the sample mean xbar and covariance S = 1/N sum_n (x_n - xbar)(x_n - xbar)^T,
     eigenvalues lambda_1 >= ... >= lambda_P and eigenvectors U (Tipping & Bishop
-    1999, Eq. 7-8; Bishop 2006, Eq. 12.45-12.46):
+    1999, Eq. 7-8; Bishop 2006, Eq. 12.45-12.46)::
 
         b        = xbar
         sigma^2  = 1/(P - D) sum_{j > D} lambda_j        (the mean discarded variance)
-        W        = U_D (Lambda_D - sigma^2 I)^{1/2}      (up to a rotation R, here I)
+        W        = U_D (Delta_D - sigma^2 I)^{1/2}       (up to a rotation R, here I)
+
+    with U_D the first D eigenvectors and Delta_D = diag(lambda_1, ..., lambda_D).
 
     The mean log-likelihood there is
     -1/2 [P log 2 pi + sum_{j <= D} log lambda_j + (P - D) log sigma^2 + P]
@@ -301,8 +305,8 @@ def vae_from_ppca(W, b, sigma2, *, dtype=np.float64, seed=0):
     decoder.0.W = W^T (D, P) and decoder.0.b = b.
 
     The encoder outputs mu = x A + c and logvar = const, the mean-field
-    posterior of :func:`mean_field_posterior`: A = W M^-1 (P, D) (rows: M^-1 W^T x),
-    c = -b A, and logvar_j = log(sigma^2 / M_jj) through the bias (zero
+    posterior of :func:`mean_field_posterior`: A = W G^-1 (P, D) (rows: G^-1 W^T x),
+    c = -b A, and logvar_j = log(sigma^2 / G_jj) through the bias (zero
     weights).  With orthogonal columns in W this q is the exact posterior.
     The encoder's parameters may be overwritten to study other q.
     """
@@ -310,9 +314,9 @@ def vae_from_ppca(W, b, sigma2, *, dtype=np.float64, seed=0):
     P, D = W.shape
     model = VAE(P, D, hidden=(), likelihood="gaussian", activation="identity",
                 dtype=dtype, seed=seed, obs_logvar=math.log(sigma2))
-    M = W.T @ W + sigma2 * np.eye(D)
-    A = cho_solve(cho_factor(M, lower=True), W.T).T                # (P, D) = W M^-1
-    logvar = np.log(sigma2 / np.diag(M))
+    G = W.T @ W + sigma2 * np.eye(D)
+    A = cho_solve(cho_factor(G, lower=True), W.T).T                # (P, D) = W G^-1
+    logvar = np.log(sigma2 / np.diag(G))
     model.params["decoder.0.W"][...] = W.T
     model.params["decoder.0.b"][...] = b
     model.params["encoder.0.W"][...] = np.concatenate([A, np.zeros((P, D))], axis=1)

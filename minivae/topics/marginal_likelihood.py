@@ -7,7 +7,7 @@ encoder, from samples of the true posterior p_theta(z|x) (Fig. 3):
    only the gradient  grad_z log p_theta(x, z) = grad_z log p(z) + grad_z log p_theta(x|z);
 2. fit a density q(z) to them: here the Gaussian N(m, S) with the samples' mean and
    covariance (the paper leaves the density estimator open);
-3. draw L new samples z(l) ~ p_theta(z|x) and estimate
+3. draw L new samples z(l) ~ p_theta(z|x) and estimate ::
 
        p_theta(x) ~= ( 1/L sum_l q(z(l)) / (p(z(l)) p_theta(x|z(l))) )^-1,
 
@@ -26,9 +26,11 @@ prior N(0, I) in place of the encoder's q.  The exact linear-Gaussian model ente
 tests/test_marginal_likelihood.py checks the sampler and the estimator against the
 exact posterior and log p(x).
 
-HMC settings: App. D names Hybrid Monte Carlo (Duane, Kennedy, Pendleton & Roweth 1987)
-without settings; its MCEM baseline (App. E) used 10 leapfrog steps with a step size
-tuned for an acceptance rate of 90%, the defaults here.  The step size is tuned per image
+HMC settings: App. D names Hybrid Monte Carlo (Duane, Kennedy, Pendleton & Roweth 1987);
+App. E gives the estimator's settings (50 posterior samples for each of the first 1,000
+training and test points, HMC with 4 leapfrog steps).  The defaults here depart from them:
+10 leapfrog steps with a step size tuned for an acceptance rate of 90%, App. E's settings
+for its MCEM baseline, and 500 draws per image (docs/reproduction.md, Fig. 3).  The step size is tuned per image
 during burn-in by the dual averaging of Hoffman & Gelman (2014, Sec. 3.2) and then
 fixed, and jittered by +-10% per iteration (Neal 2011, Sec. 5.4) against periodic
 trajectories.
@@ -76,7 +78,7 @@ def log_joint_and_grad(model, x, z, check=True):
     The forward is the VAE's own, with q(z|x) = N(0, I) given in place of the
     encoder's output: its reparameterised samples z = 0 + exp(0) * eps are then
     exactly eps = z, the chains' states.  The gradient in z is the VAE's backward
-    (likelihood, then decoder) up to its z, plus the prior's -z:
+    (likelihood, then decoder) up to its z, plus the prior's -z::
 
         d log p(x, z) / dz = d log p_theta(x|z) / dz - z.
 
@@ -129,6 +131,8 @@ def log_joint_and_grad(model, x, z, check=True):
 def leapfrog(model, x, z, r, grad, step, n_steps):
     """``n_steps`` leapfrog steps of the dynamics of H(z, r) = ``-log p(x, z) + |r|^2 / 2``.
 
+    The steps::
+
         r <- r + step/2 grad;  then n_steps times: z <- z + step r, grad <- grad_z log p(x, z),
         r <- r + step grad (step/2 on the last);   (Neal 2011, "MCMC using Hamiltonian dynamics")
 
@@ -153,7 +157,7 @@ def hmc_sample(model, x, *, n_chains=20, n_burn=100, n_draws=50, n_leapfrog=10,
     accepts the end point with probability min(1, exp(H(z, r) - H(z', r'))), chain by
     chain (Metropolis).  During the ``n_burn`` burn-in iterations the step size of each
     image is adapted by dual averaging (Hoffman & Gelman 2014, Sec. 3.2) so that the
-    mean acceptance probability of its chains approaches ``target_accept``:
+    mean acceptance probability of its chains approaches ``target_accept``::
 
         Hbar_t = (1 - 1/(t + t0)) Hbar_{t-1} + (target - a_t) / (t + t0)
         log step_t = mu - sqrt(t) / gamma Hbar_t,    mu = log(10 step_0)
@@ -277,7 +281,7 @@ def hmc_log_likelihood(model, x, *, n_chains=20, n_burn=100, n_draws=50, n_leapf
 
     Runs :func:`hmc_sample` with ``n_chains`` chains per image; the first half of the
     chains gives L = (n_chains / 2) n_draws samples to fit q (:func:`fit_gaussian`), the
-    second half L' = (n_chains - n_chains / 2) n_draws new samples to evaluate
+    second half L' = (n_chains - n_chains / 2) n_draws new samples to evaluate ::
 
         log p(x) ~= -log 1/L' sum_l exp(log q(z_l) - log p(x, z_l))     (a logsumexp).
 

@@ -1,7 +1,7 @@
 """Wake-sleep (Hinton, Dayan, Frey & Neal 1995) for the VAE's own encoder and decoder.
 
 The baseline of Kingma & Welling (2013, Sec. 5 and Fig. 2): the same networks, trained
-by two separate objectives instead of one ELBO.
+by two separate objectives instead of one ELBO. ::
 
     wake   z = mu + sigma * eps ~ q_phi(z|x), with NO gradient into phi (z is a sample);
            ascend log p_theta(x, z) = log p_theta(x|z) + log p(z) in theta (the decoder)

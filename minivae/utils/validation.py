@@ -134,7 +134,7 @@ GAUSSIAN_DATA_LIMIT = 100.0
 
 
 def check_unit_scale(x, name="x", limit=GAUSSIAN_DATA_LIMIT):
-    """Return the (finite) array ``x`` if every |x| <= ``limit``, else a ValueError with advice.
+    """Return the (finite) array ``x`` if every ``|x| <= limit``, else a ValueError with advice.
 
     The data of a Gaussian likelihood, which starts at unit scale (minivae.train checks it).
 
