@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from minivae.utils.blas import one_blas_thread
-from minivae.utils.validation import check_count, check_rng
+from minivae.utils.validation import check_count, check_rng, check_stream
 from minivae.utils.progress import Progress
 
 # default chunking: at most this many numbers in one (samples x examples x width) array;
@@ -46,6 +46,7 @@ def evaluate_elbo(model, x, *, batch_size=1000, n_samples=1, estimator="B", rng=
     x: (N, P) -> float.  ``rng`` draws eps (default ``np.random.default_rng(0)``,
     so the same model and data give the same number).
     """
+    x = model.check_data(x)             # before the loop: an empty x, or None, is refused here
     batch_size = check_count(batch_size, "batch_size")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
     total = 0.0
@@ -151,6 +152,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         chunk = default_chunk(model, k, min(batch_size, len(x)))
     chunk = check_count(chunk, "chunk")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
+    check_stream(progress, "progress")
 
     N = len(x)
     estimate = np.empty(N)
@@ -193,6 +195,11 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
             se[start:start + len(xb)] = np.sqrt(np.maximum(ratio - 1.0 / k, 0.0))
             report.update(start + len(xb), N)
     report.finish(f"log-likelihood (k = {k}): {N} examples in {report.elapsed():.0f} s")
+    if not np.isfinite(estimate).all():       # say why, as model.elbo does (an O(N) scan)
+        b = int(np.argmax(~np.isfinite(estimate)))
+        model.elbo(x[b:b + 1], estimator="A", eps=np.zeros((1, 1, model.z_dim)))
+        raise ValueError(f"the estimate must be finite, got {float(estimate[b])!r} for example {b}: "
+                         "its log-weights overflowed")
     if return_se:
         return estimate, se
     return estimate

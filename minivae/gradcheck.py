@@ -24,6 +24,9 @@ table is in :mod:`minivae.cli.gradcheck_table`.
 """
 import numpy as np
 
+from minivae.utils.validation import (check_array_dict, check_callable, check_count, check_keys,
+                                      check_number, check_numeric_array, check_rng)
+
 DEFAULT_STEP = 1e-5       # about (float64 machine epsilon)^(1/3): balances truncation and rounding
 DEFAULT_BOUND = 1e-6
 
@@ -36,6 +39,9 @@ def numerical_gradient(f, params, h=DEFAULT_STEP):
     Returns a dict of float64 arrays with the keys and shapes of ``params``.
     This loops over entries on purpose: it is a reference, not a fast path.
     """
+    check_callable(f, "f")
+    check_array_dict(params, "params")        # float arrays: an int array would round p + h
+    h = check_number(h, "h", low=0, low_inclusive=False)
     numeric = {}
     for name, p in params.items():
         g = np.zeros(p.shape, dtype=np.float64)
@@ -53,6 +59,10 @@ def numerical_gradient(f, params, h=DEFAULT_STEP):
 
 def rel_error(analytic, numeric):
     """``max_i |a_i - n_i| / max(max|a|, max|n|)``; 0 when both are all zero."""
+    analytic, numeric = check_numeric_array(analytic, "analytic"), check_numeric_array(numeric, "numeric")
+    if analytic.shape != numeric.shape:
+        raise ValueError(f"analytic must be an array of the shape of numeric, {numeric.shape}, "
+                         f"got an array of shape {analytic.shape}")
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))
@@ -63,6 +73,8 @@ def rel_error(analytic, numeric):
 
 def compare(analytic, numeric, n_worst=3):
     """Per-array comparison: a dict name -> {"rel_error", "worst": [(index, analytic, numeric)]}."""
+    check_keys(analytic, "analytic", numeric.keys())
+    n_worst = check_count(n_worst, "n_worst", low=0)
     report = {}
     for name in numeric:
         a = np.asarray(analytic[name], dtype=np.float64)
@@ -84,6 +96,7 @@ def compare(analytic, numeric, n_worst=3):
 
 def check_gradients(f, params, grads, h=DEFAULT_STEP):
     """Compare analytic ``grads`` of ``f(params)`` with central differences; see :func:`compare`."""
+    check_keys(grads, "grads", check_array_dict(params, "params").keys())   # before the long loop
     return compare(grads, numerical_gradient(f, params, h))
 
 
@@ -93,6 +106,11 @@ def check_operation(forward, backward, inputs, wrt, rng, h=DEFAULT_STEP):
     inputs: dict of the forward's arguments, in order; wrt: the names whose
     gradients ``backward(dout, cache)`` returns, in its order.
     """
+    check_callable(forward, "forward"), check_callable(backward, "backward"), check_rng(rng)
+    check_array_dict(inputs, "inputs")
+    if not isinstance(wrt, (list, tuple)) or not all(name in inputs for name in wrt):
+        raise ValueError(f"wrt must be a list of names of inputs {list(inputs)}, got {wrt!r}")
+    h = check_number(h, "h", low=0, low_inclusive=False)
     out, cache = forward(*inputs.values())
     dout = rng.standard_normal(np.shape(out))
     analytic = backward(dout, cache)
@@ -109,6 +127,10 @@ def check_operation(forward, backward, inputs, wrt, rng, h=DEFAULT_STEP):
 
 def check_vae(model, x, *, n_samples=1, estimator="B", beta=1.0, seed=0, h=DEFAULT_STEP):
     """Check ``model.loss_and_grads`` on x with fixed noise eps against central differences."""
+    if not callable(getattr(model, "check_data", None)):
+        raise TypeError(f"model must be a minivae.VAE, got {type(model).__name__}")
+    x, n_samples = model.check_data(x), check_count(n_samples, "n_samples")
+    seed, h = check_count(seed, "seed", low=0), check_number(h, "h", low=0, low_inclusive=False)
     eps = np.random.default_rng(seed).standard_normal((n_samples, x.shape[0], model.z_dim))
     _, grads = model.loss_and_grads(x, estimator=estimator, beta=beta, eps=eps)
 

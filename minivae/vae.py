@@ -43,8 +43,10 @@ from minivae import distributions as dist
 from minivae import nn
 from minivae.elbo import (estimator_a_backward, estimator_a_forward, estimator_b_backward,
                          estimator_b_forward, iwae_backward, iwae_forward)
-from minivae.utils.validation import (check_choice, check_count, check_finite, check_float_dtype,
-                            check_number, check_numeric_array, check_rng)
+from minivae.utils.memory import check_fits, parameter_count
+from minivae.utils.validation import (check_choice, check_count, check_counts, check_finite,
+                                      check_float_dtype, check_number, check_numeric_array, check_rng,
+                                      check_shape, check_unit_interval)
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ESTIMATORS = ("B", "A", "iwae")     # analytic KL (Eq. 7), full Monte Carlo (Eq. 6), IWAE bound
@@ -88,13 +90,8 @@ class VAE:
 
     def __init__(self, x_dim, z_dim, hidden=(400,), likelihood="bernoulli",
                  activation="relu", dtype=np.float64, seed=0, obs_logvar="learned", init_std=None):
-        if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__iter__"):
-            raise TypeError(f"hidden must be a sequence of layer widths such as (400,), got {hidden!r}")
-        hidden = tuple(hidden)
-        for name, value in (("x_dim", x_dim), ("z_dim", z_dim)) + tuple(
-                (f"hidden[{i}]", h) for i, h in enumerate(hidden)):
-            check_count(value, name, low=1)
-        hidden = tuple(int(h) for h in hidden)
+        x_dim, z_dim = check_count(x_dim, "x_dim"), check_count(z_dim, "z_dim")
+        hidden = check_counts(hidden, "hidden")
         if seed is not None:
             check_count(seed, "seed", low=0)
         check_choice(likelihood, "likelihood", LIKELIHOODS)
@@ -102,8 +99,11 @@ class VAE:
         dtype = check_float_dtype(dtype)
         if likelihood == "gaussian" and obs_logvar != "learned":
             obs_logvar = check_number(obs_logvar, "obs_logvar ('learned' or a number)")
-        if init_std is not None:
-            init_std = check_number(init_std, "init_std", low=0, low_inclusive=False)
+        if init_std is not None:      # a weight times a weight must fit in dtype
+            init_std = check_number(init_std, "init_std", low=0, low_inclusive=False,
+                                    high=float(np.sqrt(np.finfo(dtype).max)))
+        n = parameter_count(x_dim, z_dim, hidden)      # float64 draws, cast: 8 + itemsize bytes each
+        check_fits(f"a VAE with x_dim={x_dim}, z_dim={z_dim}, hidden={hidden}", n * (8 + dtype.itemsize))
 
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
         self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
@@ -130,14 +130,13 @@ class VAE:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"VAE({args})"
 
-    # ------------------------------------------------------------------
-    # Forward and backward
-    # ------------------------------------------------------------------
+    # ---- Forward and backward ----
 
     def forward(self, x, eps, estimator="B", beta=1.0, encoded=None):
         """Per-example ELBO estimates and every named intermediate.
 
-        x: (B, P) data (already validated, model dtype); eps: (L, B, D); ``encoded``, an
+        x: (B, P) data, eps: (L, B, D), their types and shapes checked here (O(1)), their
+        values not (loss_and_grads and elbo scan them once per call); ``encoded``, an
         (h, encoder_cache) pair, replaces the encoder's pass (evaluation reuses one per batch;
         minivae.topics.diagnostics gives a q of its own, with encoder_cache None).
         Returns elbo: (B,) and ``cache``, a dict holding x, h (the encoder
@@ -146,6 +145,8 @@ class VAE:
         the sub-caches the backward needs, and ``settings`` = {"estimator", "beta"}.
         """
         params, D = self.params, self.z_dim
+        x, eps = self.check_data(x, values=False), self.check_noise(eps, len(x), values=False)
+        check_choice(estimator, "estimator", ESTIMATORS)
         L, B = eps.shape[0], x.shape[0]
 
         # encoder: q_phi(z|x) = N(mu, diag(exp(logvar)))
@@ -261,9 +262,7 @@ class VAE:
             record.update(dlog_px_z=dlog_px_z, dz=dz, dmu=dmu, dlogvar=dlogvar, dh=dh)
         return dh, grads
 
-    # ------------------------------------------------------------------
-    # Public API
-    # ------------------------------------------------------------------
+    # ---- Public API ----
 
     def loss_and_grads(self, x, *, n_samples=None, estimator="B", beta=1.0, rng=None,
                        eps=None, return_cache=False, check=True):
@@ -305,6 +304,8 @@ class VAE:
         x, eps, beta = self._prepare(x, n_samples, estimator, beta, rng, eps, check)
         elbo, cache = self.forward(x, eps, estimator, beta)
         loss = -float(elbo.mean())
+        if check and not np.isfinite(loss):     # a training loop (check=False) handles it itself
+            self._refuse_non_finite(elbo, cache)
         grads = self.backward(cache)
         if return_cache:
             return loss, grads, cache
@@ -313,7 +314,9 @@ class VAE:
     def elbo(self, x, *, n_samples=None, estimator="B", beta=1.0, rng=None, eps=None):
         """Per-example ELBO estimates, shape (B,), in nats (arguments as in loss_and_grads)."""
         x, eps, beta = self._prepare(x, n_samples, estimator, beta, rng, eps)
-        elbo, _ = self.forward(x, eps, estimator, beta)
+        elbo, cache = self.forward(x, eps, estimator, beta)
+        if not np.isfinite(elbo).all():
+            self._refuse_non_finite(elbo, cache)
         return elbo
 
     def encode(self, x):
@@ -323,14 +326,9 @@ class VAE:
         return h[:, :self.z_dim], h[:, self.z_dim:]
 
     def decode(self, z):
-        """The mean of p_theta(x|z): sigmoid(logits) (Bernoulli) or the Gaussian mean.
-
-        z: (N, D) -> (N, P).
-        """
-        z = check_numeric_array(z, "z").astype(self.dtype, copy=False)
-        if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must have shape (N, {self.z_dim}), got {z.shape}")
-        check_finite(z, "z")
+        """The mean of p_theta(x|z): sigmoid(logits) (Bernoulli) or the Gaussian mean; (N, D) -> (N, P)."""
+        z = check_shape(check_numeric_array(z, "z"), "z", (None, self.z_dim))
+        z = check_finite(z.astype(self.dtype, copy=False), "z")
         out, _ = nn.mlp_forward(self.params, "decoder", self.n_layers, z, self.activation)
         if self.likelihood == "bernoulli":
             return dist.bernoulli_mean(out)
@@ -348,9 +346,7 @@ class VAE:
         mu, _ = self.encode(x)
         return self.decode(mu)
 
-    # ------------------------------------------------------------------
-    # Helpers: input checks
-    # ------------------------------------------------------------------
+    # ---- Helpers: input checks ----
 
     def _obs_logvar(self):
         if self.obs_logvar == "learned":
@@ -360,38 +356,25 @@ class VAE:
     def check_data(self, x, name="x", values=True):
         """Return x as a (B, P) array of the model dtype, or raise a ValueError saying why not.
 
-        Used on every batch here and, once, on whole data sets by the training loop;
-        ``name`` is the argument the messages speak of.  ``values=False`` checks
-        only the type and shape (O(1)) and skips the scans over every value.
+        Used on every batch here and, once, on whole data sets by the training loop; ``name`` is
+        the argument the messages speak of.  ``values=False``: type and shape only (O(1)).
         """
-        x = check_numeric_array(x, name)
-        if x.ndim != 2 or x.shape[1] != self.x_dim:
-            raise ValueError(f"{name} must have shape (B, {self.x_dim}) (one example per row), "
-                             f"got shape {x.shape}")
-        if x.shape[0] == 0:
-            raise ValueError(f"{name} is empty: it has no rows")
+        x = check_shape(check_numeric_array(x, name), name, ("B", self.x_dim))   # a row per example
         x = x.astype(self.dtype, copy=False)
-        if not values:
-            return x
-        check_finite(x, name)
-        if self.likelihood == "bernoulli":
-            lo, hi = x.min(), x.max()
-            if lo < 0 or hi > 1:
-                hint = " (pixels 0-255? divide by 255)" if hi > 1 else ""
-                raise ValueError(f"a Bernoulli likelihood needs {name} in [0, 1], got values in "
-                                 f"[{lo:g}, {hi:g}]{hint}")
+        if values:
+            check_finite(x, name)
+            if self.likelihood == "bernoulli":
+                check_unit_interval(x, name, " (a Bernoulli likelihood; pixels 0-255? divide by 255)")
         return x
 
     def _prepare(self, x, n_samples, estimator, beta, rng, eps, check=True):
-        """Validate the arguments of loss_and_grads/elbo and draw eps if not given.
-
-        Returns x and eps in the model dtype, and beta as a Python float.
-        """
+        """Check loss_and_grads'/elbo's arguments, draw eps if not given: x, eps (model dtype), beta."""
         x = self.check_data(x, values=check)
         check_choice(estimator, "estimator", ESTIMATORS)
         beta = check_number(beta, "beta", low=0)          # a Python float: keeps float32 float32
         if estimator == "iwae" and beta != 1:
-            raise ValueError(f"the IWAE bound (estimator='iwae') has no KL weight: beta must be 1, got {beta!r}")
+            raise ValueError(f"beta must be 1 for the IWAE bound (estimator='iwae', no KL weight), "
+                             f"got {beta!r}")
         B = x.shape[0]
         if eps is None:
             n_samples = 1 if n_samples is None else n_samples
@@ -402,17 +385,32 @@ class VAE:
             eps = self.check_noise(eps, B, n_samples=n_samples)
         return x, eps, beta
 
-    def check_noise(self, eps, B, name="eps", n_samples=None):
+    def check_noise(self, eps, B, name="eps", n_samples=None, values=True):
         """Return eps as an (L, B, D) array of the model dtype, or raise a ValueError saying why not.
 
         ``n_samples``, if given, is the L the caller asked for; ``name`` is the
-        argument the messages speak of.
+        argument the messages speak of; ``values=False`` skips the scan for NaN and inf.
         """
         eps = check_numeric_array(eps, name)
-        L = eps.shape[0] if eps.ndim == 3 else n_samples or 1
-        if L < 1 or eps.shape != (L, B, self.z_dim) or (n_samples is not None and n_samples != L):
-            raise ValueError(f"{name} must have shape (n_samples, B, z_dim) = ({n_samples or L}, "
-                             f"{B}, {self.z_dim}) with n_samples >= 1, got {eps.shape}")
-        check_finite(eps, name)
-        return eps.astype(self.dtype, copy=False)
+        L = "n_samples" if n_samples is None else check_count(n_samples, "n_samples")
+        check_shape(eps, name, (L, B, self.z_dim))
+        return (check_finite(eps, name) if values else eps).astype(self.dtype, copy=False)
+
+    def _refuse_non_finite(self, elbo, cache):
+        """Raise a ValueError naming why an ELBO computed from finite x and eps is not finite."""
+        bad = [k for k, p in self.params.items() if not np.isfinite(p).all()]
+        limit, logvar = np.log(np.finfo(self.dtype).max), cache["logvar"]    # exp overflows beyond
+        logvar = logvar[np.isfinite(logvar)]
+        reason = f"params[{bad[0]!r}] holds NaN or inf (a diverged training step?)" if bad else ""
+        if logvar.size and np.abs(logvar).max() > limit:
+            reason = (f"the encoder's log-variance reaches {logvar[np.argmax(np.abs(logvar))]:g}, "
+                      f"beyond +-{limit:.1f} where exp(logvar) or exp(-logvar) overflows "
+                      f"{self.dtype.name}; use float64, or estimator='B' (no exp(-logvar))")
+        elif not bad:
+            k = max(self.params, key=lambda k: np.abs(self.params[k]).max(initial=0))
+            reason = (f"the network's arithmetic overflowed; the largest parameter is params[{k!r}], "
+                      f"up to {np.abs(self.params[k]).max():.3g} in size (init_std too large?)")
+        b = int(np.argmax(~np.isfinite(elbo)))
+        raise ValueError(f"the ELBO estimate must be finite, got {float(elbo[b])!r} for example "
+                         f"{b} (x and eps are finite): {reason}")
 

@@ -166,7 +166,7 @@ def test_bad_data_and_noise_are_clear_value_errors():
         evaluate.iwae_bound(model, np.zeros((2, 5)), 3)
     with pytest.raises(ValueError, match="divide by 255"):
         evaluate.log_likelihood(model, np.full((2, 4), 255.0), 3)
-    with pytest.raises(ValueError, match=r"eps must have shape \(n_samples, B, z_dim\)"):
+    with pytest.raises(ValueError, match=r"eps must be an array of shape \(n_samples, 2, 2\)"):
         evaluate.log_weights(model, np.zeros((2, 4)), np.zeros((3, 2, 5)))
 
 
@@ -174,7 +174,7 @@ def test_log_likelihood_with_a_seed_instead_of_a_generator_is_a_type_error():
     model = VAE(7, 2, hidden=(4,), dtype=np.float64, seed=0)
     x = binary_data(np.random.default_rng(0), 3, 7)
     with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator "
-                                        r"\(np.random.default_rng\(seed\)\), got int"):
+                                        r"\(np.random.default_rng\(seed\)\), got 5 \(int\)"):
         evaluate.log_likelihood(model, x, 5, rng=5)
 
 

@@ -316,7 +316,7 @@ def test_state_dict_round_trip_through_npz_resumes_bit_for_bit(name, settings, d
 # ---------------------------------------------------------------- bad inputs
 
 def test_make_optimizer_rejects_an_unknown_name_listing_the_valid_ones():
-    with pytest.raises(ValueError, match=r"unknown optimizer 'rmsprop'.*'adagrad', 'adam', 'momentum', 'sgd'"):
+    with pytest.raises(ValueError, match=r"optimizer must be one of \['adagrad', 'adam', 'momentum', 'sgd'\], got 'rmsprop'"):
         optim.make_optimizer("rmsprop", {"w": np.zeros(2)}, lr=0.1)
 
 
@@ -427,10 +427,10 @@ def test_load_state_dict_rejects_foreign_incomplete_or_misshapen_state_and_chang
 
 
 @pytest.mark.parametrize("bad, error, match", [
-    (np.ones((2, 3)) + 1j, TypeError, r"grads\['W'\] must hold real numbers, got dtype complex128"),
-    ("0.5", TypeError, r"grads\['W'\] must hold real numbers"),
-    (None, TypeError, r"grads\['W'\] must hold real numbers, got dtype object"),
-    ([["a"] * 3] * 2, TypeError, r"grads\['W'\] must hold real numbers"),
+    (np.ones((2, 3)) + 1j, TypeError, r"grads\['W'\] must be an array of real numbers, got an array of shape \(2, 3\) and dtype complex128"),
+    ("0.5", TypeError, r"grads\['W'\] must be an array of real numbers"),
+    (None, TypeError, r"grads\['W'\] must be an array of real numbers, got None \(NoneType\)"),
+    ([["a"] * 3] * 2, TypeError, r"grads\['W'\] must be an array of real numbers"),
 ])
 @pytest.mark.parametrize("name, settings", [("sgd", {}), ("momentum", {}), ("adagrad", {}), ("adam", {})])
 def test_step_rejects_complex_string_and_none_gradients_before_changing_anything(

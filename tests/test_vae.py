@@ -200,7 +200,7 @@ def model():
     (np.zeros((2, 5)), r"shape \(B, 4\)"),
     (np.zeros(4), r"shape \(B, 4\)"),
     (np.zeros((2, 2, 4)), r"shape \(B, 4\)"),
-    (np.zeros((0, 4)), "empty"),
+    (np.zeros((0, 4)), "B >= 1"),
     (np.array([[0.0, np.nan, 0.0, 0.0]]), "NaN or inf"),
     (np.array([[0.0, np.inf, 0.0, 0.0]]), "NaN or inf"),
     (np.array([[0.0, 255.0, 3.0, 0.0]]), "divide by 255"),
@@ -213,24 +213,24 @@ def test_bad_x_is_a_clear_value_error(model, x, match):
 
 def test_eps_of_the_wrong_shape_is_a_clear_value_error(model):
     x = np.zeros((2, 4))
-    with pytest.raises(ValueError, match=r"eps must have shape"):
+    with pytest.raises(ValueError, match=r"eps must be an array of shape"):
         model.loss_and_grads(x, eps=np.zeros((1, 3, 2)))
-    with pytest.raises(ValueError, match=r"eps must have shape"):
+    with pytest.raises(ValueError, match=r"eps must be an array of shape"):
         model.loss_and_grads(x, eps=np.zeros((2, 2)))
-    with pytest.raises(ValueError, match=r"eps must have shape"):
+    with pytest.raises(ValueError, match=r"eps must be an array of shape"):
         model.loss_and_grads(x, n_samples=3, eps=np.zeros((2, 2, 2)))
 
 
 def test_eps_with_zero_samples_is_a_clear_value_error_not_a_nan_loss(model):
     x = np.zeros((2, 4))
     for call in (model.loss_and_grads, model.elbo):
-        with pytest.raises(ValueError, match=r"n_samples >= 1, got \(0, 2, 2\)"):
+        with pytest.raises(ValueError, match=r"n_samples >= 1, got an array of shape \(0, 2, 2\)"):
             call(x, eps=np.zeros((0, 2, 2)))
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(activation="gelu"), "unknown activation 'gelu'"),
-    (dict(likelihood="poisson"), "unknown likelihood 'poisson'"),
+    (dict(activation="gelu"), r"activation must be one of \[.*\], got 'gelu'"),
+    (dict(likelihood="poisson"), r"likelihood must be one of \['bernoulli', 'gaussian'\], got 'poisson'"),
     (dict(hidden=(0,)), "positive integer"),
     (dict(dtype=np.int32), "float32 or float64"),
 ])
@@ -241,7 +241,7 @@ def test_bad_constructor_arguments_are_clear_value_errors(kwargs, match):
 
 def test_unknown_estimator_and_bad_sample_count_are_clear_value_errors(model):
     x = np.zeros((2, 4))
-    with pytest.raises(ValueError, match="unknown estimator 'exact'"):
+    with pytest.raises(ValueError, match=r"estimator must be one of \['A', 'B', 'iwae'\], got 'exact'"):
         model.loss_and_grads(x, estimator="exact")
     with pytest.raises(ValueError, match="n_samples must be a positive integer"):
         model.loss_and_grads(x, n_samples=0)

@@ -11,10 +11,12 @@ grading) reports through :class:`Progress`:
 * ``finish(line)``: ends a bar with a summary line.
 
 ``stream=None`` silences it (what library calls get by default when the
-caller asks for no progress).  This module imports nothing of the package.
+caller asks for no progress).  This module imports only the validation rules.
 """
 import sys
 import time
+
+from minivae.utils.validation import check_number, check_stream
 
 BAR_WIDTH = 24
 LIVE_SECONDS = 0.25      # a bar rewritten in place on a terminal: at most 4 times a second
@@ -38,7 +40,8 @@ class Progress:
     """
 
     def __init__(self, stream=sys.stderr, label="", unit="", every=2.0):
-        self.stream, self.label, self.unit, self.every = stream, label, unit, every
+        self.stream, self.label, self.unit = check_stream(stream), str(label), str(unit)
+        self.every = check_number(every, "every", low=0)
         self.live = stream is not None and getattr(stream, "isatty", lambda: False)()
         self.start = self.last = time.perf_counter()
         self.bar_shown = False       # a live bar is on the current line

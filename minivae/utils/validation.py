@@ -1,27 +1,38 @@
 """Input checks for every public entry point: one rule per kind of input, one message, everywhere.
 
+Every check takes the value first and its name second, returns the value
+(converted where that is the point: an int, a float, an array) and raises
+with one message template::
+
+    {name} must be {expected}, got {given}
+
+where ``given`` is the value's repr, or for an array a short description (its
+shape, dtype or offending entry), never thousands of numbers.
+
 The rule for errors: a value of the wrong *type* (a string where a number is
 needed, an array of strings, something that is not a Generator) is a
 ``TypeError``; a value of the right type but the wrong *value* (a negative
 count, NaN, an unknown name, an array of the wrong shape or range) is a
-``ValueError``.  Every message names the argument and says what was expected
-and what was given.
+``ValueError``.
 
 Kinds of input, each with its one check:
 
-* counts (epochs, batch sizes, sample numbers, layer widths, seeds):
-  :func:`check_count`.  ``3`` and ``3.0`` are accepted, ``2.5``, ``nan`` and
-  ``True`` are not;
-* real numbers with a range (learning rates, beta, thresholds, timeouts):
-  :func:`check_number`;
-* a name from a registry (likelihoods, activations, optimisers):
-  :func:`check_choice`;
+* counts (epochs, batch sizes, sample numbers, layer widths, seeds): :func:`check_count`;
+  a sequence of them (layer widths, an image shape): :func:`check_counts`;
+* real numbers with a range (learning rates, beta, thresholds, timeouts): :func:`check_number`;
+* True or False: :func:`check_bool`;
+* a name from a registry (likelihoods, activations, estimators): :func:`check_choice`;
 * random number generators: :func:`check_rng`;
 * the floating-point dtype a user chooses once: :func:`check_float_dtype`;
-* arrays of numbers: :func:`check_numeric_array` (type) and
-  :func:`check_finite` (values).
+* arrays: :func:`check_numeric_array` (real numbers, not ragged), :func:`check_shape`,
+  :func:`check_float_array` (an array changed in place), :func:`check_finite` and
+  :func:`check_unit_interval` (values);
+* dicts of named arrays (parameters, gradients): :func:`check_array_dict`, :func:`check_keys`;
+* functions given as arguments: :func:`check_callable`; text streams: :func:`check_stream`.
 
+The model's own rules (the shape a VAE needs) are its methods, built on these.
 This module imports nothing of the package: every layer may use it.
+Its examples run as doctests (tests/test_validation.py).
 """
 import numbers
 
@@ -30,79 +41,290 @@ import numpy as np
 FLOAT_DTYPES = ("float32", "float64")
 
 
+def _error(kind, name, expected, given):
+    """The one message: ``{name} must be {expected}, got {given}`` (given already formatted)."""
+    return kind(f"{name} must be {expected}, got {given}")
+
+
+def _describe(x):
+    """A short account of an array for a message: its shape and dtype, not its values."""
+    return f"an array of shape {x.shape} and dtype {x.dtype}"
+
+
 def check_count(value, name, low=1):
-    """Return ``value`` as an int, or raise an error that names ``name`` and what was given."""
+    """Return ``value`` as an int >= low; ``3`` and ``3.0`` pass, ``2.5``, NaN and True do not.
+
+    >>> check_count(3.0, "epochs")
+    3
+    >>> check_count(0, "epochs")
+    Traceback (most recent call last):
+    ValueError: epochs must be a positive integer, got 0
+    """
     expected = "a positive integer" if low == 1 else f"an integer >= {low}"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
+        raise _error(TypeError, name, expected, f"{value!r} ({type(value).__name__})")
     if not (float(value).is_integer() and value >= low):      # NaN and inf fail is_integer
-        raise ValueError(f"{name} must be {expected}, got {value!r}")
+        raise _error(ValueError, name, expected, repr(value))
     return int(value)
 
 
-def check_number(value, name, low=None, high=None, low_inclusive=True, high_inclusive=True):
-    """Return ``value`` as a finite Python float in the given range, or raise.
+def check_counts(value, name, low=1, length=None):
+    """Return a sequence of counts (layer widths, an image shape) as a tuple of ints.
 
-    ``low``/``high`` of None leave that side open.  A Python float never changes
-    an array's dtype (a NumPy float64 scalar would turn float32 arrays into
-    float64 ones under NEP 50), so callers get a plain float back.
+    >>> check_counts([400, 200], "hidden")
+    (400, 200)
+    >>> check_counts(400, "hidden")
+    Traceback (most recent call last):
+    TypeError: hidden must be a sequence of integers such as (400,), got 400
     """
+    expected = f"a sequence of {length or ''} integers such as (400,)".replace("  ", " ")
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise _error(TypeError, name, expected, repr(value))
+    value = tuple(value)
+    if length is not None and len(value) != length:
+        raise _error(ValueError, name, expected, repr(value))
+    return tuple(check_count(v, f"{name}[{i}]", low) for i, v in enumerate(value))
+
+
+def check_number(value, name, low=None, high=None, low_inclusive=True, high_inclusive=True):
+    """Return ``value`` as a finite Python float in the given range (None leaves a side open).
+
+    A Python float never changes an array's dtype (a NumPy float64 scalar would
+    turn float32 arrays into float64 ones under NEP 50), so callers get a plain float.
+
+    >>> check_number(1e-3, "lr", low=0, low_inclusive=False)
+    0.001
+    >>> check_number(float("nan"), "beta", low=0)
+    Traceback (most recent call last):
+    ValueError: beta must be a finite number >= 0, got nan
+    """
+    lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {low:g}"
+    hi = "" if high is None else f"{'<=' if high_inclusive else '<'} {high:g}"
+    bounds = " and ".join(b for b in (lo, hi) if b)
+    expected = "a finite number" + (" " + bounds if bounds else "")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+        raise _error(TypeError, name, "a real number", f"{value!r} ({type(value).__name__})")
     value = float(value)
     below = low is not None and (value < low if low_inclusive else value <= low)
     above = high is not None and (value > high if high_inclusive else value >= high)
     if not np.isfinite(value) or below or above:
-        lo = "" if low is None else f"{'>=' if low_inclusive else '>'} {low:g}"
-        hi = "" if high is None else f"{'<=' if high_inclusive else '<'} {high:g}"
-        bounds = " and ".join(b for b in (lo, hi) if b)
-        raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
-                         f"got {value!r}")
+        raise _error(ValueError, name, expected, repr(value))
     return value
 
 
+def check_bool(value, name):
+    """Return ``value`` as a Python bool; only True and False (NumPy's too) pass, not 'yes' or 1.
+
+    >>> check_bool(np.True_, "return_se")
+    True
+    >>> check_bool("yes", "return_se")
+    Traceback (most recent call last):
+    TypeError: return_se must be True or False, got 'yes' (str)
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise _error(TypeError, name, "True or False", f"{value!r} ({type(value).__name__})")
+    return bool(value)
+
+
 def check_choice(value, name, choices):
-    """Return ``value`` if it is one of ``choices`` (a registry's names), else raise a ValueError."""
+    """Return ``value`` if it is one of ``choices`` (a registry's names), else raise.
+
+    >>> check_choice("A", "estimator", ("B", "A", "iwae"))
+    'A'
+    >>> check_choice("mc", "estimator", ("B", "A", "iwae"))
+    Traceback (most recent call last):
+    ValueError: estimator must be one of ['A', 'B', 'iwae'], got 'mc'
+    """
+    expected = f"one of {sorted(choices)}"
     if not isinstance(value, str):
-        raise TypeError(f"{name} must be one of {sorted(choices)}, got {value!r} "
-                        f"({type(value).__name__})")
+        raise _error(TypeError, name, expected, f"{value!r} ({type(value).__name__})")
     if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(choices)}")
+        raise _error(ValueError, name, expected, repr(value))
     return value
 
 
 def check_rng(value, name="rng"):
-    """Return ``rng`` if it is a numpy.random.Generator, else raise a TypeError saying how to make one."""
+    """Return ``value`` if it is a numpy.random.Generator, else raise a TypeError saying how to make one.
+
+    >>> check_rng(42, "rng")
+    Traceback (most recent call last):
+    TypeError: rng must be a numpy.random.Generator (np.random.default_rng(seed)), got 42 (int)
+    """
     if not isinstance(value, np.random.Generator):
-        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(value).__name__}")
+        raise _error(TypeError, name, "a numpy.random.Generator (np.random.default_rng(seed))",
+                     f"{value!r} ({type(value).__name__})"[:200])
     return value
 
 
 def check_float_dtype(value, name="dtype"):
-    """Return ``dtype`` as np.dtype float32 or float64, or raise (TypeError if it is no dtype at all)."""
+    """Return ``value`` as np.dtype float32 or float64 (TypeError if it is no dtype at all).
+
+    >>> check_float_dtype("float32")
+    dtype('float32')
+    >>> check_float_dtype("int8")
+    Traceback (most recent call last):
+    ValueError: dtype must be float32 or float64, got 'int8'
+    """
     try:
         parsed = np.dtype(value)
     except TypeError:
-        raise TypeError(f"{name} must be float32 or float64, got {value!r}") from None
+        raise _error(TypeError, name, "float32 or float64", repr(value)) from None
     if parsed.name not in FLOAT_DTYPES:
-        raise ValueError(f"{name} must be float32 or float64, got {parsed.name}")
+        raise _error(ValueError, name, "float32 or float64", repr(parsed.name))
     return parsed
 
 
 def check_numeric_array(x, name="x"):
-    """Return ``x`` as an array of real numbers (bool, int or float), or raise a TypeError."""
-    x = np.asarray(x)
+    """Return ``x`` as an array of real numbers (bool, int or float); a ragged list is refused.
+
+    >>> check_numeric_array([[0, 1], [1, 0]], "x").shape
+    (2, 2)
+    >>> check_numeric_array([[0, 1], [1]], "x")
+    Traceback (most recent call last):
+    ValueError: x must be an array of real numbers (rows of equal length), got a ragged list
+    >>> check_numeric_array(None, "x")
+    Traceback (most recent call last):
+    TypeError: x must be an array of real numbers, got None (NoneType)
+    """
+    if x is None or isinstance(x, (str, bytes, dict, set)):
+        raise _error(TypeError, name, "an array of real numbers", f"{x!r} ({type(x).__name__})"[:200])
+    try:
+        x = np.asarray(x)
+    except ValueError:         # NumPy: "setting an array element with a sequence ... inhomogeneous"
+        raise _error(ValueError, name, "an array of real numbers (rows of equal length)",
+                     "a ragged list") from None
     if x.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {x.dtype}")
+        raise _error(TypeError, name, "an array of real numbers", _describe(x))
+    return x
+
+
+def check_shape(x, name, shape):
+    """Raise unless the array ``x`` has ``shape``; return x.
+
+    Each entry of ``shape`` is a size, or a letter (any size >= 1, e.g. "B"),
+    or None (any size, 0 included).
+
+    >>> check_shape(np.zeros((3, 4)), "x", ("B", 4)).shape
+    (3, 4)
+    >>> check_shape(np.zeros((0, 4)), "x", ("B", 4))
+    Traceback (most recent call last):
+    ValueError: x must be an array of shape (B, 4) with B >= 1, got an array of shape (0, 4)
+    """
+    def fits(n, want):
+        return want is None or (n >= 1 if isinstance(want, str) else n == want)
+
+    if x.ndim != len(shape) or not all(fits(n, want) for n, want in zip(x.shape, shape)):
+        letters = [want for want in shape if isinstance(want, str)]
+        expected = "an array of shape (" + ", ".join(
+            "any" if want is None else str(want) for want in shape) + ("," if len(shape) == 1 else "") + ")"
+        if letters:
+            expected += f" with {', '.join(letters)} >= 1"
+        raise _error(ValueError, name, expected, f"an array of shape {x.shape}")
+    return x
+
+
+def check_float_array(x, name):
+    """Return ``x`` if it is a NumPy array of floats (one an algorithm changes in place).
+
+    An integer array would round every change to a whole number: a gradient
+    check stepping it by h = 1e-5 would silently compute nonsense.
+
+    >>> check_float_array(np.array([1, 2]), "params['W']")
+    Traceback (most recent call last):
+    TypeError: params['W'] must be a NumPy array of floats, got an array of shape (2,) and dtype int64
+    """
+    if not isinstance(x, np.ndarray):
+        raise _error(TypeError, name, "a NumPy array of floats", f"{type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise _error(TypeError, name, "a NumPy array of floats", _describe(x))
     return x
 
 
 def check_finite(x, name="x"):
-    """Raise a ValueError if the array ``x`` holds NaN or inf; return it otherwise."""
+    """Raise a ValueError if the array ``x`` holds NaN or inf, naming the first such entry; return x.
+
+    >>> check_finite(np.array([0.5, np.nan]), "x")
+    Traceback (most recent call last):
+    ValueError: x must be finite (no NaN or inf), got nan at index (1,)
+    """
     if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf")
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0])
+        raise _error(ValueError, name, "finite (no NaN or inf)", f"{float(x[where])!r} at index {where}")
     return x
+
+
+def check_unit_interval(x, name="x", hint=""):
+    """Raise a ValueError unless every value of the array ``x`` is in [0, 1] (NaN fails); return x.
+
+    >>> check_unit_interval(np.array([0.0, 255.0]), "x", " (pixels 0-255? divide by 255)")
+    Traceback (most recent call last):
+    ValueError: x must be in [0, 1], got values from 0 to 255 (pixels 0-255? divide by 255)
+    """
+    # written so that NaN fails too: every comparison with NaN is False
+    if x.size and not (x.min() >= 0 and x.max() <= 1):
+        raise _error(ValueError, name, "in [0, 1]",
+                     f"values from {x.min():g} to {x.max():g}{hint}")
+    return x
+
+
+def check_array_dict(value, name):
+    """Return ``value`` if it is a dict of named float arrays (``params["encoder.0.W"]``), else raise.
+
+    >>> check_array_dict([np.zeros(2)], "params")
+    Traceback (most recent call last):
+    TypeError: params must be a dict of named NumPy float arrays, got list
+    """
+    if not isinstance(value, dict):
+        raise _error(TypeError, name, "a dict of named NumPy float arrays", type(value).__name__)
+    for key, array in value.items():
+        check_float_array(array, f"{name}[{key!r}]")
+    return value
+
+
+def check_keys(value, name, keys):
+    """Return ``value`` if it is a dict with exactly ``keys`` (e.g. gradients keyed like params).
+
+    >>> check_keys({"W": 1}, "grads", ["W", "b"])
+    Traceback (most recent call last):
+    ValueError: grads must be a dict with the keys ['W', 'b'], got one missing ['b'] and with no others
+    """
+    expected = f"a dict with the keys {sorted(keys)}"
+    if not isinstance(value, dict):
+        raise _error(TypeError, name, expected, type(value).__name__)
+    missing, extra = sorted(set(keys) - value.keys()), sorted(value.keys() - set(keys))
+    if missing or extra:
+        raise _error(ValueError, name, expected, f"one missing {missing} and with "
+                     + (f"the extra keys {extra}" if extra else "no others"))
+    return value
+
+
+def check_callable(value, name):
+    """Return ``value`` if it can be called (a function), else raise a TypeError.
+
+    >>> check_callable(3.0, "f")
+    Traceback (most recent call last):
+    TypeError: f must be a function, got 3.0 (float)
+    """
+    if not callable(value):
+        raise _error(TypeError, name, "a function", f"{value!r} ({type(value).__name__})"[:200])
+    return value
+
+
+def check_stream(value, name="stream"):
+    """Return ``value`` if it is None or a text stream (has ``write`` and ``flush``), else raise.
+
+    >>> import sys
+    >>> check_stream(sys.stdout) is sys.stdout
+    True
+    >>> check_stream("log.txt")
+    Traceback (most recent call last):
+    TypeError: stream must be None or a text stream such as sys.stderr (an open file), got 'log.txt' (str)
+    """
+    if value is not None and not (callable(getattr(value, "write", None))
+                                  and callable(getattr(value, "flush", None))):
+        raise _error(TypeError, name, "None or a text stream such as sys.stderr (an open file)",
+                     f"{value!r} ({type(value).__name__})"[:200])
+    return value
 
 
 # hints for a data set of the wrong dtype, by dtype kind
