@@ -1,9 +1,10 @@
 """Tests of minivae.data.idx: the IDX reader, plain and gzipped, on whole, cut and damaged files."""
 import gzip
+import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from idx_files import TYPE_CODES, idx_bytes, write
@@ -80,3 +81,52 @@ def test_a_corrupt_gzip_stream_is_a_value_error(tmp_path, damage):
     path = write(tmp_path / "broken.gz", bytes(packed))
     with pytest.raises(ValueError, match="broken.gz: corrupt gzip"):
         idx.read_idx(path)
+
+
+def _bomb(path, declared_shape, members):
+    """A gzip file whose header declares ``declared_shape`` of uint8 but inflates to ``members``
+    MiB of zeros after it: many gzip members of 1 MiB each, about 1 KB apiece on disk."""
+    header = bytes([0, 0, 0x08, len(declared_shape)]) + b"".join(
+        n.to_bytes(4, "big") for n in declared_shape)
+    member = gzip.compress(bytes(2 ** 20))
+    return write(path, gzip.compress(header) + member * members)
+
+
+def test_a_decompression_bomb_is_refused_with_memory_bounded_by_the_header(tmp_path):
+    # about 2 MB on disk inflating to 2 GiB; the header declares 10 x 10 bytes
+    path = _bomb(tmp_path / "bomb.gz", (10, 10), members=2048)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="bomb.gz: trailing bytes after the data.*expected 100"):
+            idx.read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, f"reading a refused bomb allocated {peak:,} bytes"
+
+
+def test_a_header_declaring_more_than_the_file_can_hold_is_refused_before_reading(tmp_path):
+    # 2 GiB declared; a gzip file of a few KB cannot inflate to it (deflate: at most 1032 to 1)
+    path = _bomb(tmp_path / "big.gz", (2 ** 11, 2 ** 10, 2 ** 10), members=2)
+    with pytest.raises(ValueError, match="more than max_bytes"):
+        idx.read_idx(path)
+    with pytest.raises(ValueError, match="more than a [\\d,]+-byte gzip file can hold"):
+        idx.read_idx(path, max_bytes=2 ** 32)
+    with pytest.raises(TypeError, match="max_bytes must be a positive integer, got '1' \\(str\\)"):
+        idx.read_idx(path, max_bytes="1")
+
+
+@settings(max_examples=150, deadline=None)
+@given(content=st.binary(max_size=64), gz=st.booleans(), cut=st.integers(0, 80))
+def test_any_bytes_give_an_array_or_a_value_error(tmp_path_factory, content, gz, cut):
+    # random bytes after a plausible header half the time, so the length checks are reached
+    if cut % 2:
+        content = bytes([0, 0, 0x08, 1]) + (cut).to_bytes(4, "big") + content
+    packed = gzip.compress(content) if gz else content
+    path = write(tmp_path_factory.mktemp("fuzz") / "f", packed)
+    try:
+        array = idx.read_idx(path)
+    except ValueError as error:
+        assert str(error).startswith(str(path))
+    else:
+        assert array.size * array.itemsize == len(content) - 4 - 4 * content[3]

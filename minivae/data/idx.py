@@ -13,14 +13,20 @@ The files are often stored gzipped; :func:`read_idx` recognises gzip by its
 first two bytes (:data:`GZIP_MAGIC`), not by the file name.
 
 A file whose bytes do not follow this layout is a ``ValueError`` naming the
-file and saying which byte or length is wrong.  This module imports nothing
-of the package.
+file and saying which byte or length is wrong.  The header is read first and
+then exactly the bytes it declares, so a decompression bomb (a small gzip
+file inflating to gigabytes) costs no more memory than its header declares,
+and a header declaring more than ``max_bytes`` is refused before any data is
+read.  This module imports only the validation and memory rules.
 """
 import gzip
 import os
 import zlib
 
 import numpy as np
+
+from minivae.utils.memory import check_fits
+from minivae.utils.validation import check_count
 
 IDX_TYPES = {
     0x08: np.dtype(">u1"),    # unsigned byte
@@ -31,17 +37,27 @@ IDX_TYPES = {
     0x0E: np.dtype(">f8"),    # double
 }
 GZIP_MAGIC = b"\x1f\x8b"
+MAX_BYTES = 2 ** 30         # the most data a header may declare, unless read_idx is told more
+DEFLATE_MAX_RATIO = 1032    # deflate's largest compression ratio: a gzip file of n bytes inflates to < 1032 n
+CHUNK = 2 ** 20             # bytes read (and inflated) at a time
 
 
-def read_idx(path):
+def read_idx(path, max_bytes=MAX_BYTES):
     """Read an IDX file, plain or gzipped, into an array; check every length.
 
     Gzip is recognised by the file's first two bytes (1f 8b), not by its name.
+    The file is read in pieces: the header first, then exactly the number of
+    bytes its sizes declare, so memory stays bounded by that number whatever
+    the file holds (a small gzip file inflating to gigabytes is refused after
+    the declared bytes, not read to its end).
 
     Parameters
     ----------
     path : path
         The file.
+    max_bytes : int
+        The most data a header may declare (default :data:`MAX_BYTES`, 1 GiB;
+        the MNIST training images are 47 MB).
 
     Returns
     -------
@@ -54,26 +70,71 @@ def read_idx(path):
     ------
     ValueError
         Not an IDX file (bad magic bytes, unknown type code, no dimensions),
-        a corrupt gzip stream, or a data part whose length is not exactly
-        prod(sizes) * bytes per value (a truncated file, or trailing bytes).
+        a header declaring more than ``max_bytes`` (or more than a gzip file
+        of this size can hold), a corrupt gzip stream, or a data part whose
+        length is not exactly prod(sizes) * bytes per value (a truncated
+        file, or trailing bytes).
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    data = _gunzip(raw, path) if raw[:2] == GZIP_MAGIC else raw
-    dtype, shape, header_size = _parse_idx_header(data, path)
-    return _parse_idx_values(data, dtype, shape, header_size, path)
+    max_bytes = check_count(max_bytes, "max_bytes")
+    with open(path, "rb") as raw:
+        on_disk = os.fstat(raw.fileno()).st_size
+        gzipped = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw
+        try:
+            return _read_stream(stream, path, gzipped, on_disk, max_bytes)
+        except (OSError, EOFError, zlib.error) as error:
+            if not gzipped:
+                raise
+            # OSError: bad header or CRC (gzip.BadGzipFile); EOFError: the stream stops early;
+            # zlib.error: the compressed data itself is damaged
+            raise ValueError(f"{path}: corrupt gzip data ({type(error).__name__}: {error}); "
+                             "delete the file and download it again") from None
 
 
-def _gunzip(raw, path):
-    """Decompress gzip bytes; a damaged stream becomes a ValueError naming the file."""
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as error:
-        # OSError: bad header or CRC (gzip.BadGzipFile); EOFError: the stream stops early;
-        # zlib.error: the compressed data itself is damaged
-        raise ValueError(f"{path}: corrupt gzip data ({type(error).__name__}: {error}); "
-                         "delete the file and download it again") from None
+def _read_stream(stream, path, gzipped, on_disk, max_bytes):
+    """The header, then exactly the declared data bytes of an open (decompressing) stream."""
+    head = _read_up_to(stream, 4)
+    if len(head) == 4:
+        head += _read_up_to(stream, 4 * head[3])
+    dtype, shape, header_size = _parse_idx_header(head, path)
+    expected = dtype.itemsize
+    for size in shape:          # Python ints: a product of four 32-bit sizes can overflow NumPy's
+        expected *= size
+    declared = f"the header gives shape {shape} of {dtype.name} values, {expected:,} bytes"
+    if expected > max_bytes:
+        raise ValueError(f"{path}: {declared}, more than max_bytes = {max_bytes:,}; pass a larger "
+                         "max_bytes if the file is meant to be this large")
+    if gzipped and expected > DEFLATE_MAX_RATIO * on_disk:
+        raise ValueError(f"{path}: truncated file: {declared}, more than a {on_disk:,}-byte "
+                         f"gzip file can hold (deflate packs at most {DEFLATE_MAX_RATIO} to 1)")
+    if not gzipped and on_disk - header_size != expected:
+        _refuse_length(path, dtype, shape, header_size, expected, on_disk - header_size)
+    check_fits(f"{path}: its data", 2 * expected)       # the bytes, and the array made from them
+    data = _read_up_to(stream, expected)
+    if len(data) < expected:
+        _refuse_length(path, dtype, shape, header_size, expected, len(data))
+    if stream.read(1):        # gzip: only the declared bytes are inflated, then one more at most
+        _refuse_length(path, dtype, shape, header_size, expected, f"more than {expected}")
+    values = np.frombuffer(data, dtype=dtype).reshape(shape)
+    # a copy in native byte order: writable, and independent of the file's bytes
+    return values.astype(dtype.newbyteorder("="))
+
+
+def _read_up_to(stream, n):
+    """Up to n bytes of ``stream`` (fewer only at its end), read in pieces of at most CHUNK bytes."""
+    data = bytearray(n)
+    view, done = memoryview(data), 0
+    while done < n:
+        piece = stream.read(min(CHUNK, n - done))
+        if not piece:
+            break
+        view[done:done + len(piece)] = piece
+        done += len(piece)
+    view.release()
+    del data[done:]
+    return data
 
 
 def _parse_idx_header(data, path):
@@ -99,19 +160,9 @@ def _parse_idx_header(data, path):
     return IDX_TYPES[type_code], shape, header_size
 
 
-def _parse_idx_values(data, dtype, shape, header_size, path):
-    """The values after the header as an array of ``shape``, in native byte order."""
-    # Python ints: a product of four 32-bit sizes can overflow a NumPy integer
-    expected = dtype.itemsize
-    for size in shape:
-        expected *= size
-    found = len(data) - header_size
-    if found != expected:
-        problem = "truncated file" if found < expected else "trailing bytes after the data"
-        raise ValueError(f"{path}: {problem}: the header gives shape {shape} of {dtype.name} "
-                         f"values, so expected {expected} bytes of data after the "
-                         f"{header_size}-byte header, found {found}")
-    values = np.frombuffer(data, dtype=dtype, count=expected // dtype.itemsize,
-                           offset=header_size).reshape(shape)
-    # a copy in native byte order: writable, and independent of the file's bytes
-    return values.astype(dtype.newbyteorder("="))
+def _refuse_length(path, dtype, shape, header_size, expected, found):
+    problem = "truncated file" if isinstance(found, int) and found < expected else \
+        "trailing bytes after the data"
+    raise ValueError(f"{path}: {problem}: the header gives shape {shape} of {dtype.name} "
+                     f"values, so expected {expected} bytes of data after the "
+                     f"{header_size}-byte header, found {found}")
