@@ -332,3 +332,94 @@ def test_a_part_file_left_by_a_killed_download_is_removed_by_the_next_one(server
     os.utime(unrelated, (old, old))
     download.download_files(tmp_path, table, [server.mirror("good", files)], progress=False)
     assert not stale.exists() and live.exists() and unrelated.exists()
+
+
+class HostileServer:
+    """A raw TCP server on 127.0.0.1 that answers every request with ``behaviour(send)``: it may
+    drip a status line or headers, or send '100 Continue' forever.  Each connection's thread
+    stops when the client hangs up, or after ``max_seconds`` at the latest."""
+
+    def __init__(self, behaviour, pause=0.02, max_seconds=60):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base = f"http://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.behaviour, self.pause, self.max_seconds = behaviour, pause, max_seconds
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:                   # closed by close()
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        end = time.monotonic() + self.max_seconds
+        with conn:
+            conn.recv(65536)                  # the request; its content does not matter
+            try:
+                for piece in self.behaviour():
+                    if time.monotonic() > end:
+                        return
+                    conn.sendall(piece)
+                    time.sleep(self.pause)
+            except OSError:                   # the client gave up: what the tests want
+                pass
+
+    def close(self):
+        self.listener.close()
+
+
+def drip_status_line():
+    yield from (bytes([b]) for b in b"HTTP/1.1 200 OK\r\n")
+    while True:
+        yield b"X"                            # a header line that never ends
+
+
+def drip_headers():
+    yield b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+    while True:
+        yield b"X-Slow: a\r\n"                # a header every pause, forever
+
+
+def endless_continue():
+    while True:
+        yield b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+@pytest.mark.parametrize("behaviour", [drip_status_line, drip_headers, endless_continue])
+def test_one_deadline_covers_headers_and_body_together(monkeypatch, tmp_path, behaviour):
+    # every byte arrives well within any per-read timeout: only the overall deadline ends these
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    hostile = HostileServer(behaviour)
+    try:
+        with pytest.raises(download.DownloadError,
+                           match=r"timed out: 0 bytes in 0.4 s, the deadline for one file "
+                                 r"\(headers and body together\)"):
+            download.download_files(tmp_path, {NAME: "0" * 32}, [hostile.base], timeout=0.4,
+                                    progress=False)
+    finally:
+        hostile.close()
+    assert hostile.connections == 1
+    assert os.listdir(tmp_path) == [], "a .part file was left behind"
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(files=["x.gz"]), TypeError, "files must be a dict of file names"),
+    (dict(files={"../x.gz": "0" * 32}), TypeError, "files must be a dict of file names"),
+    (dict(files={3: "0" * 32}), TypeError, "files must be a dict of file names"),
+    (dict(sizes=[1]), TypeError, "sizes must be a dict"),
+    (dict(sizes={NAME: -1}), ValueError, r"sizes\['train-images-idx3-ubyte.gz'\] must be a positive"),
+    (dict(progress="yes"), TypeError, "progress must be True or False, got 'yes'"),
+    (dict(root=3), TypeError, "root must be a path"),
+])
+def test_bad_arguments_are_refused_before_the_folder_is_made(tmp_path, refused_url, kwargs, error, match):
+    arguments = dict(root=tmp_path / "new", files={NAME: "0" * 32}, mirrors=[refused_url])
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        download.download_files(arguments.pop("root"), arguments.pop("files"),
+                                arguments.pop("mirrors"), **arguments)
+    assert not (tmp_path / "new").exists()

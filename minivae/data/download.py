@@ -16,10 +16,12 @@ How a download stays safe:
   KeyboardInterrupt while a download runs), and one left by a process that
   was killed (SIGKILL) is removed by the next download into that folder;
 * every file has a deadline (``timeout``, 120 s by default) for all of it,
-  from connecting to the last byte, checked whenever bytes arrive, so a
-  server that sends one byte every few seconds is given up; one that sends
-  nothing at all is given up after :data:`READ_TIMEOUT` (or ``timeout``, if
-  shorter), the cap on any single wait for the network;
+  headers and body together, from connecting to the last byte: when it
+  passes, a timer shuts down the download's connections, so a server that
+  drips its headers one byte a second, or sends ``100 Continue`` forever,
+  is given up as surely as one that drips its body; any single wait for the
+  network is also capped at :data:`READ_TIMEOUT` (or ``timeout``, if
+  shorter), which is what bounds a TLS handshake;
 * a body larger than the file's known size (the table's, or the announced
   Content-Length) is given up as soon as the extra bytes arrive, so an
   endless response fills no disk;
@@ -40,9 +42,9 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
-from minivae.utils.validation import check_number
+from minivae.data.deadline import Deadline
+from minivae.utils.validation import check_bool, check_count, check_number
 from minivae.utils.progress import Progress
 
 # Published MD5 checksums of the gzipped IDX files of MNIST and Fashion-MNIST (the two use
@@ -172,12 +174,21 @@ def download_files(root, files, mirrors, *, sizes=None, timeout=DEFAULT_TIMEOUT,
         Some file could be fetched intact from none of the mirrors; the
         message names each URL tried and why it failed.
     """
-    root = os.path.expanduser(os.fspath(root))
+    # every argument is checked before the folder is made or any request is sent
+    if not isinstance(root, (str, bytes, os.PathLike)):
+        raise TypeError(f"root must be a path (a str or os.PathLike), got {root!r} ({type(root).__name__})")
+    root = os.path.expanduser(os.fsdecode(root))
     mirrors = _check_mirrors(mirrors)
+    if not isinstance(files, dict) or not all(
+            isinstance(name, str) and name and os.path.basename(name) == name for name in files):
+        raise TypeError(f"files must be a dict of file names (no folders) -> hex digests, "
+                        f"got {files!r}"[:300])
     algorithms = {name: _algorithm_for(name, digest) for name, digest in files.items()}
     timeout = check_number(timeout, "timeout", low=0, low_inclusive=False)
-    reporter = Progress(sys.stderr if progress else None)
-    sizes = dict(sizes or {})
+    if not isinstance(sizes, (dict, type(None))):
+        raise TypeError(f"sizes must be a dict of file names -> sizes in bytes, got {sizes!r}"[:300])
+    sizes = {name: check_count(size, f"sizes[{name!r}]") for name, size in (sizes or {}).items()}
+    reporter = Progress(sys.stderr if check_bool(progress, "progress") else None)
     os.makedirs(root, exist_ok=True)
     paths = []
     for name, expected in files.items():
@@ -321,13 +332,30 @@ def _download_one(url, target, expected, algorithm, known_size, timeout):
 def _stream(url, out, algorithm, known_size, timeout):
     """Copy the body of ``url`` into the open file ``out``; return (bytes, hex digest).
 
-    Gives up (OSError) once ``timeout`` seconds have passed or more bytes have
-    arrived than the file can have.
+    Gives up (OSError) once ``timeout`` seconds have passed, headers and body
+    together (see :class:`minivae.data.deadline.Deadline`), or more bytes have arrived than the
+    file can have.
     """
     digest = _new_hash(algorithm)
     size = 0
-    deadline = time.monotonic() + timeout
-    with urllib.request.urlopen(url, timeout=min(timeout, READ_TIMEOUT)) as response:
+    deadline = Deadline(timeout)
+    opener = deadline.opener()
+    try:
+        size = _copy_body(opener, url, out, digest, known_size, timeout, deadline)
+    except (OSError, http.client.HTTPException) as error:
+        if deadline.expired:      # the timer cut the connection: say so, not what it broke
+            raise OSError(f"timed out: {deadline.received:,} bytes in {timeout:g} s, the deadline "
+                          "for one file (headers and body together)") from None
+        raise
+    finally:
+        deadline.cancel()
+    return size, digest.hexdigest()
+
+
+def _copy_body(opener, url, out, digest, known_size, timeout, deadline):
+    """The body of ``url`` into ``out`` and ``digest``; returns its length in bytes."""
+    size = 0
+    with opener.open(url, timeout=min(timeout, READ_TIMEOUT)) as response:
         announced = response.headers.get("Content-Length")
         limit = known_size if known_size is not None else (
             int(announced) if announced is not None and announced.isdigit() else MAX_BYTES)
@@ -339,15 +367,17 @@ def _stream(url, out, algorithm, known_size, timeout):
             if not chunk:
                 break
             size += len(chunk)
+            deadline.received = size
             if size > limit:
                 raise OSError(f"more than {limit:,} bytes received, the size of the file; "
                               "given up")
-            if time.monotonic() > deadline:
-                raise OSError(f"timed out: {size:,} bytes in {timeout:g} s, the deadline for "
-                              "one file")
+            if deadline.expired:
+                raise OSError("the deadline passed")     # reworded by _stream
             out.write(chunk)
             digest.update(chunk)
     # http.client may return a short body without complaint when the connection drops
     if announced is not None and announced.isdigit() and size != int(announced):
         raise OSError(f"connection closed after {size:,} of {int(announced):,} bytes")
-    return size, digest.hexdigest()
+    if deadline.expired:          # the timer's shutdown can look like the end of the body
+        raise OSError("the deadline passed")
+    return size
