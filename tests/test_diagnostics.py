@@ -138,7 +138,7 @@ def test_local_elbo_rejects_bad_input():
     eps = np.zeros((1, 3, 2))
     with pytest.raises(TypeError, match="minivae.VAE"):
         diagnostics.local_elbo("model", x, good, good, eps)
-    with pytest.raises(ValueError, match=r"\(B, z_dim\)"):
+    with pytest.raises(ValueError, match=r"mu must be an array of shape \(3, 2\), got an array of shape \(3, 3\)"):
         diagnostics.local_elbo(model, x, np.zeros((3, 3)), np.zeros((3, 3)), eps)
     with pytest.raises(ValueError, match="eps"):
         diagnostics.local_elbo(model, x, good, good, np.zeros((1, 2, 2)))

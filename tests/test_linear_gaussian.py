@@ -266,15 +266,15 @@ def test_vae_from_ppca_decodes_w_z_plus_b_and_reads_back():
 
 @pytest.mark.parametrize("call, match", [
     (lambda W, b, x: lg.log_marginal_likelihood(x, W, b, 0.0), "sigma2"),
-    (lambda W, b, x: lg.log_marginal_likelihood(x, W, b[:2], 1.0), "b must have shape"),
-    (lambda W, b, x: lg.log_marginal_likelihood(x[:, :2], W, b, 1.0), r"x must have shape \(B, 3\)"),
-    (lambda W, b, x: lg.posterior(x, W[0], b, 1.0), r"W must be a \(P, D\) matrix"),
+    (lambda W, b, x: lg.log_marginal_likelihood(x, W, b[:2], 1.0), r"b \(one per row of W\) must be an array of shape \(3,\)"),
+    (lambda W, b, x: lg.log_marginal_likelihood(x[:, :2], W, b, 1.0), r"x must be an array of shape \(any, 3\)"),
+    (lambda W, b, x: lg.posterior(x, W[0], b, 1.0), r"W must be an array of shape \(P, D\)"),
     (lambda W, b, x: lg.elbo(x, W, b, 1.0, np.zeros((2, 2)), -np.eye(2)), "positive definite"),
-    (lambda W, b, x: lg.elbo(x, W, b, 1.0, np.zeros((2, 2)), np.ones(2)), "q_cov must have shape"),
+    (lambda W, b, x: lg.elbo(x, W, b, 1.0, np.zeros((2, 2)), np.ones(2)), "q_cov must be an array of shape"),
     (lambda W, b, x: lg.kl_to_posterior(x, W, b, 1.0, np.zeros((2, 2)), np.array([[1.0, 0.5], [0.0, 1.0]])),
      "symmetric"),
     (lambda W, b, x: lg.max_likelihood(x, 3), "z_dim"),
-    (lambda W, b, x: lg.ppca_from_vae(VAE(3, 2)), "only a VAE with hidden=()"),
+    (lambda W, b, x: lg.ppca_from_vae(VAE(3, 2)), r"model must be a VAE with hidden=\(\)"),
 ])
 def test_bad_input_is_a_clear_value_error(call, match):
     W, b, x = np.ones((3, 2)), np.zeros(3), np.zeros((2, 3))

@@ -188,11 +188,11 @@ def test_inputs_are_checked():
     model, x, _ = linear_gaussian_problem()
     with pytest.raises(TypeError, match="minivae.VAE"):
         ml.hmc_log_likelihood("model", x)
-    with pytest.raises(ValueError, match="n_chains must be at least 4"):
+    with pytest.raises(ValueError, match="n_chains must be an integer >= 4"):
         ml.hmc_log_likelihood(model, x, n_chains=3)
-    with pytest.raises(ValueError, match="z must have shape"):
+    with pytest.raises(ValueError, match="z must be an array of shape"):
         ml.log_joint_and_grad(model, x, np.zeros((2, len(x) + 1, 2)))
     with pytest.raises(ValueError, match="target_accept"):
         ml.hmc_sample(model, x, target_accept=1.0)
-    with pytest.raises(ValueError, match="z0 must have"):
+    with pytest.raises(ValueError, match="z0 must be an array of shape"):
         ml.hmc_sample(model, x, n_chains=5, z0=np.zeros((4, len(x), 2)))

@@ -87,11 +87,11 @@ def test_image_grid_rejects_more_images_than_cells(n_rows, n_cols, extra):
 
 
 @pytest.mark.parametrize("images, kwargs, message", [
-    (np.zeros((2, P + 1)), {}, r"expected shape \(N, 12\) or \(N, 4, 3\)"),
-    (np.zeros(P), {}, r"expected shape \(N, 12\)"),
+    (np.zeros((2, P + 1)), {}, r"images must be an array of shape \(N, 12\) or \(N, 4, 3\) for image_shape=\(4, 3\), got an array of shape \(2, 13\)"),
+    (np.zeros(P), {}, r"images must be an array of shape \(N, 12\)"),
     (np.zeros((2, P)), {"n_rows": 0}, "n_rows must be a positive integer, got 0"),
     (np.zeros((2, P)), {"pad": -1}, "pad must be an integer >= 0, got -1"),
-    (np.zeros((2, P)), {"image_shape": (12,)}, "image_shape: expected two positive integers"),
+    (np.zeros((2, P)), {"image_shape": (12,)}, r"image_shape \(H, W\) must be a sequence of 2 integers, got \(12,\)"),
 ])
 def test_image_grid_rejects_bad_arguments_with_what_was_expected(images, kwargs, message):
     args = {"n_rows": 2, "n_cols": 2, "image_shape": SHAPE, **kwargs}
@@ -158,7 +158,7 @@ def test_plot_reconstructions_shows_all_examples_when_n_exceeds_them():
 
 
 def test_plot_reconstructions_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"x_rec: expected the shape of x, \(3, 12\), got \(2, 12\)"):
+    with pytest.raises(ValueError, match=r"x_rec must be an array of the shape of x, \(3, 12\), got an array of shape \(2, 12\)"):
         plots.plot_reconstructions(np.zeros((3, P)), np.zeros((2, P)), image_shape=SHAPE)
 
 
@@ -210,9 +210,9 @@ def test_plot_elbo_curves_marks_kl_warmup_epochs():
 
 
 @pytest.mark.parametrize("history, message", [
-    ({"train_elbo": [1.0]}, "expected a key 'epoch'"),
-    ({"epoch": [1, 2], "train_elbo": [1.0]}, r"history\['train_elbo'\]: expected 2 values"),
-    ({"epoch": [1], "train_elbo": [1.0], "test_elbo": [1.0, 2.0]}, r"'test_elbo'\]: expected 1"),
+    ({"train_elbo": [1.0]}, "history must be a dict with a key 'epoch'"),
+    ({"epoch": [1, 2], "train_elbo": [1.0]}, r"history\['train_elbo'\] must be 2 values"),
+    ({"epoch": [1], "train_elbo": [1.0], "test_elbo": [1.0, 2.0]}, r"'test_elbo'\] must be 1 values"),
 ])
 def test_plot_elbo_curves_rejects_malformed_history(history, message):
     with pytest.raises(ValueError, match=message):
@@ -261,7 +261,7 @@ def test_plot_latent_manifold_ticks_are_tile_z_values_symmetric_about_zero(n):
 
 
 def test_plot_latent_manifold_rejects_a_decoder_returning_the_wrong_shape():
-    with pytest.raises(ValueError, match=r"decode: expected .* \(16, 12\) .* got \(16, 11\)"):
+    with pytest.raises(ValueError, match=r"decode must be a function returning .* \(16, 12\) .* got one returning \(16, 11\)"):
         plots.plot_latent_manifold(lambda z: np.zeros((len(z), P - 1)), n=4, image_shape=SHAPE)
 
 
@@ -292,11 +292,11 @@ def test_plot_elbo_curves_names_the_held_out_curve_test_as_in_the_history():
 
 
 @pytest.mark.parametrize("z, labels, message", [
-    (np.zeros((5, 3)), np.zeros(5, int), r"expected shape \(N, 2\), got \(5, 3\).*z\[:, :2\].*z_dim=2"),
-    (np.zeros(5), np.zeros(5, int), r"z: expected shape \(N, 2\), got \(5,\)"),
-    (np.zeros((5, 2)), np.zeros(4, int), r"labels: expected shape \(5,\)"),
-    (np.zeros((2, 2)), np.array([0, 10]), "labels: expected integers in 0 ... 9"),
-    (np.zeros((2, 2)), np.array([0.5, 1.0]), "labels: expected integers in 0 ... 9"),
+    (np.zeros((5, 3)), np.zeros(5, int), r"z must be an array of shape \(N, 2\), got an array of shape \(5, 3\).*z\[:, :2\].*z_dim=2"),
+    (np.zeros(5), np.zeros(5, int), r"z must be an array of shape \(N, 2\), got an array of shape \(5,\)"),
+    (np.zeros((5, 2)), np.zeros(4, int), r"labels must be an array of shape \(5,\)"),
+    (np.zeros((2, 2)), np.array([0, 10]), "labels must be integers in 0 ... 9"),
+    (np.zeros((2, 2)), np.array([0.5, 1.0]), "labels must be integers in 0 ... 9"),
 ])
 def test_plot_latent_scatter_rejects_bad_shapes_and_labels(z, labels, message):
     with pytest.raises(ValueError, match=message):

@@ -46,7 +46,7 @@ def test_bernoulli_binarize_without_the_value_scan_draws_the_same_and_still_chec
     assert np.array_equal(checked, unchecked)
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         preprocessing.bernoulli_binarize(x * 255, np.random.default_rng(2))
-    with pytest.raises(TypeError, match="float array, got dtype uint8"):
+    with pytest.raises(TypeError, match="float array of grey levels in \\[0, 1\\], got dtype uint8"):
         preprocessing.bernoulli_binarize((x * 255).astype(np.uint8), np.random.default_rng(2), check=False)
 
 

@@ -224,7 +224,8 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
                 activation="relu", dtype=dtype, seed=seed)
     x_train = model.check_data(x_train, "x_train")   # validated once, so steps skip the scan
     if batch_size > len(x_train):
-        raise ValueError(f"batch_size {batch_size} is larger than the data ({len(x_train)} examples)")
+        raise ValueError(f"batch_size must be at most the number of examples, {len(x_train)} "
+                         f"(it is larger than the data), got {batch_size}")
     rng = np.random.default_rng(seed)
     products = matmul_products(model.x_dim, model.hidden, model.z_dim, batch_size, n_samples)
     operands = [_product_operands(p, dtype, rng) for p in products]

@@ -227,11 +227,11 @@ def _check_mirrors(mirrors):
 def _algorithm_for(name, digest):
     """'md5' or 'sha256', told apart by the digest's length."""
     if not isinstance(digest, str):
-        raise TypeError(f"checksum of {name}: expected a string of hex digits, got {digest!r}")
+        raise TypeError(f"files[{name!r}] (its checksum) must be a string of hex digits, got {digest!r}")
     algorithm = {32: "md5", 64: "sha256"}.get(len(digest))
     if algorithm is None or any(c not in "0123456789abcdefABCDEF" for c in digest):
-        raise ValueError(f"checksum of {name}: expected 32 (MD5) or 64 (SHA-256) hex digits, "
-                         f"got {digest!r}")
+        raise ValueError(f"files[{name!r}] (its checksum) must be 32 (MD5) or 64 (SHA-256) hex "
+                         f"digits, got {digest!r}")
     return algorithm
 
 

@@ -28,7 +28,7 @@ NaN are a ``ValueError``.
 """
 import numpy as np
 
-from minivae.utils.validation import check_count, check_number, check_rng
+from minivae.utils.validation import check_count, check_number, check_rng, check_unit_interval
 
 
 def to_unit_interval(x_uint8):
@@ -54,32 +54,31 @@ def to_unit_interval(x_uint8):
     """
     x_uint8 = np.asarray(x_uint8)
     if x_uint8.dtype != np.uint8:
-        raise TypeError(f"x_uint8: expected a uint8 array (pixel values 0-255), got dtype "
+        raise TypeError(f"x_uint8 must be a uint8 array (pixel values 0-255), got dtype "
                         f"{x_uint8.dtype}")
     return x_uint8.astype(np.float32) / np.float32(255)
 
 
 def _check_unit_interval(x, values=True):
     """x as an array: TypeError unless it is a float array; with values=True, ValueError unless in [0, 1]."""
-    x = np.asarray(x)
+    hint = " (for uint8 pixels use to_unit_interval first)"
+    try:
+        x = np.asarray(x)
+    except ValueError:     # a ragged list
+        raise TypeError(f"x must be a float array of grey levels in [0, 1], got a ragged list") from None
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"x: expected grey levels in [0, 1] as a float array, got dtype {x.dtype} "
-                        "(for uint8 pixels use to_unit_interval first)")
-    # written so that NaN fails too: every comparison with NaN is False
-    if values and x.size and not (x.min() >= 0 and x.max() <= 1):
-        raise ValueError(f"x: expected grey levels in [0, 1], got values from {x.min()} to "
-                         f"{x.max()} (for uint8 pixels use to_unit_interval first)")
-    return x
+        raise TypeError(f"x must be a float array of grey levels in [0, 1], got dtype {x.dtype}{hint}")
+    return check_unit_interval(x, "x", hint) if values else x
 
 
 def _check_out(out, shape):
     """The buffer bernoulli_binarize writes into: a float32 ndarray (TypeError), writable,
     C-contiguous and of ``shape`` (ValueError)."""
     if not (isinstance(out, np.ndarray) and out.dtype == np.float32):
-        raise TypeError(f"out: expected a float32 array of shape {shape}, got "
+        raise TypeError(f"out must be a float32 array of shape {shape}, got "
                         f"{getattr(out, 'dtype', type(out).__name__)}")
     if not (out.shape == shape and out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError(f"out: expected a writable, C-contiguous float32 array of shape {shape}, "
+        raise ValueError(f"out must be a writable, C-contiguous float32 array of shape {shape}, "
                          f"got shape {out.shape}"
                          + ("" if out.flags.c_contiguous else ", not C-contiguous")
                          + ("" if out.flags.writeable else ", read-only"))

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
 
-from minivae.utils.validation import check_count
+from minivae.utils.validation import check_count, check_counts, check_numeric_array
 from minivae.data.datasets import IMAGE_SHAPE   # (28, 28), MNIST
 
 N_CLASSES = 10           # digits 0-9 (and the ten Fashion-MNIST classes)
@@ -36,21 +36,18 @@ CLASS_COLOURS = ListedColormap(["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#94
 # ---------------------------------------------------------------------------
 
 def _check_image_shape(image_shape):
-    if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 2
-            or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in image_shape)):
-        raise ValueError(f"image_shape: expected two positive integers (H, W), got {image_shape!r}")
-    return int(image_shape[0]), int(image_shape[1])
+    return check_counts(image_shape, "image_shape (H, W)", length=2)
 
 
 def _as_images(name, images, image_shape):
     """Return ``images`` as an (N, H*W) array; (N, H*W) and (N, H, W) are accepted."""
     H, W = _check_image_shape(image_shape)
-    images = np.asarray(images)
+    images = check_numeric_array(images, name)
     if images.ndim == 3 and images.shape[1:] == (H, W):
         images = images.reshape(len(images), H * W)
     if images.ndim != 2 or images.shape[1] != H * W:
-        raise ValueError(f"{name}: expected shape (N, {H * W}) or (N, {H}, {W}) for "
-                         f"image_shape={(H, W)}, got {images.shape}")
+        raise ValueError(f"{name} must be an array of shape (N, {H * W}) or (N, {H}, {W}) for "
+                         f"image_shape={(H, W)}, got an array of shape {images.shape}")
     return images
 
 
@@ -110,7 +107,7 @@ def image_grid(images, n_rows, n_cols, image_shape=IMAGE_SHAPE, pad=1, pad_value
     images = _as_images("images", images, image_shape)
     N = len(images)
     if N > n_rows * n_cols:
-        raise ValueError(f"images: expected at most n_rows * n_cols = {n_rows} * {n_cols} = "
+        raise ValueError(f"images must be at most n_rows * n_cols = {n_rows} * {n_cols} = "
                          f"{n_rows * n_cols} images, got {N}")
     dtype = images.dtype if np.issubdtype(images.dtype, np.floating) else np.float64
 
@@ -149,10 +146,11 @@ def plot_reconstructions(x, x_rec, path=None, n=10, image_shape=IMAGE_SHAPE):
     x = _as_images("x", x, image_shape)
     x_rec = _as_images("x_rec", x_rec, image_shape)
     if x.shape != x_rec.shape:
-        raise ValueError(f"x_rec: expected the shape of x, {x.shape}, got {x_rec.shape}")
+        raise ValueError(f"x_rec must be an array of the shape of x, {x.shape}, got an array of "
+                         f"shape {x_rec.shape}")
     n = min(check_count(n, "n"), len(x))
     if n == 0:
-        raise ValueError("x: expected at least one image, got 0")
+        raise ValueError("x must be at least one image, got 0")
 
     fig = _new_figure(figsize=(max(0.8 * n, 3.0), 2.2))
     top, bottom = fig.subplots(2, 1)
@@ -216,12 +214,12 @@ def plot_elbo_curves(history, path=None):
     """
     for key in ("epoch", "train_elbo"):
         if key not in history:
-            raise ValueError(f"history: expected a key {key!r}, got keys {sorted(history)}")
+            raise ValueError(f"history must be a dict with a key {key!r}, got keys {sorted(history)}")
     epoch = np.asarray(history["epoch"], dtype=float)
     n_epochs = len(epoch)
     for key in ("train_elbo", "test_elbo", "beta"):
         if key in history and len(history[key]) != n_epochs:
-            raise ValueError(f"history[{key!r}]: expected {n_epochs} values (one per epoch), "
+            raise ValueError(f"history[{key!r}] must be {n_epochs} values (one per epoch), "
                              f"got {len(history[key])}")
 
     fig = _new_figure(figsize=(5.0, 3.5))
@@ -288,8 +286,8 @@ def latent_grid(n=20, quantile_lo=0.05, quantile_hi=0.95):
     """
     n = check_count(n, "n", low=2)     # linspace(lo, hi, 1) would be just [lo]
     if not 0 < quantile_lo < quantile_hi < 1:
-        raise ValueError("expected 0 < quantile_lo < quantile_hi < 1, got "
-                         f"quantile_lo={quantile_lo!r}, quantile_hi={quantile_hi!r}")
+        raise ValueError("quantile_lo and quantile_hi must be numbers with 0 < quantile_lo < "
+                         f"quantile_hi < 1, got {quantile_lo!r} and {quantile_hi!r}")
     axis = _latent_axis(n, quantile_lo, quantile_hi)
     z1, z2 = np.meshgrid(axis, axis[::-1])      # (n, n) each, indexed [row r, column c]
     return np.stack([z1.ravel(), z2.ravel()], axis=1)
@@ -333,8 +331,8 @@ def plot_latent_manifold(decode, path=None, n=20, image_shape=IMAGE_SHAPE,
     z = latent_grid(n, quantile_lo, quantile_hi)
     images = np.asarray(decode(z))
     if images.shape != (n * n, H * W):
-        raise ValueError(f"decode: expected it to return shape (n*n, H*W) = ({n * n}, {H * W}) "
-                         f"for a grid of {n * n} points, got {images.shape}")
+        raise ValueError(f"decode must be a function returning shape (n*n, H*W) = ({n * n}, "
+                         f"{H * W}) for a grid of {n * n} points, got one returning {images.shape}")
     pad = 1
     grid = image_grid(images, n, n, image_shape, pad=pad)
 
@@ -378,19 +376,20 @@ def plot_latent_scatter(z, labels, path=None):
         points: colour alone does not tell every pair of neighbouring classes
         apart.
     """
-    z = np.asarray(z)
-    labels = np.asarray(labels)
+    z = check_numeric_array(z, "z")
+    labels = check_numeric_array(labels, "labels")
     if z.ndim != 2 or z.shape[1] != 2:
         hint = ""
         if z.ndim == 2 and z.shape[1] > 2:
             hint = (f"; this latent space has {z.shape[1]} dimensions: pass z[:, :2] to see "
                     "the first two, or train with z_dim=2")
-        raise ValueError(f"z: expected shape (N, 2), got {z.shape}{hint}")
+        raise ValueError(f"z must be an array of shape (N, 2), got an array of shape {z.shape}{hint}")
     if labels.shape != (len(z),):
-        raise ValueError(f"labels: expected shape ({len(z)},), one per row of z, got {labels.shape}")
+        raise ValueError(f"labels must be an array of shape ({len(z)},), one per row of z, got an "
+                         f"array of shape {labels.shape}")
     if labels.size and (not np.all(labels == np.round(labels))
                         or labels.min() < 0 or labels.max() >= N_CLASSES):
-        raise ValueError(f"labels: expected integers in 0 ... {N_CLASSES - 1}, "
+        raise ValueError(f"labels must be integers in 0 ... {N_CLASSES - 1}, "
                          f"got values from {labels.min()} to {labels.max()}")
 
     fig = _new_figure(figsize=(6.0, 5.0))

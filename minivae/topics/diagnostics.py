@@ -25,19 +25,20 @@ Shapes: B examples, P data dimensions, D latent dimensions, L samples.
 import numpy as np
 
 from minivae import distributions as dist
-from minivae.utils.validation import check_finite, check_number, check_numeric_array
+from minivae.utils.validation import (check_finite, check_number, check_numeric_array, check_shape,
+                                      check_type)
 from minivae.evaluate import log_weights_and_cache
 from minivae.vae import VAE
 
 ACTIVE_THRESHOLD = 1e-2      # Burda et al. (2016), Sec. 5.2
 
 
-def _check_mu_logvar(mu, logvar):
-    mu = check_finite(check_numeric_array(mu, "mu"), "mu")
-    logvar = check_finite(check_numeric_array(logvar, "logvar"), "logvar")
-    if mu.ndim != 2 or mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must both have shape (B, D), got {mu.shape} and {logvar.shape}")
-    return mu, logvar
+def _check_mu_logvar(mu, logvar, shape=("B", "D")):
+    """mu and logvar: finite real arrays of ``shape``, the same for both (the shared rules)."""
+    mu = check_finite(check_shape(check_numeric_array(mu, "mu"), "mu", shape), "mu")
+    shape = mu.shape if shape == ("B", "D") else shape
+    logvar = check_shape(check_numeric_array(logvar, "logvar"), "logvar (shaped like mu)", shape)
+    return mu, check_finite(logvar, "logvar")
 
 
 def kl_per_dimension(mu, logvar):
@@ -71,7 +72,8 @@ def active_units(mu, threshold=ACTIVE_THRESHOLD):
     """
     mu = check_finite(check_numeric_array(mu, "mu"), "mu")
     if mu.ndim != 2 or mu.shape[0] < 2:
-        raise ValueError(f"mu must have shape (B, D) with B >= 2 examples, got {mu.shape}")
+        raise ValueError(f"mu must be an array of shape (B, D) with B >= 2 examples, got an array "
+                         f"of shape {mu.shape}")
     threshold = check_number(threshold, "threshold", low=0)
     activity = mu.astype(np.float64).var(axis=0)
     return activity, activity > threshold
@@ -83,13 +85,8 @@ def _given_q(mu, logvar):
 
 
 def _check_local(model, x, mu, logvar, eps):
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a minivae.VAE, got {type(model).__name__}")
-    x = model.check_data(x)
-    mu, logvar = _check_mu_logvar(mu, logvar)
-    if mu.shape != (x.shape[0], model.z_dim):
-        raise ValueError(f"mu and logvar must have shape (B, z_dim) = ({x.shape[0]}, {model.z_dim}), "
-                         f"got {mu.shape}")
+    x = check_type(model, "model", VAE, "a minivae.VAE").check_data(x)
+    mu, logvar = _check_mu_logvar(mu, logvar, (x.shape[0], model.z_dim))     # (B, z_dim)
     eps = model.check_noise(eps, x.shape[0])
     return x, mu.astype(model.dtype), logvar.astype(model.dtype), eps
 

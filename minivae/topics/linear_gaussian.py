@@ -33,7 +33,8 @@ import math
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-from minivae.utils.validation import check_count, check_finite, check_number, check_numeric_array, check_rng
+from minivae.utils.validation import (check_count, check_finite, check_number, check_numeric_array,
+                                      check_rng, check_shape, check_type)
 from minivae.distributions import LOG_2PI
 from minivae.vae import VAE
 
@@ -45,43 +46,34 @@ from minivae.vae import VAE
 
 def check_model(W, b, sigma2):
     """Return W (P, D), b (P,), sigma2 (float) as float64, or raise a ValueError saying why not."""
-    W = check_numeric_array(W, "W").astype(np.float64)
-    b = check_numeric_array(b, "b").astype(np.float64)
-    if W.ndim != 2 or W.shape[0] == 0 or W.shape[1] == 0:
-        raise ValueError(f"W must be a (P, D) matrix with P, D >= 1, got shape {W.shape}")
-    if b.shape != (W.shape[0],):
-        raise ValueError(f"b must have shape (P,) = ({W.shape[0]},) to match W {W.shape}, got {b.shape}")
+    W = check_shape(check_numeric_array(W, "W"), "W", ("P", "D")).astype(np.float64)
+    b = check_shape(check_numeric_array(b, "b"), "b (one per row of W)", (W.shape[0],))
     sigma2 = check_number(sigma2, "sigma2 (the noise variance)", low=0, low_inclusive=False)
-    check_finite(W, "W")
-    check_finite(b, "b")
-    return W, b, sigma2
+    return check_finite(W, "W"), check_finite(b.astype(np.float64), "b"), sigma2
 
 
 def _check_x(x, P):
-    x = check_numeric_array(x, "x").astype(np.float64)
-    if x.ndim != 2 or x.shape[1] != P:
-        raise ValueError(f"x must have shape (B, {P}) (one example per row), got {x.shape}")
-    return check_finite(x, "x")
+    x = check_shape(check_numeric_array(x, "x"), "x", (None, P))      # one example per row
+    return check_finite(x.astype(np.float64), "x")
 
 
 def _check_q(q_mean, q_cov, B, D):
     """q_mean (B, D); q_cov (B, D, D) or one (D, D) for every row, symmetric positive definite."""
-    q_mean = np.asarray(q_mean, dtype=np.float64)
-    q_cov = np.asarray(q_cov, dtype=np.float64)
-    if q_mean.shape != (B, D):
-        raise ValueError(f"q_mean must have shape (B, D) = ({B}, {D}), got {q_mean.shape}")
+    q_mean = check_shape(check_numeric_array(q_mean, "q_mean"), "q_mean", (B, D))
+    q_cov = check_numeric_array(q_cov, "q_cov")
     if q_cov.shape not in ((D, D), (B, D, D)):
-        raise ValueError(f"q_cov must have shape (D, D) = ({D}, {D}) or (B, D, D) = ({B}, {D}, {D}) "
-                         f"(a diagonal q with variances v is q_cov = v[..., None] * np.eye(D)), "
-                         f"got {q_cov.shape}")
-    if not (np.isfinite(q_mean).all() and np.isfinite(q_cov).all()):
-        raise ValueError("q_mean and q_cov must be finite")
+        raise ValueError(f"q_cov must be an array of shape (D, D) = ({D}, {D}) or (B, D, D) = "
+                         f"({B}, {D}, {D}) (a diagonal q with variances v is q_cov = v[..., None] * "
+                         f"np.eye(D)), got an array of shape {q_cov.shape}")
+    q_mean = check_finite(q_mean.astype(np.float64), "q_mean")
+    q_cov = check_finite(q_cov.astype(np.float64), "q_cov")
     if not np.allclose(q_cov, np.swapaxes(q_cov, -1, -2), rtol=1e-10, atol=1e-12):
-        raise ValueError("q_cov must be symmetric")
+        raise ValueError("q_cov must be symmetric, got a matrix that is not")
     try:
         chol = np.linalg.cholesky(q_cov)
     except np.linalg.LinAlgError:
-        raise ValueError("q_cov must be positive definite (its Cholesky factorisation failed)") from None
+        raise ValueError("q_cov must be positive definite, got one whose Cholesky factorisation "
+                         "fails") from None
     return q_mean, np.broadcast_to(q_cov, (B, D, D)), np.broadcast_to(chol, (B, D, D))
 
 
@@ -271,10 +263,11 @@ def max_likelihood(x, z_dim):
     -------
     W : array (P, D); b : array (P,); sigma2 : float
     """
-    x = check_numeric_array(x, "x").astype(np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise ValueError(f"x must have shape (N, P) with N >= 2 examples, got {x.shape}")
-    check_finite(x, "x")
+    x = check_shape(check_numeric_array(x, "x"), "x", ("N", "P"))
+    if x.shape[0] < 2:
+        raise ValueError(f"x must be an array of shape (N, P) with N >= 2 examples, got an array "
+                         f"of shape {x.shape}")
+    x = check_finite(x.astype(np.float64), "x")
     N, P = x.shape
     D = check_count(z_dim, "z_dim", low=1)
     if D >= P:
@@ -326,11 +319,10 @@ def vae_from_ppca(W, b, sigma2, *, dtype=np.float64, seed=0):
 
 def ppca_from_vae(model):
     """W (P, D), b (P,), sigma2 of a VAE with an affine decoder and a fixed-variance Gaussian likelihood."""
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a minivae VAE, got {type(model).__name__}")
+    check_type(model, "model", VAE, "a minivae.VAE")
     if model.hidden != () or model.likelihood != "gaussian" or model.obs_logvar == "learned":
-        raise ValueError("only a VAE with hidden=(), likelihood='gaussian' and a fixed obs_logvar "
-                         f"is a pPCA model; got hidden={model.hidden}, likelihood={model.likelihood!r}, "
+        raise ValueError("model must be a VAE with hidden=(), likelihood='gaussian' and a fixed "
+                         f"obs_logvar (a pPCA model), got hidden={model.hidden}, likelihood={model.likelihood!r}, "
                          f"obs_logvar={model.obs_logvar!r}")
     W = model.params["decoder.0.W"].astype(np.float64).T
     b = model.params["decoder.0.b"].astype(np.float64)

@@ -43,7 +43,8 @@ import numpy as np
 from scipy.special import logsumexp
 
 from minivae import distributions as dist
-from minivae.utils.validation import check_count, check_number, check_numeric_array, check_rng
+from minivae.utils.validation import (check_count, check_finite, check_number, check_numeric_array,
+                                      check_rng, check_shape, check_type)
 from minivae.utils.progress import Progress
 from minivae.vae import VAE
 
@@ -54,18 +55,13 @@ RIDGE = 1e-6               # added to q's covariance, relative to its mean varia
 
 
 def _check_model(model):
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a minivae.VAE, got {type(model).__name__}")
+    check_type(model, "model", VAE, "a minivae.VAE")
 
 
-def _check_z(model, z, B):
-    z = check_numeric_array(z, "z")
-    if z.ndim != 3 or z.shape[1:] != (B, model.z_dim) or z.shape[0] < 1:
-        raise ValueError(f"z must have shape (C, B, z_dim) = (C, {B}, {model.z_dim}) with C >= 1 "
-                         f"(C chains per image), got {z.shape}")
-    if not np.isfinite(z).all():
-        raise ValueError("z contains NaN or inf")
-    return z.astype(model.dtype, copy=False)
+def _check_z(model, z, B, C="C", name="z"):
+    """z: C chains for each of the B images, (C, B, z_dim), finite; in the model's dtype."""
+    z = check_shape(check_numeric_array(z, name), name, (C, B, model.z_dim))
+    return check_finite(z, name).astype(model.dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------
@@ -202,9 +198,7 @@ def hmc_sample(model, x, *, n_chains=20, n_burn=100, n_draws=50, n_leapfrog=10,
     if z0 is None:
         z = (mu_q + sigma_q * rng.standard_normal((n_chains, B, D))).astype(dtype)
     else:
-        z = _check_z(model, z0, B)
-        if z.shape[0] != n_chains:
-            raise ValueError(f"z0 must have n_chains = {n_chains} rows, got {z.shape[0]}")
+        z = _check_z(model, z0, B, n_chains, "z0")
     log_joint, grad = log_joint_and_grad(model, x, z, check=False)
 
     # dual averaging state, per image
@@ -317,8 +311,8 @@ def hmc_log_likelihood(model, x, *, n_chains=20, n_burn=100, n_draws=50, n_leapf
     x = model.check_data(x)
     n_chains = check_count(n_chains, "n_chains")
     if n_chains < 4:
-        raise ValueError(f"n_chains must be at least 4 (two halves of at least 2 chains, for the "
-                         f"standard error), got {n_chains}")
+        raise ValueError(f"n_chains must be an integer >= 4 (two halves of at least 2 chains, for "
+                         f"the standard error), got {n_chains}")
     batch_size = check_count(batch_size, "batch_size")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
     N, half = len(x), n_chains // 2

@@ -24,21 +24,18 @@ import numpy as np
 from minivae import distributions as dist
 from minivae import nn
 from minivae.data.preprocessing import bernoulli_binarize
-from minivae.utils.validation import check_finite, check_numeric_array, check_rng
+from minivae.utils.validation import check_finite, check_numeric_array, check_rng, check_shape
 
 
 def _check_bernoulli(model):
     if model.likelihood != "bernoulli":
-        raise ValueError(f"wake-sleep here needs a Bernoulli model (the sleep phase draws binary "
-                         f"images), got likelihood {model.likelihood!r}")
+        raise ValueError(f"model.likelihood must be 'bernoulli' for wake-sleep here (the sleep phase "
+                         f"draws binary images), got {model.likelihood!r}")
 
 
 def _check_noise(a, name, columns, dtype, rows=None):
     """``a`` as a (rows, columns) array of ``dtype`` (any number of rows if rows is None), or raise."""
-    a = check_numeric_array(a, name)
-    if a.ndim != 2 or a.shape[1] != columns or (rows is not None and a.shape[0] != rows):
-        expected = f"({'B' if rows is None else rows}, {columns})"
-        raise ValueError(f"{name} must have shape {expected}, got {a.shape}")
+    a = check_shape(check_numeric_array(a, name), name, ("B" if rows is None else rows, columns))
     return check_finite(a, name).astype(dtype, copy=False)
 
 

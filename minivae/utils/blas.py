@@ -4,11 +4,13 @@ NumPy does not report its BLAS thread count (threadpoolctl does, but it is not
 a dependency), so on Linux the OpenBLAS that NumPy loaded is found in
 /proc/self/maps and asked directly, through ctypes.  Where that fails (another
 BLAS, another OS) the functions say so: None, or a ValueError from
-:func:`set_blas_threads`.  This module imports nothing of the package.
+:func:`set_blas_threads`.  This module imports only the validation rules.
 """
 import contextlib
 import ctypes
 import re
+
+from minivae.utils.validation import check_count
 
 
 def _openblas_function(name):
@@ -42,8 +44,7 @@ def blas_threads():
 
 def set_blas_threads(n):
     """Make NumPy's OpenBLAS use n threads; ValueError if this NumPy's BLAS cannot be reached."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    n = check_count(n, "threads")
     set_threads = _openblas_function("set_num_threads")
     if set_threads is None:
         raise ValueError("cannot set the BLAS thread count of this NumPy from Python; set "

@@ -28,7 +28,8 @@ Kinds of input, each with its one check:
   :func:`check_float_array` (an array changed in place), :func:`check_finite` and
   :func:`check_unit_interval` (values);
 * dicts of named arrays (parameters, gradients): :func:`check_array_dict`, :func:`check_keys`;
-* functions given as arguments: :func:`check_callable`; text streams: :func:`check_stream`.
+* functions given as arguments: :func:`check_callable`; text streams: :func:`check_stream`;
+  an object of a given class (a model): :func:`check_type`.
 
 The model's own rules (the shape a VAE needs) are its methods, built on these.
 This module imports nothing of the package: every layer may use it.
@@ -77,7 +78,8 @@ def check_counts(value, name, low=1, length=None):
     Traceback (most recent call last):
     TypeError: hidden must be a sequence of integers such as (400,), got 400
     """
-    expected = f"a sequence of {length or ''} integers such as (400,)".replace("  ", " ")
+    expected = (f"a sequence of {length} integers" if length is not None
+                else "a sequence of integers such as (400,)")
     if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
         raise _error(TypeError, name, expected, repr(value))
     value = tuple(value)
@@ -295,6 +297,18 @@ def check_keys(value, name, keys):
     if missing or extra:
         raise _error(ValueError, name, expected, f"one missing {missing} and with "
                      + (f"the extra keys {extra}" if extra else "no others"))
+    return value
+
+
+def check_type(value, name, types, expected):
+    """Return ``value`` if it is an instance of ``types``; ``expected`` names them for the message.
+
+    >>> check_type([1], "model", dict, "a minivae.VAE")
+    Traceback (most recent call last):
+    TypeError: model must be a minivae.VAE, got list
+    """
+    if not isinstance(value, types):
+        raise _error(TypeError, name, expected, type(value).__name__)
     return value
 
 
