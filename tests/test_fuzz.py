@@ -16,6 +16,7 @@ seed where a Generator belongs, fractional hidden sizes, NaN gradients to an opt
 the tests named after them keep them closed.
 """
 import os
+import re
 import traceback
 import warnings
 
@@ -462,3 +463,108 @@ def test_train_on_random_settings_finishes_finite_or_stops_with_the_last_good_st
         assert_finite(p, p.shape, dtype)
     assert all(np.array_equal(checkpoint.load(path)["model"].params[k], p)
                for k, p in model.params.items())
+
+
+# --- entry points: no raw NumPy error, no silent non-finite result (issue 27) ----------
+
+from minivae import evaluate, gradcheck                     # noqa: E402 (grouped with its tests)
+from minivae.utils import memory, progress                  # noqa: E402
+
+nested = st.recursive(st.floats(-2, 2) | st.sampled_from([0.0, 1.0, np.nan]),
+                      lambda inner: st.lists(inner, max_size=3), max_leaves=12)
+
+
+@given(x=nested, eps=nested, entry=st.sampled_from(
+    ["loss_and_grads", "elbo", "encode", "decode", "forward", "evaluate_elbo", "log_likelihood",
+     "log_weights", "check_vae"]))
+@settings(max_examples=300, deadline=None)
+def test_nested_lists_ragged_or_not_at_every_entry_point_give_a_clear_error_or_a_finite_result(
+        x, eps, entry):
+    model = VAE(3, 2, hidden=(2,))
+    result = attempt({
+        "loss_and_grads": lambda: model.loss_and_grads(x, eps=eps)[0],
+        "elbo": lambda: model.elbo(x, eps=eps),
+        "encode": lambda: model.encode(x)[0],
+        "decode": lambda: model.decode(x),
+        "forward": lambda: model.forward(x, eps)[0],
+        "evaluate_elbo": lambda: evaluate.evaluate_elbo(model, x),
+        "log_likelihood": lambda: evaluate.log_likelihood(model, x, k=2),
+        "log_weights": lambda: evaluate.log_weights(model, x, eps),
+        "check_vae": lambda: gradcheck.check_vae(model, x)}[entry])
+    if result is not None and entry != "forward":        # forward checks shapes, not values
+        assert np.isfinite(result).all()
+
+
+@given(shape=st.lists(st.integers(0, 4), max_size=4), estimator=st.sampled_from(["B", "A", "iwae"]))
+def test_forward_with_noise_of_any_shape_is_a_clear_error_or_the_elbo_of_each_example(shape, estimator):
+    model = VAE(3, 2, hidden=(2,))
+    x = np.ones((2, 3))
+    result = attempt(lambda: model.forward(x, np.zeros(shape), estimator)[0])
+    assert (result is None) == (len(shape) != 3 or shape[0] == 0 or tuple(shape[1:]) != (2, 2))
+
+
+@pytest.mark.parametrize("x", [None, np.zeros((0, 3)), [], "data", np.zeros(3)])
+def test_evaluate_elbo_on_nothing_is_a_clear_error_before_any_batch(x):
+    with pytest.raises((ValueError, TypeError), match=r"^x must be"):
+        evaluate.evaluate_elbo(VAE(3, 2, hidden=(2,)), x)
+
+
+def test_a_model_too_large_for_memory_is_refused_before_any_allocation(monkeypatch):
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2**20)       # pretend: 1 MiB free
+    with pytest.raises(ValueError, match=r"a VAE with x_dim=784, z_dim=20, hidden=\(500,\) would "
+                                         r"need about [\d.]+ MB of memory, but only 1.0 MB"):
+        VAE(784, 20, hidden=(500,))
+
+
+@pytest.mark.parametrize("stream", [5, "log.txt", object(), [1]])
+def test_a_progress_stream_that_is_not_a_stream_is_a_type_error_at_once(stream):
+    with pytest.raises(TypeError, match=r"^stream must be None or a text stream"):
+        progress.Progress(stream)
+    with pytest.raises(TypeError, match=r"^progress must be None or a text stream"):
+        evaluate.log_likelihood(VAE(3, 2, hidden=(2,)), np.ones((1, 3)), k=1, progress=stream)
+
+
+@pytest.mark.parametrize("where", ["x", "eps"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_nan_or_inf_in_the_data_or_the_noise_is_named_not_propagated(where, bad):
+    model = VAE(3, 2, hidden=(2,))
+    x, eps = np.full((2, 3), 0.5), np.zeros((1, 2, 2))
+    index = (1, 2) if where == "x" else (0, 1, 1)
+    (x if where == "x" else eps)[index] = bad
+    for call in (lambda: model.loss_and_grads(x, eps=eps), lambda: model.elbo(x, eps=eps),
+                 lambda: evaluate.log_weights(model, x, eps)):
+        with pytest.raises(ValueError, match=rf"^{where} must be finite \(no NaN or inf\), got "
+                                             rf"{bad!r} at index {re.escape(str(index))}"):
+            call()
+
+
+def test_an_init_std_whose_products_overflow_is_refused_and_one_that_overflows_later_is_named():
+    with pytest.raises(ValueError, match=r"init_std must be a finite number > 0 and <= 1.8\d+e\+19"):
+        VAE(3, 2, init_std=1e20, dtype=np.float32)
+    model = VAE(3, 2, hidden=(4,), init_std=1e100)      # x W W overflows float64 to inf
+    for estimator in ("B", "A", "iwae"):
+        with pytest.raises(ValueError, match=r"^the ELBO estimate must be finite, got .* \(x and "
+                                             r"eps are finite\): "):
+            model.loss_and_grads(np.full((2, 3), 0.5), estimator=estimator)
+
+
+def float32_model_with_logvar(value):
+    """A float32 model whose encoder outputs logvar = value and mu = 1 for every input."""
+    model = VAE(4, 2, hidden=(3,), dtype=np.float32)
+    model.params["encoder.1.W"][:] = 0
+    model.params["encoder.1.b"][:] = [1.0, 1.0, value, value]
+    return model
+
+
+@pytest.mark.parametrize("estimator", ["A", "iwae"])
+def test_a_float32_log_variance_of_minus_100_is_named_not_a_silent_nan(estimator):
+    # exp(-logvar) = exp(100) overflows float32 (max ~ exp(88.7)) in log q(z|x)
+    model, x = float32_model_with_logvar(-100.0), np.ones((2, 4))
+    with pytest.raises(ValueError, match=r"log-variance reaches -100, beyond \+-88.7 where "
+                                         r"exp\(logvar\) or exp\(-logvar\) overflows float32"):
+        model.loss_and_grads(x, estimator=estimator, n_samples=2)
+    with pytest.raises(ValueError, match=r"log-variance reaches -100"):
+        evaluate.log_likelihood(model, x, k=3)
+    # estimator B never forms exp(-logvar): its loss stays finite and so do its gradients
+    loss, grads = model.loss_and_grads(x, estimator="B")
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())

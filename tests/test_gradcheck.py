@@ -92,3 +92,62 @@ def test_diagnose_finds_a_transpose_and_a_wrong_shape_and_ignores_dominant_entri
     # one dominant entry must not widen the tolerance of the others (per-entry tolerances)
     big = np.array([1e4, 1.0, 2.0])
     assert gradcheck.diagnose(np.array([1e4, 1.01, 2.0]), big, rtol=2e-3, atol=1e-4)["pattern"] != "match"
+
+
+# --- arguments are checked at entry: no ZeroDivisionError, KeyError or silent int rounding ---
+
+import pytest                                      # noqa: E402 (grouped with its tests)
+
+from minivae.vae import VAE                        # noqa: E402
+
+SQUARE = lambda p: float((p["w"] ** 2).sum())      # noqa: E731
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: gradcheck.numerical_gradient(SQUARE, {"w": np.ones(2)}, h=0), ValueError,
+     r"^h must be a finite number > 0, got 0.0$"),
+    (lambda: gradcheck.numerical_gradient(SQUARE, {"w": np.ones(2)}, h="a"), TypeError,
+     r"^h must be a real number, got 'a' \(str\)$"),
+    (lambda: gradcheck.numerical_gradient(SQUARE, [np.ones(2)]), TypeError,
+     r"^params must be a dict of named NumPy float arrays, got list$"),
+    (lambda: gradcheck.numerical_gradient(SQUARE, {"w": np.array([1, 2])}), TypeError,
+     r"^params\['w'\] must be a NumPy array of floats, got an array of shape \(2,\) and dtype int64$"),
+    (lambda: gradcheck.numerical_gradient("f", {"w": np.ones(2)}), TypeError, r"^f must be a function"),
+    (lambda: gradcheck.check_gradients(SQUARE, {"w": np.ones(2)}, {}), ValueError,
+     r"^grads must be a dict with the keys \['w'\], got one missing \['w'\]"),
+    (lambda: gradcheck.compare({"w": np.ones(2)}, {"w": np.ones(2), "b": np.ones(1)}), ValueError,
+     r"^analytic must be a dict with the keys \['b', 'w'\], got one missing \['b'\]"),
+    (lambda: gradcheck.rel_error([[1.0], [1.0, 2.0]], [1.0]), ValueError, r"^analytic must be an array "
+     r"of real numbers \(rows of equal length\), got a ragged list$"),
+    (lambda: gradcheck.rel_error(np.ones(3), np.ones(2)), ValueError, r"^analytic must be an array of "
+     r"the shape of numeric, \(2,\), got an array of shape \(3,\)$"),
+    (lambda: gradcheck.check_operation(lambda x: (x, None), lambda d, c: d, {"x": np.ones(2)}, ["y"],
+                                       np.random.default_rng(0)), ValueError, r"^wrt must be a list of names"),
+    (lambda: gradcheck.check_operation(lambda x: (x, None), lambda d, c: d, {"x": np.ones(2)}, ["x"],
+                                       0), TypeError, r"^rng must be a numpy.random.Generator"),
+    (lambda: gradcheck.check_vae(VAE(3, 2, hidden=(2,)), np.ones((2, 3)), h=-1e-5), ValueError,
+     r"^h must be a finite number > 0, got -1e-05$"),
+    (lambda: gradcheck.check_vae(VAE(3, 2, hidden=(2,)), [[1.0, 0.0], [1.0]]), ValueError,
+     r"^x must be an array of real numbers \(rows of equal length\)"),
+    (lambda: gradcheck.check_vae("model", np.ones((2, 3))), TypeError, r"^model must be a minivae.VAE"),
+    (lambda: gradcheck.check_vae(VAE(3, 2, hidden=(2,)), np.ones((2, 3)), n_samples=0), ValueError,
+     r"^n_samples must be a positive integer, got 0$"),
+])
+def test_every_function_checks_its_arguments_before_computing_anything(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+@given(h=st.one_of(st.none(), st.text(max_size=2), st.floats(), st.integers(-3, 3), st.booleans()))
+def test_numerical_gradient_takes_any_positive_finite_step_and_refuses_every_other(h):
+    params = {"w": np.array([0.5, -1.5])}
+    try:
+        numeric = gradcheck.numerical_gradient(SQUARE, params, h=h)
+    except (TypeError, ValueError) as error:
+        assert str(error).startswith("h must be a ")
+        assert isinstance(h, (bool, type(None), str)) or not (np.isfinite(h) and h > 0)
+    else:
+        assert numeric["w"].shape == (2,) and numeric["w"].dtype == np.float64
+        if 1e-6 <= h <= 1e-1:   # f is quadratic: central differences are exact up to rounding
+            np.testing.assert_allclose(numeric["w"], 2 * params["w"], rtol=1e-6)
+        np.testing.assert_array_equal(params["w"], [0.5, -1.5])     # restored after every step
