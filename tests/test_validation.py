@@ -169,3 +169,25 @@ def test_dict_and_array_rules_refuse_what_an_in_place_algorithm_cannot_use():
         check_type("vae", "model", dict, "a minivae.VAE")
     with pytest.raises(ValueError, match=r"^dtype must be float32 or float64, got 'float16'$"):
         check_float_dtype(np.float16)
+
+
+def test_every_call_in_the_package_and_tutorials_passes_the_value_first_and_the_name_second():
+    # a name is text: a string or an f-string; it never comes first, and a literal second
+    # argument is always text (check_count(2, "n") is right, check_count("n", 2) is not)
+    import ast
+    from pathlib import Path
+
+    root = Path(validation.__file__).resolve().parents[2]
+    names = {f.__name__ for f in CHECKS}
+    wrong = []
+    for path in sorted([*root.joinpath("minivae").rglob("*.py"), *root.joinpath("tutorials").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(
+                    node.func, "attr", None)) in names and len(node.args) >= 2):
+                continue
+            first, second = node.args[:2]
+            text = (ast.JoinedStr, ast.Constant)
+            if (isinstance(first, ast.JoinedStr) or (isinstance(first, ast.Constant) and isinstance(first.value, str))
+                    or (isinstance(second, text) and not isinstance(getattr(second, "value", ""), str))):
+                wrong.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not wrong, f"name first or value second in {wrong}"
