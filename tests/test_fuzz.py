@@ -568,3 +568,20 @@ def test_a_float32_log_variance_of_minus_100_is_named_not_a_silent_nan(estimator
     # estimator B never forms exp(-logvar): its loss stays finite and so do its gradients
     loss, grads = model.loss_and_grads(x, estimator="B")
     assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
+
+
+@pytest.mark.parametrize("entry", ["evaluate_elbo", "log_likelihood", "log_weights", "check_vae",
+                                   "score_function", "wake_sleep_step", "local_elbo"])
+@pytest.mark.parametrize("model", ["vae", None, {"params": {}}])
+def test_a_model_that_is_not_a_vae_is_a_type_error_naming_it(entry, model):
+    from minivae.topics import diagnostics, gradient_estimators, wake_sleep
+    x, eps = np.ones((2, 3)), np.zeros((1, 2, 2))
+    call = {"evaluate_elbo": lambda: evaluate.evaluate_elbo(model, x),
+            "log_likelihood": lambda: evaluate.log_likelihood(model, x, k=2),
+            "log_weights": lambda: evaluate.log_weights(model, x, eps),
+            "check_vae": lambda: gradcheck.check_vae(model, x),
+            "score_function": lambda: gradient_estimators.score_function_gradients(model, x, eps),
+            "wake_sleep_step": lambda: wake_sleep.wake_sleep_step(model, None, x, np.random.default_rng(0)),
+            "local_elbo": lambda: diagnostics.local_elbo(model, x, eps[0], eps[0], eps)}[entry]
+    with pytest.raises(TypeError, match=rf"^model must be a minivae.VAE.*, got {type(model).__name__}$"):
+        call()

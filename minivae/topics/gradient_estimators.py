@@ -42,7 +42,8 @@ import numpy as np
 
 from minivae import distributions as dist
 from minivae import nn
-from minivae.utils.validation import check_count, check_rng
+from minivae.utils.validation import check_count, check_rng, check_type
+from minivae.vae import VAE
 from minivae.evaluate import log_weights_and_cache
 
 
@@ -52,7 +53,7 @@ def encoder_names(model):
 
 
 def _check(model, x, eps, name="eps"):
-    x = model.check_data(x)
+    x = check_type(model, "model", VAE, "a minivae.VAE").check_data(x)
     return x, model.check_noise(eps, x.shape[0], name)
 
 
@@ -175,7 +176,7 @@ def estimator_variances(model, x, n_draws=1000, *, rng=None, chunk=500):
         ``"difference_variance"``: dict of arrays, Var(g_SF - g_RP) per entry;
         ``"n_draws"``: int.
     """
-    x = model.check_data(x)
+    x = check_type(model, "model", VAE, "a minivae.VAE").check_data(x)
     n_draws, chunk = check_count(n_draws, "n_draws", 2), check_count(chunk, "chunk")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
     stats = {"score": _RunningMoments(), "reparameterised": _RunningMoments(),

@@ -24,11 +24,13 @@ import numpy as np
 from minivae import distributions as dist
 from minivae import nn
 from minivae.data.preprocessing import bernoulli_binarize
-from minivae.utils.validation import check_finite, check_numeric_array, check_rng, check_shape
+from minivae.utils.validation import (check_count, check_finite, check_numeric_array, check_rng,
+                                      check_shape, check_type)
+from minivae.vae import VAE
 
 
 def _check_bernoulli(model):
-    if model.likelihood != "bernoulli":
+    if check_type(model, "model", VAE, "a minivae.VAE").likelihood != "bernoulli":
         raise ValueError(f"model.likelihood must be 'bernoulli' for wake-sleep here (the sleep phase "
                          f"draws binary images), got {model.likelihood!r}")
 
@@ -122,8 +124,10 @@ def wake_sleep_step(model, opt, xb, rng, *, n_samples=1, n_dreams=None):
     Returns (wake_loss, sleep_loss).
     """
     rng = check_rng(rng)
-    B = len(xb)
-    n_dreams = B if n_dreams is None else n_dreams
+    _check_bernoulli(model)
+    B = len(model.check_data(xb, "xb", values=False))     # O(1); the wake phase scans the values
+    n_samples = check_count(n_samples, "n_samples")
+    n_dreams = B if n_dreams is None else check_count(n_dreams, "n_dreams")
     eps = rng.standard_normal((n_samples, B, model.z_dim), dtype=model.dtype)
     wake_loss, grads = wake_loss_and_grads(model, xb, eps)
     z = rng.standard_normal((n_dreams, model.z_dim), dtype=model.dtype)

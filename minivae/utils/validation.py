@@ -29,7 +29,7 @@ Kinds of input, each with its one check:
   :func:`check_unit_interval` (values);
 * dicts of named arrays (parameters, gradients): :func:`check_array_dict`, :func:`check_keys`;
 * functions given as arguments: :func:`check_callable`; text streams: :func:`check_stream`;
-  an object of a given class (a model): :func:`check_type`.
+  an object of a given class (a model): :func:`check_type`, or with given methods: :func:`check_interface`.
 
 The model's own rules (the shape a VAE needs) are its methods, built on these.
 This module imports nothing of the package: every layer may use it.
@@ -309,6 +309,18 @@ def check_type(value, name, types, expected):
     """
     if not isinstance(value, types):
         raise _error(TypeError, name, expected, type(value).__name__)
+    return value
+
+
+def check_interface(value, name, methods, expected):
+    """Return ``value`` if it has every method of ``methods`` (duck typing); ``expected`` names it.
+
+    >>> check_interface("vae", "model", ["check_data", "elbo"], "a minivae.VAE")
+    Traceback (most recent call last):
+    TypeError: model must be a minivae.VAE (with check_data and elbo), got str
+    """
+    if not all(callable(getattr(value, method, None)) for method in methods):
+        raise _error(TypeError, name, f"{expected} (with {' and '.join(methods)})", type(value).__name__)
     return value
 
 
