@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from minivae.utils.blas import one_blas_thread
-from minivae.utils.validation import check_count, check_interface, check_rng, check_stream
+from minivae.utils.validation import check_bool, check_count, check_interface, check_rng, check_stream
 
 MODEL_METHODS = ["check_data", "check_noise", "forward", "elbo"]     # what evaluation calls
 from minivae.utils.progress import Progress
@@ -155,7 +155,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
         chunk = default_chunk(model, k, min(batch_size, len(x)))
     chunk = check_count(chunk, "chunk")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
-    check_stream(progress, "progress")
+    check_stream(progress, "progress"), check_bool(return_se, "return_se")
 
     N = len(x)
     estimate = np.empty(N)

@@ -43,7 +43,7 @@ from minivae import distributions as dist
 from minivae import nn
 from minivae.elbo import (estimator_a_backward, estimator_a_forward, estimator_b_backward,
                          estimator_b_forward, iwae_backward, iwae_forward)
-from minivae.utils.memory import check_fits, parameter_count
+from minivae.utils.memory import activation_count, check_fits, parameter_count
 from minivae.utils.validation import (check_choice, check_count, check_counts, check_finite,
                                       check_float_dtype, check_number, check_numeric_array, check_rng,
                                       check_shape, check_unit_interval)
@@ -127,8 +127,7 @@ class VAE:
                 "dtype": self.dtype.name, "seed": self.seed, "obs_logvar": self.obs_logvar}
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
-        return f"VAE({args})"
+        return "VAE(" + ", ".join(f"{k}={v!r}" for k, v in self.config().items()) + ")"
 
     # ---- Forward and backward ----
 
@@ -336,10 +335,9 @@ class VAE:
 
     def sample(self, n, rng=None):
         """n draws z ~ p(z) = N(0, I), decoded to the mean of p_theta(x|z): (n, P)."""
-        check_count(n, "n", low=0)
-        rng = check_rng(self.rng if rng is None else rng)
-        z = rng.standard_normal((int(n), self.z_dim), dtype=self.dtype)
-        return self.decode(z)
+        n, rng = check_count(n, "n", low=0), check_rng(self.rng if rng is None else rng)
+        self._check_memory(n, f"sample({n})")
+        return self.decode(rng.standard_normal((n, self.z_dim), dtype=self.dtype))
 
     def reconstruct(self, x):
         """Decode the posterior mean: decode(mu(x)), shape (B, P)."""
@@ -377,10 +375,10 @@ class VAE:
                              f"got {beta!r}")
         B = x.shape[0]
         if eps is None:
-            n_samples = 1 if n_samples is None else n_samples
-            check_count(n_samples, "n_samples", low=1)
+            n_samples = check_count(1 if n_samples is None else n_samples, "n_samples")
             rng = check_rng(self.rng if rng is None else rng)
-            eps = rng.standard_normal((int(n_samples), B, self.z_dim), dtype=self.dtype)
+            self._check_memory(n_samples * B, f"n_samples={n_samples} draws for {B} examples")
+            eps = rng.standard_normal((n_samples, B, self.z_dim), dtype=self.dtype)
         else:
             eps = self.check_noise(eps, B, n_samples=n_samples)
         return x, eps, beta
@@ -388,13 +386,15 @@ class VAE:
     def check_noise(self, eps, B, name="eps", n_samples=None, values=True):
         """Return eps as an (L, B, D) array of the model dtype, or raise a ValueError saying why not.
 
-        ``n_samples``, if given, is the L the caller asked for; ``name`` is the
-        argument the messages speak of; ``values=False`` skips the scan for NaN and inf.
-        """
+        ``n_samples``: the L asked for, if any; ``values=False``: no scan for NaN and inf."""
         eps = check_numeric_array(eps, name)
         L = "n_samples" if n_samples is None else check_count(n_samples, "n_samples")
         check_shape(eps, name, (L, B, self.z_dim))
         return (check_finite(eps, name) if values else eps).astype(self.dtype, copy=False)
+
+    def _check_memory(self, rows, what):
+        """Refuse a pass over ``rows`` latent codes that cannot fit in memory (not a MemoryError)."""
+        check_fits(what, activation_count(self.x_dim, self.z_dim, self.hidden, rows) * self.dtype.itemsize)
 
     def _refuse_non_finite(self, elbo, cache):
         """Raise a ValueError naming why an ELBO computed from finite x and eps is not finite."""

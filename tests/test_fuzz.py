@@ -511,9 +511,15 @@ def test_evaluate_elbo_on_nothing_is_a_clear_error_before_any_batch(x):
 
 def test_a_model_too_large_for_memory_is_refused_before_any_allocation(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: 2**20)       # pretend: 1 MiB free
-    with pytest.raises(ValueError, match=r"a VAE with x_dim=784, z_dim=20, hidden=\(500,\) would "
-                                         r"need about [\d.]+ MB of memory, but only 1.0 MB"):
-        VAE(784, 20, hidden=(500,))
+    with pytest.raises(ValueError, match=r"a VAE with x_dim=784, z_dim=20, hidden=\(20000,\) would "
+                                         r"need about [\d.]+ GB of memory, but only 1.0 MB"):
+        VAE(784, 20, hidden=(20000,))
+    model = VAE(784, 20, hidden=(100,))                 # small requests are not even compared
+    with pytest.raises(ValueError, match=r"^sample\(1000000000\) would need about [\d,.]+ GB"):
+        model.sample(10**9)
+    with pytest.raises(ValueError, match=r"^n_samples=100000000 draws for 2 examples would need"):
+        model.loss_and_grads(np.zeros((2, 784)), n_samples=10**8)
+    assert model.sample(3).shape == (3, 784)
 
 
 @pytest.mark.parametrize("stream", [5, "log.txt", object(), [1]])
@@ -584,4 +590,17 @@ def test_a_model_that_is_not_a_vae_is_a_type_error_naming_it(entry, model):
             "wake_sleep_step": lambda: wake_sleep.wake_sleep_step(model, None, x, np.random.default_rng(0)),
             "local_elbo": lambda: diagnostics.local_elbo(model, x, eps[0], eps[0], eps)}[entry]
     with pytest.raises(TypeError, match=rf"^model must be a minivae.VAE.*, got {type(model).__name__}$"):
+        call()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: preprocessing.to_unit_interval([[1, 2], [3]]), ValueError, r"^x_uint8 must be an array of real"),
+    (lambda: preprocessing.threshold_binarize([[0.1, 0.2], [0.3]]), ValueError, r"^x must be an array of real"),
+    (lambda: datasets.load_mnist(3), TypeError, r"^root must be a path \(a str or os.PathLike\), got 3"),
+    (lambda: idx.read_idx(None), TypeError, r"^path must be a path"),
+    (lambda: evaluate.iwae_bound(VAE(3, 2), np.ones((1, 3)), 2, return_se="yes"), TypeError,
+     r"^return_se must be True or False, got 'yes'"),
+])
+def test_data_and_evaluation_entry_points_name_a_bad_argument(call, error, message):
+    with pytest.raises(error, match=message):
         call()

@@ -319,3 +319,17 @@ def test_plotting_leaves_the_backend_alone(tmp_path):
     before = matplotlib.get_backend()
     plots.plot_samples(np.zeros((4, P)), tmp_path / "s.png", n_rows=2, n_cols=2, image_shape=SHAPE)
     assert matplotlib.get_backend() == before
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: plots.latent_grid(3, "a"), TypeError, r"^quantile_lo must be a real number, got 'a'"),
+    (lambda: plots.plot_elbo_curves(None), TypeError, r"^history must be a dict of per-epoch lists"),
+    (lambda: plots.plot_elbo_curves({"epoch": [1], "train_elbo": ["a"]}), TypeError,
+     r"^history\['train_elbo'\] must be an array of real numbers"),
+    (lambda: plots.image_grid([[0.1, 0.2], [0.3]], 1, 2, (1, 2)), ValueError,
+     r"^images must be an array of real numbers \(rows of equal length\), got a ragged list$"),
+])
+def test_plot_functions_name_a_bad_argument_instead_of_a_numpy_error(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minivae.utils.validation import check_count
+from minivae.utils.validation import check_count, check_path
 from minivae.data.download import (DEFAULT_TIMEOUT, FASHION_MNIST_FILES, FASHION_MNIST_MIRRORS,
                               FASHION_MNIST_SIZES, MNIST_FILES, MNIST_MIRRORS, MNIST_SIZES,
                               download_files)
@@ -193,7 +193,7 @@ def _find_file(root, name):
 
 def _load_idx_directory(root, name, download, files, sizes, mirrors, timeout):
     """Read the four IDX files of ``name`` from ``root``, downloading missing ones if asked."""
-    root = os.path.expanduser(os.fspath(root))
+    root = check_path(root, "root")
     wanted = TRAIN_FILES + TEST_FILES
     if download:
         # a plain (already unpacked) file counts as present: its checksum is unknown,

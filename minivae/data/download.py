@@ -44,7 +44,7 @@ import threading
 import time
 
 from minivae.data.deadline import Deadline
-from minivae.utils.validation import check_bool, check_count, check_number
+from minivae.utils.validation import check_bool, check_count, check_number, check_path
 from minivae.utils.progress import Progress
 
 # Published MD5 checksums of the gzipped IDX files of MNIST and Fashion-MNIST (the two use
@@ -175,9 +175,7 @@ def download_files(root, files, mirrors, *, sizes=None, timeout=DEFAULT_TIMEOUT,
         message names each URL tried and why it failed.
     """
     # every argument is checked before the folder is made or any request is sent
-    if not isinstance(root, (str, bytes, os.PathLike)):
-        raise TypeError(f"root must be a path (a str or os.PathLike), got {root!r} ({type(root).__name__})")
-    root = os.path.expanduser(os.fsdecode(root))
+    root = check_path(root, "root")
     mirrors = _check_mirrors(mirrors)
     if not isinstance(files, dict) or not all(
             isinstance(name, str) and name and os.path.basename(name) == name for name in files):

@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 
 from minivae.utils.memory import check_fits
-from minivae.utils.validation import check_count
+from minivae.utils.validation import check_count, check_path
 
 IDX_TYPES = {
     0x08: np.dtype(">u1"),    # unsigned byte
@@ -75,7 +75,7 @@ def read_idx(path, max_bytes=MAX_BYTES):
         length is not exactly prod(sizes) * bytes per value (a truncated
         file, or trailing bytes).
     """
-    path = os.fspath(path)
+    path = check_path(path, "path")
     max_bytes = check_count(max_bytes, "max_bytes")
     with open(path, "rb") as raw:
         on_disk = os.fstat(raw.fileno()).st_size

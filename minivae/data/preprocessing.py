@@ -28,7 +28,8 @@ NaN are a ``ValueError``.
 """
 import numpy as np
 
-from minivae.utils.validation import check_count, check_number, check_rng, check_unit_interval
+from minivae.utils.validation import (check_count, check_number, check_numeric_array, check_rng,
+                                      check_unit_interval)
 
 
 def to_unit_interval(x_uint8):
@@ -52,7 +53,7 @@ def to_unit_interval(x_uint8):
     TypeError
         ``x_uint8`` is not a uint8 array.
     """
-    x_uint8 = np.asarray(x_uint8)
+    x_uint8 = check_numeric_array(x_uint8, "x_uint8")
     if x_uint8.dtype != np.uint8:
         raise TypeError(f"x_uint8 must be a uint8 array (pixel values 0-255), got dtype "
                         f"{x_uint8.dtype}")
@@ -62,10 +63,7 @@ def to_unit_interval(x_uint8):
 def _check_unit_interval(x, values=True):
     """x as an array: TypeError unless it is a float array; with values=True, ValueError unless in [0, 1]."""
     hint = " (for uint8 pixels use to_unit_interval first)"
-    try:
-        x = np.asarray(x)
-    except ValueError:     # a ragged list
-        raise TypeError(f"x must be a float array of grey levels in [0, 1], got a ragged list") from None
+    x = check_numeric_array(x, "x")
     if not np.issubdtype(x.dtype, np.floating):
         raise TypeError(f"x must be a float array of grey levels in [0, 1], got dtype {x.dtype}{hint}")
     return check_unit_interval(x, "x", hint) if values else x

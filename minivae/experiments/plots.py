@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from scipy.stats import norm
 
-from minivae.utils.validation import check_count, check_counts, check_numeric_array
+from minivae.utils.validation import (check_count, check_counts, check_number, check_numeric_array,
+                                      check_type)
 from minivae.data.datasets import IMAGE_SHAPE   # (28, 28), MNIST
 
 N_CLASSES = 10           # digits 0-9 (and the ten Fashion-MNIST classes)
@@ -212,10 +213,11 @@ def plot_elbo_curves(history, path=None):
         One axes with the line "train" and, if any test value is present, the
         line "test" (those epochs only).
     """
+    check_type(history, "history", dict, "a dict of per-epoch lists (what train returns)")
     for key in ("epoch", "train_elbo"):
         if key not in history:
             raise ValueError(f"history must be a dict with a key {key!r}, got keys {sorted(history)}")
-    epoch = np.asarray(history["epoch"], dtype=float)
+    epoch = check_numeric_array(history["epoch"], "history['epoch']").astype(float)
     n_epochs = len(epoch)
     for key in ("train_elbo", "test_elbo", "beta"):
         if key in history and len(history[key]) != n_epochs:
@@ -229,7 +231,8 @@ def plot_elbo_curves(history, path=None):
         last_warmup = epoch[beta < 1].max()
         ax.axvspan(epoch.min() - 0.5, last_warmup + 0.5, color="0.9",
                    label="KL warm-up (train: beta < 1)")
-    ax.plot(epoch, np.asarray(history["train_elbo"], dtype=float), marker=".", label="train")
+    train_elbo = check_numeric_array(history["train_elbo"], "history['train_elbo']").astype(float)
+    ax.plot(epoch, train_elbo, marker=".", label="train")
     test = history.get("test_elbo", [None] * n_epochs)
     has_test = np.array([v is not None for v in test], dtype=bool)
     if has_test.any():
@@ -285,6 +288,8 @@ def latent_grid(n=20, quantile_lo=0.05, quantile_hi=0.95):
     z : array (n * n, 2), float64
     """
     n = check_count(n, "n", low=2)     # linspace(lo, hi, 1) would be just [lo]
+    quantile_lo = check_number(quantile_lo, "quantile_lo", low=0, high=1)
+    quantile_hi = check_number(quantile_hi, "quantile_hi", low=0, high=1)
     if not 0 < quantile_lo < quantile_hi < 1:
         raise ValueError("quantile_lo and quantile_hi must be numbers with 0 < quantile_lo < "
                          f"quantile_hi < 1, got {quantile_lo!r} and {quantile_hi!r}")

@@ -16,6 +16,8 @@ import os
 
 from minivae.utils.validation import check_count
 
+ALWAYS_FITS = 2 ** 26      # 64 MiB: smaller requests are not compared with the free memory
+
 
 def available_bytes():
     """Memory available to a new allocation: MemAvailable of /proc/meminfo, else physical memory."""
@@ -33,7 +35,13 @@ def available_bytes():
 
 
 def check_fits(what, nbytes, hint=""):
-    """Raise a ValueError if ``nbytes`` exceeds the available memory; ``what`` names the request."""
+    """Raise a ValueError if ``nbytes`` exceeds the available memory; ``what`` names the request.
+
+    Requests up to ALWAYS_FITS bytes pass without reading /proc/meminfo, so a check on
+    every batch costs nothing.
+    """
+    if nbytes <= ALWAYS_FITS:
+        return
     available = available_bytes()
     if available is not None and nbytes > available:
         raise ValueError(f"{what} would need about {_gb(nbytes)} of memory, but only "

@@ -28,6 +28,7 @@ Kinds of input, each with its one check:
   :func:`check_float_array` (an array changed in place), :func:`check_finite` and
   :func:`check_unit_interval` (values);
 * dicts of named arrays (parameters, gradients): :func:`check_array_dict`, :func:`check_keys`;
+* paths of files and folders: :func:`check_path`;
 * functions given as arguments: :func:`check_callable`; text streams: :func:`check_stream`;
   an object of a given class (a model): :func:`check_type`, or with given methods: :func:`check_interface`.
 
@@ -36,6 +37,7 @@ This module imports nothing of the package: every layer may use it.
 Its examples run as doctests (tests/test_validation.py).
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -322,6 +324,18 @@ def check_interface(value, name, methods, expected):
     if not all(callable(getattr(value, method, None)) for method in methods):
         raise _error(TypeError, name, f"{expected} (with {' and '.join(methods)})", type(value).__name__)
     return value
+
+
+def check_path(value, name):
+    """Return ``value`` as a str path (``~`` expanded) if it is a str, bytes or os.PathLike, else raise.
+
+    >>> check_path(3, "root")
+    Traceback (most recent call last):
+    TypeError: root must be a path (a str or os.PathLike), got 3 (int)
+    """
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise _error(TypeError, name, "a path (a str or os.PathLike)", f"{value!r} ({type(value).__name__})"[:200])
+    return os.path.expanduser(os.fsdecode(value))
 
 
 def check_callable(value, name):
