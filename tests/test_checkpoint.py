@@ -310,7 +310,7 @@ BAD_ENTRIES = [
     ({"train_state": state_with(rng={"bit_generator": "PCG64", "state": 5})}, r"not a loadable PCG64"),
     ({"train_state": state_with(rng="x")}, r"train_state\['rng'\] should be the state of a PCG64"),
     ({"train_state": state_with(settings__lr=-1)}, r"learning rate lr must be a finite number > 0"),
-    ({"train_state": state_with(settings__estimator="exact")}, r"unknown settings\['estimator'\] 'exact'"),
+    ({"train_state": state_with(settings__estimator="exact")}, r"settings\['estimator'\] must be one of \['A', 'B', 'iwae'\], got 'exact'"),
     ({"train_state": state_with(settings__batch_size=0)}, r"settings\['batch_size'\] must be a "
                                                           r"positive integer"),
     ({"train_state": state_with(note="x")}, r"unknown \['note'\]"),
