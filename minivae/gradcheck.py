@@ -24,7 +24,7 @@ table is in :mod:`minivae.cli.gradcheck_table`.
 """
 import numpy as np
 
-from minivae.utils.validation import (check_array_dict, check_callable, check_count, check_interface,
+from minivae.utils.validation import (check_array_dict, check_callable, check_attributes, check_count,
                                       check_keys, check_number, check_numeric_array, check_rng)
 
 DEFAULT_STEP = 1e-5       # about (float64 machine epsilon)^(1/3): balances truncation and rounding
@@ -127,7 +127,7 @@ def check_operation(forward, backward, inputs, wrt, rng, h=DEFAULT_STEP):
 
 def check_vae(model, x, *, n_samples=1, estimator="B", beta=1.0, seed=0, h=DEFAULT_STEP):
     """Check ``model.loss_and_grads`` on x with fixed noise eps against central differences."""
-    check_interface(model, "model", ["check_data", "loss_and_grads", "elbo"], "a minivae.VAE")
+    check_attributes(model, "model", ("check_data", "loss_and_grads", "elbo"), "a minivae.VAE")
     x, n_samples = model.check_data(x), check_count(n_samples, "n_samples")
     seed, h = check_count(seed, "seed", low=0), check_number(h, "h", low=0, low_inclusive=False)
     eps = np.random.default_rng(seed).standard_normal((n_samples, x.shape[0], model.z_dim))

@@ -303,8 +303,8 @@ class VAE:
         x, eps, beta = self._prepare(x, n_samples, estimator, beta, rng, eps, check)
         elbo, cache = self.forward(x, eps, estimator, beta)
         loss = -float(elbo.mean())
-        if check and not np.isfinite(loss):     # a training loop (check=False) handles it itself
-            self._refuse_non_finite(elbo, cache)
+        if check and np.isnan(loss):     # NaN is no value (0 inf, inf - inf); inf is an overflow
+            self._refuse_nan(elbo, cache)
         grads = self.backward(cache)
         if return_cache:
             return loss, grads, cache
@@ -314,8 +314,8 @@ class VAE:
         """Per-example ELBO estimates, shape (B,), in nats (arguments as in loss_and_grads)."""
         x, eps, beta = self._prepare(x, n_samples, estimator, beta, rng, eps)
         elbo, cache = self.forward(x, eps, estimator, beta)
-        if not np.isfinite(elbo).all():
-            self._refuse_non_finite(elbo, cache)
+        if np.isnan(elbo).any():
+            self._refuse_nan(elbo, cache)
         return elbo
 
     def encode(self, x):
@@ -396,8 +396,8 @@ class VAE:
         """Refuse a pass over ``rows`` latent codes that cannot fit in memory (not a MemoryError)."""
         check_fits(what, activation_count(self.x_dim, self.z_dim, self.hidden, rows) * self.dtype.itemsize)
 
-    def _refuse_non_finite(self, elbo, cache):
-        """Raise a ValueError naming why an ELBO computed from finite x and eps is not finite."""
+    def _refuse_nan(self, elbo, cache):
+        """Raise a ValueError naming why an ELBO computed from finite x and eps is NaN."""
         bad = [k for k, p in self.params.items() if not np.isfinite(p).all()]
         limit, logvar = np.log(np.finfo(self.dtype).max), cache["logvar"]    # exp overflows beyond
         logvar = logvar[np.isfinite(logvar)]
@@ -410,7 +410,7 @@ class VAE:
             k = max(self.params, key=lambda k: np.abs(self.params[k]).max(initial=0))
             reason = (f"the network's arithmetic overflowed; the largest parameter is params[{k!r}], "
                       f"up to {np.abs(self.params[k]).max():.3g} in size (init_std too large?)")
-        b = int(np.argmax(~np.isfinite(elbo)))
-        raise ValueError(f"the ELBO estimate must be finite, got {float(elbo[b])!r} for example "
-                         f"{b} (x and eps are finite): {reason}")
+        b = int(np.argmax(np.isnan(elbo)))
+        raise ValueError(f"the ELBO estimate must be a number, got nan for example {b} (x and eps "
+                         f"are finite): {reason}")
 

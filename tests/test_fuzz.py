@@ -549,8 +549,8 @@ def test_an_init_std_whose_products_overflow_is_refused_and_one_that_overflows_l
         VAE(3, 2, init_std=1e20, dtype=np.float32)
     model = VAE(3, 2, hidden=(4,), init_std=1e100)      # x W W overflows float64 to inf
     for estimator in ("B", "A", "iwae"):
-        with pytest.raises(ValueError, match=r"^the ELBO estimate must be finite, got .* \(x and "
-                                             r"eps are finite\): "):
+        with pytest.raises(ValueError, match=r"^the ELBO estimate must be a number, got nan for "
+                                             r"example \d \(x and eps are finite\): "):
             model.loss_and_grads(np.full((2, 3), 0.5), estimator=estimator)
 
 
@@ -589,7 +589,9 @@ def test_a_model_that_is_not_a_vae_is_a_type_error_naming_it(entry, model):
             "score_function": lambda: gradient_estimators.score_function_gradients(model, x, eps),
             "wake_sleep_step": lambda: wake_sleep.wake_sleep_step(model, None, x, np.random.default_rng(0)),
             "local_elbo": lambda: diagnostics.local_elbo(model, x, eps[0], eps[0], eps)}[entry]
-    with pytest.raises(TypeError, match=rf"^model must be a minivae.VAE.*, got {type(model).__name__}$"):
+    name = type(model).__name__
+    with pytest.raises(TypeError, match=rf"^model must be (a minivae.VAE|an object with .* \(a minivae.VAE\)), "
+                                        rf"got ({name}|'{name}' lacking .*)$"):
         call()
 
 

@@ -129,7 +129,8 @@ SQUARE = lambda p: float((p["w"] ** 2).sum())      # noqa: E731
      r"^h must be a finite number > 0, got -1e-05$"),
     (lambda: gradcheck.check_vae(VAE(3, 2, hidden=(2,)), [[1.0, 0.0], [1.0]]), ValueError,
      r"^x must be an array of real numbers \(rows of equal length\)"),
-    (lambda: gradcheck.check_vae("model", np.ones((2, 3))), TypeError, r"^model must be a minivae.VAE"),
+    (lambda: gradcheck.check_vae("model", np.ones((2, 3))), TypeError,
+     r"^model must be an object with check_data, loss_and_grads, elbo \(a minivae.VAE\), got 'str'"),
     (lambda: gradcheck.check_vae(VAE(3, 2, hidden=(2,)), np.ones((2, 3)), n_samples=0), ValueError,
      r"^n_samples must be a positive integer, got 0$"),
 ])

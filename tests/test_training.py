@@ -249,7 +249,7 @@ def test_bad_training_arguments_are_clear_errors_and_write_nothing(grey, tmp_pat
 
 
 def test_a_model_that_is_not_a_vae_and_a_folder_as_checkpoint_path_are_clear_errors(grey, tmp_path):
-    with pytest.raises(TypeError, match="model must have params, check_data, likelihood, loss_and_grads "
+    with pytest.raises(TypeError, match="model must be an object with params, check_data, likelihood, loss_and_grads "
                        r"\(the model contract of minivae.train\), got 'dict'"):
         train({"W": np.zeros(3)}, grey, epochs=1, verbose=False)
     with pytest.raises(ValueError, match="checkpoint_path must be a file path.*model.npz"):

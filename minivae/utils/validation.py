@@ -30,7 +30,9 @@ Kinds of input, each with its one check:
 * dicts of named arrays (parameters, gradients): :func:`check_array_dict`, :func:`check_keys`;
 * paths of files and folders: :func:`check_path`;
 * functions given as arguments: :func:`check_callable`; text streams: :func:`check_stream`;
-  an object of a given class (a model): :func:`check_type`, or with given methods: :func:`check_interface`.
+  an object of a given class (a model): :func:`check_type`, or with given attributes:
+  :func:`check_attributes`;
+* data sets: :func:`check_float_data` (dtype), :func:`check_unit_scale` (a Gaussian's data).
 
 The model's own rules (the shape a VAE needs) are its methods, built on these.
 This module imports nothing of the package: every layer may use it.
@@ -314,18 +316,6 @@ def check_type(value, name, types, expected):
     return value
 
 
-def check_interface(value, name, methods, expected):
-    """Return ``value`` if it has every method of ``methods`` (duck typing); ``expected`` names it.
-
-    >>> check_interface("vae", "model", ["check_data", "elbo"], "a minivae.VAE")
-    Traceback (most recent call last):
-    TypeError: model must be a minivae.VAE (with check_data and elbo), got str
-    """
-    if not all(callable(getattr(value, method, None)) for method in methods):
-        raise _error(TypeError, name, f"{expected} (with {' and '.join(methods)})", type(value).__name__)
-    return value
-
-
 def check_path(value, name):
     """Return ``value`` as a str path (``~`` expanded) if it is a str, bytes or os.PathLike, else raise.
 
@@ -382,10 +372,12 @@ def check_float_data(x, name="x"):
     ...
     TypeError: x_train must be a float32 or float64 array, got dtype uint8 (pixels 0-255? ...)
     """
+    if x is None or isinstance(x, (list, tuple)):        # None, or a ragged list, to the real-number rule
+        x = check_numeric_array(x, name)
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} must be a float32 or float64 array, got dtype {x.dtype}"
-                        + _FLOAT_HINTS.get(x.dtype.kind, ""))
+        raise _error(TypeError, name, "a float32 or float64 array",
+                     f"dtype {x.dtype}{_FLOAT_HINTS.get(x.dtype.kind, '')}")
     return x
 
 
@@ -414,15 +406,14 @@ def check_unit_scale(x, name="x", limit=GAUSSIAN_DATA_LIMIT):
 
 
 def check_attributes(value, name, attributes, contract="the model contract of minivae.train"):
-    """Return ``value`` if it has every one of ``attributes``, else a TypeError naming those it lacks.
+    """Return ``value`` if it has every one of ``attributes`` (duck typing), else a TypeError.
 
-    >>> check_attributes(object(), "model", ("params", "loss_and_grads"))
+    >>> check_attributes("vae", "model", ("check_data", "elbo"), "a minivae.VAE")
     Traceback (most recent call last):
-    ...
-    TypeError: model must have params, loss_and_grads (the model contract of minivae.train), got ...
+    TypeError: model must be an object with check_data, elbo (a minivae.VAE), got 'str' lacking check_data, elbo
     """
     missing = [a for a in attributes if not hasattr(value, a)]
     if missing:
-        raise TypeError(f"{name} must have {', '.join(attributes)} ({contract}), got "
-                        f"{type(value).__name__!r} lacking {', '.join(missing)}")
+        raise _error(TypeError, name, f"an object with {', '.join(attributes)} ({contract})",
+                     f"{type(value).__name__!r} lacking {', '.join(missing)}")
     return value
