@@ -287,20 +287,21 @@ def check_array_dict(value, name):
     return value
 
 
-def check_keys(value, name, keys):
-    """Return ``value`` if it is a dict with exactly ``keys`` (e.g. gradients keyed like params).
+def check_keys(value, name, keys, extra=False):
+    """Return ``value`` if it is a dict with exactly ``keys`` (gradients keyed like params), or
+    with at least ``keys`` if ``extra`` is True.
 
     >>> check_keys({"W": 1}, "grads", ["W", "b"])
     Traceback (most recent call last):
     ValueError: grads must be a dict with the keys ['W', 'b'], got one missing ['b'] and with no others
     """
-    expected = f"a dict with the keys {sorted(keys)}"
+    expected = f"a dict with {'at least ' if extra else ''}the keys {sorted(keys)}"
     if not isinstance(value, dict):
         raise _error(TypeError, name, expected, type(value).__name__)
-    missing, extra = sorted(set(keys) - value.keys()), sorted(value.keys() - set(keys))
-    if missing or extra:
+    missing, others = sorted(set(keys) - value.keys()), sorted(value.keys() - set(keys))
+    if missing or (others and not extra):
         raise _error(ValueError, name, expected, f"one missing {missing} and with "
-                     + (f"the extra keys {extra}" if extra else "no others"))
+                     + (f"the extra keys {others}" if others else "no others"))
     return value
 
 
