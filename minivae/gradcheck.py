@@ -80,7 +80,8 @@ def compare(analytic, numeric, n_worst=3):
         a = np.asarray(analytic[name], dtype=np.float64)
         n = numeric[name]
         if a.shape != n.shape:
-            raise ValueError(f"gradient {name!r} has shape {a.shape}, the parameter {n.shape}")
+            raise ValueError(f"analytic[{name!r}] must be an array of the parameter's shape {n.shape}, "
+                             f"got an array of shape {a.shape}")
         diff = np.abs(a - n).ravel()
         worst = np.argsort(diff)[::-1][:n_worst]
         report[name] = {

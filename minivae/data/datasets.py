@@ -128,13 +128,13 @@ def load_mnist(root=None, *, download=False, mirrors=None, timeout=DEFAULT_TIMEO
     """
     if root is None:
         if download:
-            raise ValueError("download=True needs a directory to download into: "
-                             "load_mnist(root=DIR, download=True)")
+            raise ValueError("root must be a directory to download into when download=True, got None "
+                             "(load_mnist(root=DIR, download=True))")
         return _load_embedded(test_size, seed)
     if (test_size, seed) != (1000, 0):
-        raise ValueError(f"test_size and seed choose the split of the embedded subset; the IDX files "
-                         f"in {root} come with the official 60,000 / 10,000 split (got "
-                         f"test_size={test_size!r}, seed={seed!r})")
+        raise ValueError(f"test_size and seed must be left at 1000 and 0 with root (they choose the "
+                         f"split of the embedded subset; the IDX files in {root} come with the "
+                         f"official 60,000 / 10,000 split), got test_size={test_size!r}, seed={seed!r}")
     return _load_idx_directory(root, "mnist", download, MNIST_FILES, MNIST_SIZES,
                                MNIST_MIRRORS if mirrors is None else mirrors, timeout)
 

@@ -279,7 +279,7 @@ def max_likelihood(x, z_dim):
     eigenvalues, eigenvectors = eigenvalues[::-1], eigenvectors[:, ::-1]
     sigma2 = float(eigenvalues[D:].mean())
     if not sigma2 > 0:
-        raise ValueError(f"the data has (numerically) no variance outside {D} directions: "
+        raise ValueError(f"x must have (numerically) some variance outside {D} directions, got "
                          f"sigma^2 = {sigma2:g}; use a smaller z_dim")
     W = eigenvectors[:, :D] * np.sqrt(np.maximum(eigenvalues[:D] - sigma2, 0.0))
     return W, b, sigma2
