@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from minivae.utils.blas import one_blas_thread
+from minivae.utils.memory import activation_count, check_fits
 from minivae.utils.validation import check_attributes, check_bool, check_count, check_rng, check_stream
 
 MODEL_METHODS = ("check_data", "check_noise", "forward", "elbo")     # what evaluation calls
@@ -156,6 +157,9 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     chunk = check_count(chunk, "chunk")
     rng = np.random.default_rng(0) if rng is None else check_rng(rng)
     check_stream(progress, "progress"), check_bool(return_se, "return_se")
+    rows = chunk * min(batch_size, len(x))      # latent codes in one pass: its activations must fit
+    check_fits(f"chunks of {chunk} samples for batches of {min(batch_size, len(x))} examples",
+               activation_count(model.x_dim, model.z_dim, model.hidden, rows) * model.dtype.itemsize)
 
     N = len(x)
     estimate = np.empty(N)

@@ -109,8 +109,7 @@ class VAE:
 
         self.x_dim, self.z_dim, self.hidden = int(x_dim), int(z_dim), hidden
         self.likelihood, self.activation, self.dtype = likelihood, activation, dtype
-        self.seed, self.obs_logvar = seed, obs_logvar
-        self.n_layers = len(hidden) + 1          # affine layers in each network
+        self.seed, self.obs_logvar, self.n_layers = seed, obs_logvar, len(hidden) + 1  # layers per network
 
         rng = np.random.default_rng(seed)
         self.params = {}
@@ -324,6 +323,7 @@ class VAE:
     def encode(self, x):
         """q_phi(z|x): returns mu and logvar, each (B, D)."""
         x = self.check_data(x)
+        self._check_memory(len(x), f"encoding {len(x)} examples")
         h, _ = nn.mlp_forward(self.params, "encoder", self.n_layers, x, self.activation)
         return h[:, :self.z_dim], h[:, self.z_dim:]
 
@@ -331,6 +331,7 @@ class VAE:
         """The mean of p_theta(x|z): sigmoid(logits) (Bernoulli) or the Gaussian mean; (N, D) -> (N, P)."""
         z = check_shape(check_numeric_array(z, "z"), "z", (None, self.z_dim))
         z = check_finite(z.astype(self.dtype, copy=False), "z")
+        self._check_memory(len(z), f"decoding {len(z)} latent codes")
         out, _ = nn.mlp_forward(self.params, "decoder", self.n_layers, z, self.activation)
         if self.likelihood == "bernoulli":
             return dist.bernoulli_mean(out)
@@ -395,15 +396,14 @@ class VAE:
         check_shape(eps, name, (L, B, self.z_dim))
         return (check_finite(eps, name) if values else eps).astype(self.dtype, copy=False)
 
-    def _check_memory(self, rows, what):
-        """Refuse a pass over ``rows`` latent codes that cannot fit in memory (not a MemoryError)."""
+    def _check_memory(self, rows, what):      # a pass over `rows` codes that cannot fit: a ValueError
         check_fits(what, activation_count(self.x_dim, self.z_dim, self.hidden, rows) * self.dtype.itemsize)
 
     def _why_nan(self, elbo, cache):
         """The message naming why an ELBO computed from finite x and eps is NaN."""
         bad = [k for k, p in self.params.items() if not np.isfinite(p).all()]
-        limit, logvar = np.log(np.finfo(self.dtype).max), cache["logvar"]    # exp overflows beyond
-        logvar = logvar[np.isfinite(logvar)]
+        logvar = cache["logvar"][np.isfinite(cache["logvar"])]
+        limit = np.log(np.finfo(self.dtype).max)      # exp(+-logvar) overflows beyond it
         reason = f"params[{bad[0]!r}] holds NaN or inf (a diverged training step?)" if bad else ""
         if logvar.size and np.abs(logvar).max() > limit:
             reason = (f"the encoder's log-variance reaches {logvar[np.argmax(np.abs(logvar))]:g}, "

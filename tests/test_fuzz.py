@@ -519,6 +519,8 @@ def test_a_model_too_large_for_memory_is_refused_before_any_allocation(monkeypat
         model.sample(10**9)
     with pytest.raises(ValueError, match=r"^n_samples=100000000 draws for 2 examples would need"):
         model.loss_and_grads(np.zeros((2, 784)), n_samples=10**8)
+    with pytest.raises(ValueError, match=r"^chunks of 1000000000 samples for batches of 2 examples would need"):
+        evaluate.log_likelihood(model, np.zeros((2, 784)), k=10**9, chunk=10**9)
     assert model.sample(3).shape == (3, 784)
 
 
