@@ -32,9 +32,9 @@ import numpy as np
 from minivae.utils.blas import one_blas_thread
 from minivae.utils.memory import activation_count, check_fits
 from minivae.utils.validation import check_attributes, check_bool, check_count, check_rng, check_stream
+from minivae.utils.progress import Progress
 
 MODEL_METHODS = ("check_data", "check_noise", "forward", "elbo")     # what evaluation calls
-from minivae.utils.progress import Progress
 
 # default chunking: at most this many numbers in one (samples x examples x width) array;
 # 2^19 float32 numbers are 2 MiB (docs/performance.md: evaluation)
