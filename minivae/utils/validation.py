@@ -16,6 +16,7 @@ Kinds of input, each with its one check:
   :func:`check_number`;
 * a name from a registry (likelihoods, activations, optimisers):
   :func:`check_choice`;
+* a yes/no setting (Nesterov momentum): :func:`check_flag`;
 * random number generators: :func:`check_rng`;
 * the floating-point dtype a user chooses once: :func:`check_float_dtype`;
 * arrays of numbers: :func:`check_numeric_array` (type) and
@@ -59,6 +60,20 @@ def check_number(value, name, low=None, high=None, low_inclusive=True, high_incl
         raise ValueError(f"{name} must be a finite number{' ' + bounds if bounds else ''}, "
                          f"got {value!r}")
     return value
+
+
+def check_flag(value, name):
+    """Return ``value`` as a bool if it is True or False (Python's or NumPy's), else raise a TypeError.
+
+    >>> check_flag(True, "nesterov")
+    True
+    >>> check_flag("yes", "nesterov")
+    Traceback (most recent call last):
+    TypeError: nesterov must be True or False, got 'yes' (str)
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
 
 
 def check_choice(value, name, choices):
