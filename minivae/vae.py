@@ -22,7 +22,7 @@ k = L, a training objective that is L = 1's estimator A and tightens towards log
 Reading order: ``VAE.__init__`` (the parameters), ``forward`` (every intermediate, named),
 ``backward`` and ``backward_to_encoder_output`` (the same names in reverse), then the rest.
 
-The paper's symbols and the code's (Kingma & Welling 2013, Sec. 2-3 and App. C)::
+The paper's symbols and the code's shapes (Kingma & Welling 2013, Sec. 2-3 and App. C)::
 
     paper              code                    meaning
     x^(i), N           x[b], len(data)         a data point, the number of them
@@ -36,8 +36,6 @@ The paper's symbols and the code's (Kingma & Welling 2013, Sec. 2-3 and App. C):
     eps^(l)            eps[l]                  noise, (L, B, D)
     z^(i,l)            z[l, b]                 z = mu + sigma * eps, (L, B, D)
     L~(theta, phi; x)  elbo[b]                 the per-example ELBO estimate
-
-Shapes everywhere: B examples, P = x_dim, D = z_dim, L = n_samples.
 """
 import numpy as np
 
