@@ -127,6 +127,19 @@ def test_result_is_plain_json_and_the_report_shows_its_numbers(result):
     assert f"{result['matmul']['flops_per_step'] / 1e6:.1f} MFLOP" in text
 
 
+def test_the_time_budget_adds_up_to_the_step_and_starts_at_the_gemm_bound(result):
+    budget = bench.time_budget(result)
+    step = result["step_seconds"]
+    assert sum(seconds for _, seconds in budget) == pytest.approx(step)
+    label, at_peak = budget[0]
+    assert label == "matrix products at peak speed"
+    assert at_peak / step == pytest.approx(result["fraction_of_gemm_bound"])
+    assert dict(budget)["optimizer (Adam)"] == result["phases"]["optimizer"]
+    text = bench.format_report(result)
+    assert f"{100 * result['fraction_of_gemm_bound']:.0f}% of the GEMM-only bound" in text
+    assert all(label in text for label, _ in budget)
+
+
 def test_cli_bench_prints_json_and_progress_goes_to_stderr(capsys):
     status = cli.main(["bench", "--json", "--hidden", "8", "--z-dim", "2", "--batch-size", "16",
                        "--steps", "2", "--repeats", "1", "--warmup", "0", "--dtype", "float64"])
