@@ -86,19 +86,19 @@ def log_weights_and_cache(model, x, eps, encoded=None):
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
     _, cache = model.forward(x, eps, estimator="A", encoded=encoded)
-    return log_weights_from_terms(cache), cache
+    return log_weights_from_cache(cache), cache
 
 
-def log_weights_from_terms(terms):
+def log_weights_from_cache(cache):
     """log w = log p(x|z) + log p(z) - log q(z|x) from estimator A's terms, in float64.
 
-    terms: a dict with "log_px_z", "log_pz" and "log_qz", each (L, B) (the cache of
+    cache: a dict with "log_px_z", "log_pz" and "log_qz", each (L, B) (as in the cache of
     ``model.forward(x, eps, estimator="A")``)  ->  log_w: float64 (L, B).
     """
-    # receives terms (estimator A's: log_px_z, log_pz, log_qz, each (L, B)); must leave log_w
+    # receives cache (estimator A's: log_px_z, log_pz, log_qz, each (L, B)); must leave log_w
     # BEGIN SOLUTION importance_sampled_log_likelihood
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
-    log_w = terms["log_px_z"].astype(np.float64) + terms["log_pz"] - terms["log_qz"]
+    log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
     # END SOLUTION
     return log_w
 
@@ -181,7 +181,7 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
             log_w, cache = log_weights_and_cache(model, xb, next(noise))
             encoded = cache["h"], cache["encoder_cache"]
             del cache                                          # free the chunk's arrays now
-            later = (log_weights_from_terms(terms) for terms in
+            later = (log_weights_from_cache(terms) for terms in
                      map_ahead(pool, lambda eps: _forward_terms(model, xb, eps, encoded), noise,
                                ahead=workers + 1))
             # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far

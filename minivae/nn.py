@@ -206,7 +206,8 @@ def softplus_sum_backward(ds, cache):
     a, e, relu = cache
     softplus = np.log1p(e)
     softplus += relu
-    sigmoid = np.exp(a - softplus)
+    log_sigmoid = np.subtract(a, softplus, out=softplus)     # in place: one array for all three
+    sigmoid = np.exp(log_sigmoid, out=log_sigmoid)
     da = np.multiply(ds[..., None], sigmoid, out=sigmoid)    # broadcast over the last axis
     return da
 

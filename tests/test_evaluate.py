@@ -218,7 +218,7 @@ def _record_threads(monkeypatch, workers):
         return wrapper
 
     monkeypatch.setattr(evaluate, "one_blas_thread", fake_threads)
-    monkeypatch.setattr(evaluate, "log_weights_from_terms", traced("sum", evaluate.log_weights_from_terms))
+    monkeypatch.setattr(evaluate, "log_weights_from_cache", traced("sum", evaluate.log_weights_from_cache))
     monkeypatch.setattr(evaluate, "_forward_terms", traced("forward", evaluate._forward_terms))
     return seen
 

@@ -176,7 +176,7 @@ EXERCISES = {
     },
     "importance_sampled_log_likelihood": {
         "title": "The importance-sampled log-likelihood (IWAE bound), streamed over chunks of samples",
-        "functions": ["minivae/evaluate.py::log_weights_from_terms", "minivae/evaluate.py::iwae_bound"],
+        "functions": ["minivae/evaluate.py::log_weights_from_cache", "minivae/evaluate.py::iwae_bound"],
         "hint": "log w = log p(x|z) + log p(z) - log q(z|x) from the forward's cache; accumulate "
                 "log sum_i w_i over the chunks with logsumexp and logaddexp, never exp(log w)",
         "see": "docs/evaluation.md#importance-sampled-log-likelihood",
