@@ -246,9 +246,10 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     def timer(model, examples):
         """After each step of train: close a timed block, or start the memory step; stop at the end."""
         clock["steps"] = done = clock.get("steps", 0) + 1
+        block_ends = done > warmup and (done - warmup) % steps == 0 and len(step_seconds) < repeats
         if done == warmup:
             _time_products(operands, 2)                 # warm BLAS up too
-        elif done > warmup and (done - warmup) % steps == 0 and len(step_seconds) < repeats:
+        elif block_ends:
             step_seconds.append((time.perf_counter() - clock["tic"]) / steps)
             phase_seconds.append(phases / steps)
             product_seconds.append(_time_products(operands, steps) / steps)
@@ -263,8 +264,9 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
             _, clock["traced_peak"] = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             return True
-        phases[:] = 0
-        clock["tic"] = time.perf_counter()
+        if done == warmup or block_ends:                # a block of `steps` steps starts here
+            phases[:] = 0
+            clock["tic"] = time.perf_counter()
         return False
 
     say(f"bench: {model!r}, batch {batch_size}, L = {n_samples}, Adam; "
