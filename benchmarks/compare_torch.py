@@ -143,7 +143,7 @@ def run_minivae_bench(args):
     """`minivae bench --json` in a fresh process with the BLAS thread count set; its result dict."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     command = [sys.executable, "-m", "minivae", "bench", "--json",
-               "--batch-size", str(args.batch_size), "--samples", str(args.samples),
+               "--batch-size", str(args.batch_size), "--n-samples", str(args.samples),
                "--steps", str(args.steps), "--repeats", str(args.repeats),
                "--warmup", str(args.warmup), "--seed", str(args.seed)]
     if args.data:
@@ -190,7 +190,7 @@ def run_minivae_bench_eval(args):
     """`minivae bench --eval --json` in a fresh process with the BLAS thread count set."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
     command = [sys.executable, "-m", "minivae", "bench", "--eval", "--json", "--k", str(args.k),
-               "--examples", str(args.examples), "--batch-size", str(args.eval_batch_size),
+               "--n-examples", str(args.examples), "--batch-size", str(args.eval_batch_size),
                "--repeats", "1", "--seed", str(args.seed)]
     if args.chunk:
         command += ["--chunk", str(args.chunk)]

@@ -124,21 +124,25 @@ class Optimizer:
                              f"unexpected {extra}")
         # a complex, string or object gradient is a TypeError here, before t or a buffer moves
         checked = {k: check_numeric_array(g, f"grads[{k!r}]") for k, g in grads.items()}
-        # the update runs in the parameter's dtype (a copy only where the dtypes differ)
-        checked = {k: np.asarray(g, dtype=self.params[k].dtype) for k, g in checked.items()}
-        self._largest = {}                  # max |g| of each parameter, for _check_finite_step
+        # the update runs in the parameter's dtype (a copy only where the dtypes differ; a value
+        # too large for it becomes inf and is refused below)
+        with np.errstate(over="ignore"):
+            checked = {k: np.asarray(g, dtype=self.params[k].dtype) for k, g in checked.items()}
+        self._square_sum = {}               # g.g of each parameter, for _check_finite_step
         for k, p in self.params.items():
             g = checked[k]
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}] has shape {g.shape}, "
                                  f"but params[{k!r}] has shape {p.shape}")
-            # one NaN would spread to every parameter it touches, and never leave.  min and
-            # max see it (NaN propagates through both, inf is one of them) without allocating
-            # the boolean array np.isfinite(g) would
-            low, high = (g.min(), g.max()) if g.size else (0.0, 0.0)
-            if not (math.isfinite(low) and math.isfinite(high)):
+            # one NaN would spread to every parameter it touches, and never leave.  g.g (one
+            # pass of BLAS, no allocation) is finite exactly when every entry is and the sum of
+            # their squares does not overflow; only when it is not do min and max say which
+            flat = g.reshape(-1)
+            with np.errstate(all="ignore"):
+                self._square_sum[k] = float(np.dot(flat, flat)) if g.size else 0.0
+            if not math.isfinite(self._square_sum[k]) and not (
+                    math.isfinite(g.min()) and math.isfinite(g.max())):
                 raise NonFiniteGradient(f"grads[{k!r}] contains NaN or inf; no parameter was updated")
-            self._largest[k] = max(-float(low), float(high))
         return checked
 
     def _check_finite_step(self, grads, t):
@@ -179,19 +183,15 @@ def _check_squares(optimizer, grads, squares, bound, eps, what):
     ``bound[k]``: a float no entry exceeds (updated here); ``eps``: added to its square root.
     """
     for k, g in grads.items():
-        largest, dtype = optimizer._largest[k], g.dtype
-        biggest = float(np.finfo(dtype).max)
-        huge = largest > math.sqrt(biggest)            # g^2 itself overflows
-        if not huge and bound[k] + largest * largest > biggest:      # the sum might: compute it
+        dtype, after = g.dtype, bound[k] + optimizer._square_sum[k]     # >= every new entry
+        if after > float(np.finfo(dtype).max):          # an entry might overflow: compute them
             with np.errstate(over="ignore"):
-                bound[k] = float(squares(k).max())
-            huge = not math.isfinite(bound[k])
-        elif not huge:
-            bound[k] += largest * largest
-        if huge:
-            raise NonFiniteGradient(
-                f"grads[{k!r}] has entries up to {largest:.3g}: {what} overflows {dtype.name}; "
-                "no parameter was updated (scale the loss down or clip the gradients)")
+                after = float(squares(k).max())
+            if not math.isfinite(after):
+                raise NonFiniteGradient(
+                    f"grads[{k!r}] has entries up to {float(np.abs(g).max()):.3g}: {what} overflows "
+                    f"{dtype.name}; no parameter was updated (scale the loss down or clip the gradients)")
+        bound[k] = after
         if dtype.type(eps) == 0 and not (squares(k) > 0).all():
             raise NonFiniteGradient(
                 f"{optimizer.name} with eps = {eps!r} would divide 0 by 0 where every gradient of "
