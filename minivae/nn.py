@@ -185,15 +185,15 @@ def softplus_sum_forward(a):
     s = relu.sum(axis=-1)
     e = np.abs(a)
     np.negative(e, out=e)
-    np.exp(e, out=e)                         # e = exp(-|a|), in (0, 1]
-    f = e + 1                                # 1 + e, in (1, 2]
+    np.exp(e, out=e)                         # e = exp(-|a|), in (0, 1], kept for the backward
+    f = np.add(e, 1, out=relu)               # 1 + e, in (1, 2], written over max(a, 0)
     for _ in range(4):
         half, odd = divmod(f.shape[-1], 2)
         if odd:
             break
         f = np.multiply(f[..., :half], f[..., half:], out=f[..., :half])
     s += np.log(f).sum(axis=-1)
-    cache = (a, e, relu)
+    cache = (a, e)
     return s, cache
 
 
@@ -201,11 +201,11 @@ def softplus_sum_backward(ds, cache):
     """dL/da = dL/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
     sigmoid(a) = exp(a - softplus(a)), with the per-pixel softplus(a) = max(a, 0) + log1p(e)
-    from the forward's e and max(a, 0): a - softplus(a) <= 0, so nothing overflows.
+    from the forward's e = exp(-|a|): a - softplus(a) <= 0, so nothing overflows.
     """
-    a, e, relu = cache
+    a, e = cache
     softplus = np.log1p(e)
-    softplus += relu
+    softplus += np.maximum(a, 0)
     log_sigmoid = np.subtract(a, softplus, out=softplus)     # in place: one array for all three
     sigmoid = np.exp(log_sigmoid, out=log_sigmoid)
     da = np.multiply(ds[..., None], sigmoid, out=sigmoid)    # broadcast over the last axis
