@@ -3,7 +3,11 @@
 Prints, for the parameters of the standard model (652,824 float32 numbers):
 
 * the speed of one pass over all of them (copy, in place, a sum of two arrays);
-* minivae's Adam step: the gradient check, then the 12 passes of Adam._update;
+* minivae's Adam step: the gradient check, then Adam._update (its formula, 12 NumPy passes,
+  the intermediates in temporaries) over whole arrays and over blocks of 16k-128k elements
+  (minivae.utils.blocks.BLOCK_ELEMENTS);
+* the same 12 passes written into one preallocated scratch array with out= (what the
+  optimiser did before the formula was written plainly);
 * three in-place passes that read p, g, m, v and write p, m, v once each: the memory
   traffic an Adam step cannot avoid, written with NumPy; a fused kernel (one pass,
   what NumPy cannot express) would take about this long or less.
@@ -17,6 +21,7 @@ import time
 import numpy as np
 
 from minivae.optim import Adam
+from minivae.utils import blocks
 from minivae.vae import VAE
 
 
@@ -38,7 +43,7 @@ def main():
     opt = Adam(params)
     p_, g_ = list(params.values()), [grads[k] for k in params]
     m_, v_ = [opt.state["m"][k] for k in params], [opt.state["v"][k] for k in params]
-    s_ = [opt._scratch[k] for k in params]
+    s_ = [np.empty_like(p) for p in p_]
 
     def copy():
         for g, s in zip(g_, s_):
@@ -54,7 +59,23 @@ def main():
 
     def adam_passes():
         for k, p in params.items():
-            opt._update(p, grads[k], opt._scratch[k], *opt._buffers_of[k])
+            opt._update(p, grads[k], opt.state["m"][k], opt.state["v"][k])
+
+    def out_passes():
+        b1, b2, lr_t, eps_t = 0.9, 0.999, 1e-3, 1e-8
+        for p, g, m, v, tmp in zip(p_, g_, m_, v_, s_):
+            m *= b1
+            np.multiply(g, 1 - b1, out=tmp)
+            m += tmp
+            v *= b2
+            np.square(g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp += eps_t
+            np.divide(m, tmp, out=tmp)
+            tmp *= lr_t
+            p -= tmp
 
     def least_traffic():
         for p, g, m, v in zip(p_, g_, m_, v_):
@@ -69,8 +90,13 @@ def main():
         t = median_seconds(f)
         print(f"{name:45s} {t * 1e3:6.3f} ms  {n * bytes_per_number / t / 1e9:5.1f} GB/s")
     opt.t = 1
-    print(f"{'Adam.step: gradient check + 12 passes':45s} {median_seconds(lambda: opt.step(grads)) * 1e3:6.3f} ms")
-    print(f"{'Adam._update only: the 12 passes':45s} {median_seconds(adam_passes) * 1e3:6.3f} ms")
+    for size in (None, 2 ** 14, 2 ** 15, 2 ** 16, 2 ** 17):
+        blocks.BLOCK_ELEMENTS = size
+        name = f"Adam.step, blocks of {size or 'whole arrays'}"
+        print(f"{name:45s} {median_seconds(lambda: opt.step(grads)) * 1e3:6.3f} ms")
+    blocks.BLOCK_ELEMENTS = None
+    print(f"{'Adam._update only: the formula':45s} {median_seconds(adam_passes) * 1e3:6.3f} ms")
+    print(f"{'the 12 passes into a scratch array (out=)':45s} {median_seconds(out_passes) * 1e3:6.3f} ms")
     print(f"{'read p, g, m, v, write p, m, v (3 passes)':45s} {median_seconds(least_traffic) * 1e3:6.3f} ms")
 
 

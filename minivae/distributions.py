@@ -184,8 +184,7 @@ def bernoulli_log_likelihood(x, logits):
     [0, 1] it integrates to less than 1, and the "continuous Bernoulli"
     (Loaiza-Ganem & Cunningham 2019) adds the log-normaliser
     log C(lambda) that this function omits.  It never overflows: the softplus sum is
-    :func:`minivae.nn.softplus_sum_forward`, finite for any finite logit (and, for
-    speed, one log per 16 pixels rather than one per pixel).
+    :func:`minivae.nn.softplus_sum_forward`, finite for any finite logit.
 
     x: (B, P); logits: (L, B, P)  ->  log_p: (L, B).
     """

@@ -22,15 +22,14 @@ samples ``chunk`` at a time, and the log-mean-exp is accumulated across chunks
 (``np.logaddexp`` of per-chunk log-sum-exps), so peak memory depends on
 batch_size x chunk, never on k or on the number of examples.
 """
-import collections
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from minivae.utils.blas import one_blas_thread
 from minivae.utils.memory import activation_count, check_fits
+from minivae.utils.parallel import map_ahead, thread_pool
 from minivae.utils.validation import check_attributes, check_bool, check_count, check_rng, check_stream
 from minivae.utils.progress import Progress
 
@@ -92,20 +91,34 @@ def log_weights_and_cache(model, x, eps, encoded=None):
     """
     # the VAE's own forward pass computes every term; the ELBO it returns is not needed here
     _, cache = model.forward(x, eps, estimator="A", encoded=encoded)
+    return log_weights_from_cache(cache), cache
+
+
+def log_weights_from_cache(cache):
+    """log w = log p(x|z) + log p(z) - log q(z|x) from estimator A's terms, in float64.
+
+    cache: a dict with "log_px_z", "log_pz" and "log_qz", each (L, B) (as in the cache of
+    ``model.forward(x, eps, estimator="A")``)  ->  log_w: float64 (L, B).
+    """
     # receives cache (estimator A's: log_px_z, log_pz, log_qz, each (L, B)); must leave log_w
     # BEGIN SOLUTION importance_sampled_log_likelihood
     # the three terms are added in float64, so the sum adds no float32 rounding of its own
     log_w = cache["log_px_z"].astype(np.float64) + cache["log_pz"] - cache["log_qz"]
     # END SOLUTION
-    return log_w, cache
+    return log_w
+
+
+def _forward_terms(model, x, eps, encoded):
+    """The terms of log w for noise eps, from the model's forward pass (run by a worker)."""
+    _, cache = model.forward(x, eps, estimator="A", encoded=encoded)
+    return {k: cache[k] for k in ("log_px_z", "log_pz", "log_qz")}
 
 
 def default_chunk(model, k, batch_size):
     """Samples per pass: as many as keep one (chunk, batch_size, width) array under CHUNK_ELEMENTS.
 
-    width is the widest of x_dim and the hidden layers.  Small on purpose: the
-    elementwise passes over the logits (softplus and the likelihood) then run on
-    arrays that stay in the CPU's cache, not in main memory (docs/performance.md).
+    width is the widest of x_dim and the hidden layers (why so small:
+    docs/performance.md, "Evaluation").
     """
     width = max((model.x_dim, *model.hidden))
     return max(1, min(k, CHUNK_ELEMENTS // (batch_size * width)))
@@ -165,11 +178,9 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     estimate = np.empty(N)
     se = np.empty(N)
     report = Progress(progress, f"log-likelihood (k = {k}):", unit="examples", every=PROGRESS_SECONDS)
-    # speed: each BLAS thread becomes a worker computing whole chunks with one-thread products,
-    # so the elementwise work (mostly softplus) runs on every core too, not on one
-    # (docs/performance.md, "Evaluation").  eps is drawn, and log w summed, in chunk order:
-    # the result does not depend on the number of workers.
-    with one_blas_thread() as workers, ThreadPoolExecutor(workers) as pool:
+    # the forward passes of later chunks run on one worker per BLAS thread (minivae.utils.parallel);
+    # eps is drawn, and log w summed, in chunk order, here: the result does not depend on them
+    with one_blas_thread() as workers, thread_pool(workers) as pool:
         for start in range(0, N, batch_size):
             xb = x[start:start + batch_size]
             noise = (rng.standard_normal((min(chunk, k - done), len(xb), model.z_dim),
@@ -179,15 +190,14 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
             log_w, cache = log_weights_and_cache(model, xb, next(noise))
             encoded = cache["h"], cache["encoder_cache"]
             del cache                                          # free the chunk's arrays now
-            later = _map_ahead(pool, lambda eps: log_weights_and_cache(model, xb, eps, encoded)[0],
-                               noise, ahead=workers + 1)
+            later = (log_weights_from_cache(terms) for terms in
+                     map_ahead(pool, lambda eps: _forward_terms(model, xb, eps, encoded), noise,
+                               ahead=workers + 1))
             # running log sum_i w_i and log sum_i w_i^2 over the chunks seen so far
             log_sum_w = np.full(len(xb), -np.inf)
             log_sum_w2 = np.full(len(xb), -np.inf)
             for log_w in itertools.chain([log_w], later):                    # (chunk, B) each
-                # logsumexp over the chunk's samples as logaddexp folded over them: the same
-                # sum, in float64 (scipy.special.logsumexp costs about 1 ms a call in SciPy
-                # 1.17, more than a chunk's elementwise work)
+                # logsumexp over the chunk's samples as logaddexp folded over them, in float64
                 # must update log_sum_w and log_sum_w2 (B,): log sum w and log sum w^2 so far
                 # BEGIN SOLUTION importance_sampled_log_likelihood
                 log_sum_w = np.logaddexp(log_sum_w, np.logaddexp.reduce(log_w, axis=0))
@@ -210,19 +220,6 @@ def iwae_bound(model, x, k, *, rng=None, batch_size=100, chunk=None, progress=No
     if return_se:
         return estimate, se
     return estimate
-
-
-def _map_ahead(pool, function, items, ahead):
-    """``pool.map(function, items)`` in order, with at most ``ahead`` items submitted and not
-    yet returned: the items (chunks of noise) are drawn as the work goes, so memory stays
-    bounded whatever their number."""
-    pending = collections.deque()
-    for item in items:
-        pending.append(pool.submit(function, item))
-        if len(pending) >= ahead:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def log_likelihood(model, x, k=5000, *, rng=None, batch_size=100, chunk=None, progress=None,

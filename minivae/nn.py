@@ -113,14 +113,9 @@ def sigmoid_forward(a):
     """h = 1 / (1 + exp(-a)).   a: any shape -> h: same shape.
 
     For a < -88.7 (float32; -709.8 in float64) exp(-a) overflows to inf and h
-    becomes 1 / inf = 0; the overflow is silenced, not avoided.  That 0 is not
-    the correctly rounded value: the true h is about e^a, a subnormal number down
-    to a = -103.3 (float32; -744.4 in float64), so below -88.7 the relative error
-    is 100%.  For a > -87.3 (float32; -708.4 in float64), where h is a normal
-    number, every step rounds once (relative error <= u each), so h is within a
-    few u (3u) of the true value: no cancellation anywhere; between the two, h is
-    a correctly rounded subnormal, with fewer significant bits.  (A branch on the
-    sign of a, with np.where, costs more than the exp: 4.4 against 1.3 ns per element.)
+    becomes 1 / inf = 0; the overflow is silenced, not avoided.  That 0 is not correctly
+    rounded (the true h is a subnormal number down to a = -103.3 in float32); where h is a
+    normal number (a > -87.3 in float32) it is within a few u (unit roundoff) of the true value.
     """
     with np.errstate(over="ignore"):
         h = np.exp(np.negative(a))
@@ -145,9 +140,7 @@ def softplus_forward(a):
     Both sides are equal (factor e^max(a, 0) out of 1 + e^a), and ``exp(-|a|)`` lies in
     (0, 1] for any a.  a: any shape -> h: same shape.
     """
-    # speed: np.logaddexp(0, a) computes the same but has no fast float32 loop
-    # (1.6 ms against 0.15 ms for a 128 x 784 array; docs/performance.md)
-    h = np.abs(a)
+    h = np.abs(a)                        # (not np.logaddexp(0, a): docs/performance.md)
     np.negative(h, out=h)
     np.exp(h, out=h)                     # e = exp(-|a|), in place: no temporary per step
     log_one_plus(h, out=h)
@@ -159,20 +152,8 @@ def softplus_forward(a):
 def log_one_plus(e, out=None):
     """log(1 + e) for e in [0, 1]: ``np.log1p(e)`` in float64, ``np.log(1 + e)`` in float32.
 
-    The choice is made by dtype, for speed, and both are exact to rounding
-    (docs/derivations.md, "log(1 + e) per dtype"; timings per CPU in docs/performance.md):
-
-    * float32: NumPy's log1p has a SIMD loop only on AVX-512 CPUs; elsewhere it costs
-      3-5 times what log(1 + e) does (AVX2: 7.1 against 2.2 ns per element).  1 + e is
-      rounded once, to (1 + e)(1 + d) with ``|d| <= u = 2^-24``, which moves the log by
-      log(1 + d), at most u; with log's own rounding the result is within 2u of
-      log(1 + e).  That bound is absolute: for e below u the relative error is large
-      (log(1 + 1e-9) becomes 0), but softplus adds the result to max(a, 0), where
-      only the absolute error counts, and its backward exp(a - h) turns an
-      absolute error of h into a relative error of sigmoid of the same size.
-    * float64 (gradient checks): log1p, exact for every e and, on AVX2 CPUs, the
-      faster of the two (0.65 against 1.8 ms for a 128 x 784 array).
-
+    Both are within 2u of log(1 + e) in absolute terms, all that softplus needs
+    (docs/derivations.md, "log(1 + e) per dtype"; why two: docs/performance.md).
     ``out`` may be e itself (computed in place).
     """
     if e.dtype == np.float32:
@@ -186,8 +167,7 @@ def softplus_backward(dh, cache):
     # BEGIN SOLUTION activation_backward
     a, h = cache
     # d log(1 + e^a)/da = e^a / (1 + e^a) = sigmoid(a), and log sigmoid(a) = a - softplus(a):
-    # sigmoid from the forward's h, never overflowing (a - h <= 0), and fast in float32
-    # (scipy.special.expit is not: 0.33 ms against 0.07 ms for a 128 x 784 array)
+    # sigmoid from the forward's h, never overflowing (a - h <= 0)
     sigmoid = np.exp(a - h)
     da = np.multiply(dh, sigmoid, out=sigmoid)   # written over sigmoid: one array fewer
     # END SOLUTION
@@ -195,62 +175,42 @@ def softplus_backward(dh, cache):
 
 
 def softplus_sum_forward(a):
-    """s = sum_i softplus(a_i) over the last axis, with one log per 16 entries, not one per entry.
-
-    ::
+    """s = sum_i softplus(a_i) over the last axis, with one log per 16 entries.   a: (..., n) -> s: (...).
 
         sum_i softplus(a_i) = sum_i max(a_i, 0) + log prod_i (1 + e_i),   e_i = exp(-|a_i|)
 
-    (softplus_forward's form, with the sum of logs written as the log of a
-    product).  Each factor 1 + e_i lies in (1, 2], so a product of 16 lies in
-    (1, 2^16] and can neither overflow nor underflow in float32 or float64.  The
-    last axis is folded in half four times while its length is even (the first
-    half times the second: 784 -> 392 -> 196 -> 98 -> 49 entries), and the log is
-    taken of what is left.  Used by the Bernoulli likelihood, which needs only the
-    sum, never the per-pixel softplus.  a: (..., n) -> s: (...).
-
-    Error (u = 2^-24 in float32, 2^-53 in float64; docs/derivations.md,
-    "Softplus summed over pixels"): each factor is within 3u of 1 + e_i (exp's
-    rounding moves it by at most 2u, the addition's by u), and a product of 16
-    after 15 multiplications within 16 * 3u + 15u = 63u, so its log is within
-    63u absolutely, plus log's own rounding: over n / 16 products at most about
-    4 n u.  The two sums over the last axis add a few u times sum_i softplus(a_i).
-    tests/test_nn.py checks, at extreme values in both dtypes,
-    ``|s - exact| <= u (8 n + 32 sum_i softplus(a_i))``.  (The per-pixel logs of
-    softplus_forward would be within 4u each: 4 n u; the same order.)
+    (softplus_forward's form, the sum of logs as the log of a product).  Each factor
+    lies in (1, 2], so a product of 16 lies in (1, 2^16]: no overflow, no underflow.
+    The last axis is folded in half four times while its length is even (784 -> 49).
+    Error: |s - exact| <= u (8 n + 32 s) (docs/derivations.md, "Softplus summed over pixels").
     """
-    s = np.maximum(a, 0).sum(axis=-1)
-    f = np.abs(a)
-    np.negative(f, out=f)
-    np.exp(f, out=f)
-    f += 1                                   # 1 + exp(-|a|), in (1, 2]
+    relu = np.maximum(a, 0)
+    s = relu.sum(axis=-1)
+    e = np.abs(a)
+    np.negative(e, out=e)
+    np.exp(e, out=e)                         # e = exp(-|a|), in (0, 1], kept for the backward
+    f = np.add(e, 1, out=relu)               # 1 + e, in (1, 2], written over max(a, 0)
     for _ in range(4):
         half, odd = divmod(f.shape[-1], 2)
         if odd:
             break
         f = np.multiply(f[..., :half], f[..., half:], out=f[..., :half])
     s += np.log(f).sum(axis=-1)
-    cache = a
+    cache = (a, e)
     return s, cache
 
 
 def softplus_sum_backward(ds, cache):
     """dJ/da = dJ/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
-    sigmoid(a) = exp(a - softplus(a)) (log sigmoid(a) = a - softplus(a)), with the
-    per-pixel softplus ``max(a, 0) + log1p(exp(-|a|))``: a - softplus(a) <= 0, so nothing
-    overflows, and every value is within about 10u of the true sigmoid.  This is the
-    arithmetic minivae's training has always used, kept bit for bit so that a model
-    trained with the same seed is the same model (docs/performance.md, section Same results
-    to rounding); :func:`sigmoid_forward` would be a little more accurate (3u where its value
-    is a normal number) and 0.8 ms
-    per 128 x 784 step faster on CPUs without AVX-512 (float32 log1p has no SIMD loop
-    there), but would change the trained model's test ELBO by a few hundredths of a nat.
+    sigmoid(a) = exp(a - softplus(a)), with the per-pixel softplus(a) = max(a, 0) + log1p(e)
+    from the forward's e = exp(-|a|): a - softplus(a) <= 0, so nothing overflows.
     """
-    a = cache
-    softplus = np.log1p(np.exp(-np.abs(a)))
+    a, e = cache
+    softplus = np.log1p(e)
     softplus += np.maximum(a, 0)
-    sigmoid = np.exp(a - softplus)
+    log_sigmoid = np.subtract(a, softplus, out=softplus)     # in place: one array for all three
+    sigmoid = np.exp(log_sigmoid, out=log_sigmoid)
     da = np.multiply(ds[..., None], sigmoid, out=sigmoid)    # broadcast over the last axis
     return da
 

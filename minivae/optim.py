@@ -6,12 +6,14 @@ Contract shared by every optimiser:
   ``grads`` a dict with exactly the same keys and shapes.  ``step(grads)`` updates the
   arrays IN PLACE (``p -= ...``); ``params[k]`` is never rebound, so the model, which
   holds the same array objects, sees every update.
-* Every state buffer (velocity, squared-gradient sum, Adam's moments) and one scratch
-  buffer per parameter are allocated once, at construction, in that parameter's dtype.
-  A step allocates no parameter-sized array: each update writes into the scratch
-  buffer with ``out=``, and the formula it implements sits in a comment beside it.
-  Scalar factors (learning rate, bias corrections) are Python floats, which NumPy does
-  not let upcast an array, so float32 parameters and their state stay float32.
+* Every state buffer (velocity, squared-gradient sum, Adam's moments) is allocated
+  once, at construction, in its parameter's dtype, and updated in place.  Scalar
+  factors (learning rate, bias corrections) are Python floats, which NumPy does not
+  let upcast an array, so float32 parameters and their state stay float32.
+* Each optimiser's ``_update(p, g, *buffers)`` is its formula, written once, as in the
+  paper.  ``step`` checks the gradients, then applies ``_update`` to every parameter
+  (how it walks the arrays, and a flush of subnormal buffer entries, are speed
+  measures that change no parameter: docs/performance.md, "The optimiser").
 * ``state_dict()`` is a flat dict of NumPy arrays, saveable with ``np.savez`` and
   loadable with ``np.load(..., allow_pickle=False)``::
 
@@ -23,33 +25,23 @@ Contract shared by every optimiser:
   Setting names contain no ".", buffer entries always do ("<buffer>.<parameter key>").
   ``load_state_dict`` restores all of it, so a resumed run is bit-identical to an
   uninterrupted one.
-* Every ``FLUSH_EVERY`` steps, buffer entries that have become subnormal are set to 0
-  (see ``FLUSH_EVERY`` below: a speed measure that leaves the parameters as they are).
 """
 import math
 
 import numpy as np
 
-from minivae.utils.validation import check_choice, check_count, check_numeric_array, check_number
+from minivae.utils.blocks import blocks, flush_subnormals
+from minivae.utils.validation import (check_choice, check_count, check_bool, check_numeric_array,
+                                      check_number)
 
 
-# Subnormal ("denormal") numbers are the floats between 0 and the smallest normal one,
-# np.finfo(np.float32).tiny = 1.2e-38.  CPUs handle arithmetic on them in microcode, tens of
-# times slower than on normal numbers, and NumPy cannot switch on the CPU's flush-to-zero mode.
-# An optimiser buffer falls into that range wherever the gradient stays 0: Adam's m <- b1 m
-# shrinks by 0.9 per step and is subnormal from about 800 to 950 steps after its last non-zero
-# gradient.  On MNIST that happens to every first-layer weight of a pixel that is rarely on:
-# after the 2,700 steps of `minivae train`, 8% of that layer's m (25,700 numbers) were
-# subnormal and the Adam step took 3.8 ms instead of 2.0 (docs/performance.md).  So every
-# FLUSH_EVERY steps, step() sets the subnormal entries of every buffer to 0, as the CPU's
-# flush-to-zero mode would.  The parameters do not notice: an m below 1.2e-38 moves a
-# parameter by at most lr * 1.2e-38 / eps, and a v (or Adagrad's h) below 1.2e-38 changes
-# sqrt(v) + eps by less than 1.1e-19, far below the float32 resolution of eps.
+# every FLUSH_EVERY steps, subnormal buffer entries are set to 0 (docs/performance.md)
 FLUSH_EVERY = 50
 
 
 class NonFiniteGradient(ValueError):
-    """A gradient held NaN or inf; raised by ``step`` before any parameter changed."""
+    """A gradient held NaN or inf, or would make a buffer or a step NaN or inf (an overflowing
+    g^2, a 0 / 0 with eps = 0); raised by ``step`` before any parameter changed."""
 
 
 def _check_lr(lr):
@@ -63,13 +55,7 @@ def _check_fraction(name, value):
 
 
 def _check_eps(eps):
-    return check_number(eps, "eps", low=0)
-
-
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
-    return bool(value)
+    return check_number(eps, "eps", low=0)  # 0 is allowed; step refuses a 0 / 0 it would cause
 
 
 # The rule for each setting, shared by the constructors and load_state_dict
@@ -79,7 +65,7 @@ SETTING_RULES = {
     "beta1": lambda value: _check_fraction("beta1", value),
     "beta2": lambda value: _check_fraction("beta2", value),
     "eps": _check_eps,
-    "nesterov": lambda value: _check_flag("nesterov", value),
+    "nesterov": lambda value: check_bool(value, "nesterov"),
 }
 
 
@@ -110,8 +96,6 @@ class Optimizer:
         self.t = 0
         # state[b][k]: buffer b of parameter k, same shape and dtype as params[k]
         self.state = {b: {k: np.zeros_like(p) for k, p in params.items()} for b in self.buffers}
-        self._scratch = {k: np.empty_like(p) for k, p in params.items()}
-        self._buffers_of = {k: tuple(self.state[b][k] for b in self.buffers) for k in params}
 
     def step(self, grads):
         """One update of every parameter from ``grads`` (same keys and shapes as ``params``).
@@ -120,20 +104,13 @@ class Optimizer:
         model and the optimiser untouched.
         """
         grads = self._check_grads(grads)
+        self._check_finite_step(grads, self.t + 1)
         self.t += 1
         for k, p in self.params.items():
-            self._update(p, grads[k], self._scratch[k], *self._buffers_of[k])
+            for block in blocks(p, grads[k], *(self.state[b][k] for b in self.buffers)):
+                self._update(*block)
         if self.t % FLUSH_EVERY == 0:
-            self._flush_subnormals()
-
-    def _flush_subnormals(self):
-        """Set every subnormal entry (``0 < |x| < finfo.tiny``) of every buffer to 0 (see FLUSH_EVERY)."""
-        for b in self.buffers:
-            for k, buffer in self.state[b].items():
-                normal = self._scratch[k]
-                np.abs(buffer, out=normal)
-                np.greater_equal(normal, np.finfo(buffer.dtype).tiny, out=normal)  # 1.0 or 0.0
-                buffer *= normal                        # subnormal entries -> 0, the rest unchanged
+            flush_subnormals(*(v for b in self.buffers for v in self.state[b].values()))
 
     def _check_grads(self, grads):
         """``grads`` as a dict of real arrays of the parameters' shapes, all finite; or raise."""
@@ -147,19 +124,31 @@ class Optimizer:
                              f"unexpected {extra}")
         # a complex, string or object gradient is a TypeError here, before t or a buffer moves
         checked = {k: check_numeric_array(g, f"grads[{k!r}]") for k, g in grads.items()}
+        # the update runs in the parameter's dtype (a copy only where the dtypes differ; a value
+        # too large for it becomes inf and is refused below)
+        with np.errstate(over="ignore"):
+            checked = {k: np.asarray(g, dtype=self.params[k].dtype) for k, g in checked.items()}
+        self._square_sum = {}               # g.g of each parameter, for _check_finite_step
         for k, p in self.params.items():
             g = checked[k]
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}] has shape {g.shape}, "
                                  f"but params[{k!r}] has shape {p.shape}")
-            # one NaN would spread to every parameter it touches, and never leave.  min and
-            # max see it (NaN propagates through both, inf is one of them) without allocating
-            # the boolean array np.isfinite(g) would
-            if g.size and not (math.isfinite(g.min()) and math.isfinite(g.max())):
+            # one NaN would spread to every parameter it touches, and never leave.  g.g (one
+            # pass of BLAS, no allocation) is finite exactly when every entry is and the sum of
+            # their squares does not overflow; only when it is not do min and max say which
+            flat = g.reshape(-1)
+            with np.errstate(all="ignore"):
+                self._square_sum[k] = float(np.dot(flat, flat)) if g.size else 0.0
+            if not math.isfinite(self._square_sum[k]) and not (
+                    math.isfinite(g.min()) and math.isfinite(g.max())):
                 raise NonFiniteGradient(f"grads[{k!r}] contains NaN or inf; no parameter was updated")
         return checked
 
-    def _update(self, p, g, tmp, *buffers):
+    def _check_finite_step(self, grads, t):
+        """Raise NonFiniteGradient if step ``t`` with ``grads`` would put NaN or inf into a buffer."""
+
+    def _update(self, p, g, *buffers):
         raise NotImplementedError
 
     def state_dict(self):
@@ -187,17 +176,35 @@ class Optimizer:
                 v[...] = state[f"{b}.{k}"]      # same dtype: checked
 
 
+def _check_squares(optimizer, grads, squares, bound, eps, what):
+    """Raise NonFiniteGradient if a buffer of squared gradients would overflow, or be 0 with eps 0.
+
+    ``squares(k)``: that buffer of parameter k after this step (computed only when needed);
+    ``bound[k]``: a float no entry exceeds (updated here); ``eps``: added to its square root.
+    """
+    for k, g in grads.items():
+        dtype, after = g.dtype, bound[k] + optimizer._square_sum[k]     # >= every new entry
+        if after > float(np.finfo(dtype).max):          # an entry might overflow: compute them
+            with np.errstate(over="ignore"):
+                after = float(squares(k).max())
+            if not math.isfinite(after):
+                raise NonFiniteGradient(
+                    f"grads[{k!r}] has entries up to {float(np.abs(g).max()):.3g}: {what} overflows "
+                    f"{dtype.name}; no parameter was updated (scale the loss down or clip the gradients)")
+        bound[k] = after
+        if dtype.type(eps) == 0 and not (squares(k) > 0).all():
+            raise NonFiniteGradient(
+                f"{optimizer.name} with eps = {eps!r} would divide 0 by 0 where every gradient of "
+                f"params[{k!r}] so far is 0; no parameter was updated (use eps > 0)")
+
+
 class SGD(Optimizer):
     """Plain gradient descent:  p <- p - lr g."""
 
     name = "sgd"
 
-    def __init__(self, params, lr):
-        super().__init__(params, lr)
-
-    def _update(self, p, g, tmp):
-        np.multiply(g, self.lr, out=tmp)        # tmp = lr g
-        p -= tmp                                # p = p - lr g
+    def _update(self, p, g):
+        p -= self.lr * g
 
 
 class Momentum(Optimizer):
@@ -225,19 +232,17 @@ class Momentum(Optimizer):
     def __init__(self, params, lr, momentum=0.9, nesterov=False):
         super().__init__(params, lr)
         self.momentum = _check_fraction("momentum", momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov")
 
-    def _update(self, p, g, tmp, v):
-        mu = self.momentum
-        np.multiply(g, self.lr, out=tmp)        # tmp = lr g
+    def _update(self, p, g, v):
+        mu, step = self.momentum, self.lr * g
         v *= mu
-        v -= tmp                                # v = mu v - lr g
+        v -= step                               # v = mu v - lr g
         if not self.nesterov:
             p += v                              # p = p + v
         else:
-            p -= tmp                            # p = p - lr g
-            np.multiply(v, mu, out=tmp)
-            p += tmp                            #       + mu v
+            p -= step
+            p += mu * v                         # p = p - lr g + mu v
 
 
 class Adagrad(Optimizer):
@@ -258,15 +263,22 @@ class Adagrad(Optimizer):
     def __init__(self, params, lr=0.01, eps=1e-8):
         super().__init__(params, lr)
         self.eps = _check_eps(eps)
+        self._h_bound = None      # per parameter, a number no entry of h exceeds
 
-    def _update(self, p, g, tmp, h):
-        np.multiply(g, g, out=tmp)
-        h += tmp                                # h = h + g^2
-        np.sqrt(h, out=tmp)
-        tmp += self.eps                         # tmp = sqrt(h) + eps
-        np.divide(g, tmp, out=tmp)
-        tmp *= self.lr                          # tmp = lr g / (sqrt(h) + eps)
-        p -= tmp
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self._h_bound = None
+
+    def _check_finite_step(self, grads, t):
+        h = self.state["h"]
+        if self._h_bound is None:                         # at the start, and after a load
+            self._h_bound = {k: float(v.max(initial=0.0)) for k, v in h.items()}
+        _check_squares(self, grads, lambda k: h[k] + np.square(grads[k]), self._h_bound,
+                       self.eps, "h + g^2")
+
+    def _update(self, p, g, h):
+        h += g ** 2                             # h = h + g^2
+        p -= self.lr * (g / (np.sqrt(h) + self.eps))
 
 
 class Adam(Optimizer):
@@ -279,14 +291,14 @@ class Adam(Optimizer):
         m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t)     bias corrections
         p <- p - lr m_hat / (sqrt(v_hat) + eps)
 
-    The code folds both bias corrections into two scalars (as suggested at the end of
-    Sec. 2 of the paper), which saves passes over the arrays::
+    The last two lines can fold both bias corrections into two scalars (the end of
+    Sec. 2 of the paper)::
 
         p <- p - lr_t m / (sqrt(v) + eps_t),
-        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),   eps_t = eps sqrt(1 - b2^t).
+        lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),   eps_t = eps sqrt(1 - b2^t),
 
-    Multiplying numerator and denominator of the last line of Algorithm 1 by
-    sqrt(1 - b2^t) shows the two are the same update (equal up to rounding).
+    the same update (multiply numerator and denominator by sqrt(1 - b2^t)), equal up
+    to rounding, with two passes over the arrays fewer.
     """
 
     name = "adam"
@@ -300,27 +312,24 @@ class Adam(Optimizer):
         self.beta2 = _check_fraction("beta2", beta2)
         self.eps = _check_eps(eps)
 
-    def _update(self, p, g, tmp, m, v):
-        # Speed: 12 passes over the arrays, each in place or into tmp (NumPy cannot fuse them);
-        # this is a fifth of a standard training step.  Updating parameters on two threads
-        # and cache-sized chunks were both measured slower (docs/performance.md).
+    def _check_finite_step(self, grads, t):
+        b2, v = self.beta2, self.state["v"]
+        # v is an average of squares: only g^2 itself can overflow (a bound of 0 says so)
+        _check_squares(self, grads, lambda k: b2 * v[k] + (1 - b2) * np.square(grads[k]),
+                       dict.fromkeys(v, 0.0), self.eps * math.sqrt(1 - b2 ** t), "g^2 in Adam's v")
+
+    def _update(self, p, g, m, v):
+        """One Adam step on p in place, with its gradient g and moments m and v (same shapes)."""
+        lr, b1, b2, eps, t = self.lr, self.beta1, self.beta2, self.eps, self.t
         # BEGIN SOLUTION adam_update
-        b1, b2, t = self.beta1, self.beta2, self.t
         m *= b1
-        np.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp                                # m = b1 m + (1 - b1) g
+        m += (1 - b1) * g                       # m = b1 m + (1 - b1) g
         v *= b2
-        np.square(g, out=tmp)                   # (np.square is a little faster than g * g)
-        tmp *= 1.0 - b2
-        v += tmp                                # v = b2 v + (1 - b2) g^2
-        root_c2 = math.sqrt(1.0 - b2 ** t)      # Python floats: no upcast of float32 arrays
-        lr_t = self.lr * root_c2 / (1.0 - b1 ** t)
-        eps_t = self.eps * root_c2
-        np.sqrt(v, out=tmp)
-        tmp += eps_t                            # tmp = sqrt(v) + eps_t
-        np.divide(m, tmp, out=tmp)
-        tmp *= lr_t                             # tmp = lr_t m / (sqrt(v) + eps_t)
-        p -= tmp                                #     = lr m_hat / (sqrt(v_hat) + eps)
+        v += (1 - b2) * g ** 2                  # v = b2 v + (1 - b2) g^2
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t       # bias corrections: m_hat = m / c1, v_hat = v / c2
+        lr_t = lr * math.sqrt(c2) / c1
+        eps_t = eps * math.sqrt(c2)
+        p -= lr_t * (m / (np.sqrt(v) + eps_t))  # = lr m_hat / (sqrt(v_hat) + eps)
         # END SOLUTION
 
 

@@ -22,7 +22,7 @@ k = L, a training objective that is L = 1's estimator A and tightens towards log
 Reading order: ``VAE.__init__`` (the parameters), ``forward`` (every intermediate, named),
 ``backward`` and ``backward_to_encoder_output`` (the same names in reverse), then the rest.
 
-The paper's symbols and the code's (Kingma & Welling 2013, Sec. 2-3 and App. C)::
+The paper's symbols and the code's shapes (Kingma & Welling 2013, Sec. 2-3 and App. C)::
 
     paper              code                    meaning
     x^(i), N           x[b], len(data)         a data point, the number of them

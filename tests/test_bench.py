@@ -127,6 +127,39 @@ def test_result_is_plain_json_and_the_report_shows_its_numbers(result):
     assert f"{result['matmul']['flops_per_step'] / 1e6:.1f} MFLOP" in text
 
 
+def test_a_timed_block_covers_all_of_its_steps(monkeypatch):
+    # a clock that moves 1 s per training step and 1 us per reading: every step takes 1 s, so a
+    # block's time per step is 1 s (a block that timed only its last step would give 1 / steps)
+    clock = [0.0]
+
+    def perf_counter():
+        clock[0] += 1e-6
+        return clock[0]
+
+    def one_second_step(*args, **kwargs):
+        clock[0] += 1.0
+        return real_step(*args, **kwargs)
+
+    real_step = bench.train_step
+    monkeypatch.setattr(bench, "train_step", one_second_step)
+    monkeypatch.setattr(bench.time, "perf_counter", perf_counter)
+    timed = bench.run(np.random.default_rng(0).uniform(size=(64, 12)), **{**TINY, "steps": 4})
+    assert timed["step_seconds"] == pytest.approx(1.0, rel=1e-3)
+
+
+def test_the_time_budget_adds_up_to_the_step_and_starts_at_the_gemm_bound(result):
+    budget = bench.time_budget(result)
+    step = result["step_seconds"]
+    assert sum(seconds for _, seconds in budget) == pytest.approx(step)
+    label, at_peak = budget[0]
+    assert label == "matrix products at peak speed"
+    assert at_peak / step == pytest.approx(result["fraction_of_gemm_bound"])
+    assert dict(budget)["optimizer (Adam)"] == result["phases"]["optimizer"]
+    text = bench.format_report(result)
+    assert f"{100 * result['fraction_of_gemm_bound']:.0f}% of the GEMM-only bound" in text
+    assert all(label in text for label, _ in budget)
+
+
 def test_cli_bench_prints_json_and_progress_goes_to_stderr(capsys):
     status = cli.main(["bench", "--json", "--hidden", "8", "--z-dim", "2", "--batch-size", "16",
                        "--steps", "2", "--repeats", "1", "--warmup", "0", "--dtype", "float64"])

@@ -147,7 +147,7 @@ def test_an_exercise_stub_prints_its_hint_and_where_to_write_it_and_exits_1(tmp_
     # what a student edition's `minivae train` meets before Adam's lines are written
     from minivae import optim
 
-    def stub(self, p, g, tmp, m, v):
+    def stub(self, p, g, m, v):
         raise NotImplementedError("Exercise adam_update: update m and v in place (see docs)")
 
     monkeypatch.setattr(optim.Adam, "_update", stub)

@@ -1,4 +1,7 @@
 """Tests of minivae.nn: every backward against central finite differences, initialisation, dtypes."""
+import ast
+import pathlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -186,7 +189,7 @@ def test_softplus_sum_is_within_its_stated_error_bound_at_extreme_inputs(dtype, 
     assert excess.max() <= 1, f"softplus sum beyond its bound on row {excess.argmax()}"
     # its gradient, sigmoid = exp(a - softplus(a)) with the per-pixel softplus: the bound of
     # the softplus_backward test above (the absolute error of a - h becomes a relative one)
-    sigmoid = nn.softplus_sum_backward(np.ones(len(rows), dtype=dtype), a)
+    sigmoid = nn.softplus_sum_backward(np.ones(len(rows), dtype=dtype), nn.softplus_sum_forward(a)[1])
     assert sigmoid.dtype == dtype
     a64 = a.astype(np.float64)
     h = np.logaddexp(0, a64)
@@ -208,3 +211,34 @@ def test_softplus_equals_logaddexp_and_its_gradient_equals_sigmoid(dtype):
     tol = 1e-6 if dtype == np.float32 else 1e-14     # a few units of rounding of each dtype
     np.testing.assert_allclose(h, np.logaddexp(0, a64), rtol=tol, atol=tol)
     np.testing.assert_allclose(da, expit(a64), rtol=0, atol=tol)
+
+
+# ---------------------------------------------------------------- a module read in one sitting
+
+def _docstring_and_code_lines(path):
+    """(docstring lines, code lines) of a module: code is every line outside docstrings that is
+    neither blank nor only a comment."""
+    source = path.read_text()
+    lines = source.splitlines()
+    in_docstring = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+            first = node.body[0]
+            in_docstring.update(range(first.lineno, first.end_lineno + 1))
+    code = [i for i, line in enumerate(lines, 1)
+            if i not in in_docstring and line.strip() and not line.strip().startswith("#")]
+    return len(in_docstring), len(code)
+
+
+def test_nn_has_no_more_docstring_lines_than_code_lines():
+    # the math and the shapes belong in a docstring; CPU timings and history in docs/performance.md
+    docstring, code = _docstring_and_code_lines(pathlib.Path(nn.__file__))
+    assert docstring <= code, (f"minivae/nn.py has {docstring} docstring lines and {code} lines "
+                               "of code; move what is not math or shapes to docs/")
+
+
+def test_the_line_counter_counts_docstrings_and_code_apart(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""One\n\ntwo."""\nimport numpy\n\n\ndef f(x):\n    """f."""\n'
+                      '    # a comment\n    return x\n')
+    assert _docstring_and_code_lines(module) == (4, 3)

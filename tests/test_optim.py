@@ -1,5 +1,6 @@
 """Tests of minivae.optim: hand-computed steps, convergence, in-place float32 updates, exact resume."""
 import math
+import re
 import tracemalloc
 
 import numpy as np
@@ -8,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from minivae import optim
+from minivae.utils import blocks
 
 # (name, settings) covering every optimiser and both momentum formulations
 CONFIGS = [("sgd", {}), ("momentum", {}), ("momentum", {"nesterov": True}),
@@ -180,7 +182,9 @@ def test_step_updates_the_callers_arrays_in_place(name, settings):
 
 
 @pytest.mark.parametrize("name, settings", CONFIGS, ids=CONFIG_IDS)
-def test_step_allocates_no_parameter_sized_arrays(name, settings):
+def test_step_in_blocks_allocates_no_parameter_sized_arrays(name, settings, monkeypatch):
+    # run block by block (minivae.utils.blocks), a formula's temporaries are block-sized
+    monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", 2048)
     rng = np.random.default_rng(0)
     params = {"W": rng.standard_normal((500, 200)), "b": rng.standard_normal(200)}
     grads = {k: rng.standard_normal(p.shape) for k, p in params.items()}
@@ -195,8 +199,28 @@ def test_step_allocates_no_parameter_sized_arrays(name, settings):
     finally:
         tracemalloc.stop()
     assert peak < params["W"].nbytes // 10, (
-        f"{name}: a step allocated {peak} bytes; W alone is {params['W'].nbytes} bytes. "
-        "Write every update into the preallocated scratch buffer with out=.")
+        f"{name}: a step allocated {peak} bytes; W alone is {params['W'].nbytes} bytes")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, settings", CONFIGS, ids=CONFIG_IDS)
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_steps_in_blocks_equal_steps_over_whole_arrays_bit_for_bit(name, settings, dtype, block,
+                                                                   monkeypatch):
+    # every formula is elementwise, so slicing the arrays cannot change a single bit
+    rng = np.random.default_rng(1)
+    start = {"W": rng.standard_normal((13, 11)).astype(dtype), "b": rng.standard_normal(11).astype(dtype)}
+    grads = [{k: rng.standard_normal(p.shape).astype(dtype) for k, p in start.items()} for _ in range(4)]
+    results = []
+    for size in (None, block):
+        monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", size)
+        params = {k: p.copy() for k, p in start.items()}
+        opt = optim.make_optimizer(name, params, lr=1e-2, **settings)
+        run(opt, params, grads)
+        results.append((params, opt.state_dict()))
+    (p1, s1), (p2, s2) = results
+    assert all(np.array_equal(p1[k], p2[k]) for k in p1)
+    assert all(np.array_equal(s1[k], s2[k]) for k in s1)
 
 
 # ---------------------------------------------------------------- subnormal buffer entries
@@ -489,3 +513,76 @@ def test_a_negative_momentum_velocity_is_a_valid_state():
     assert np.array_equal(fresh.state["v"]["W"], state["v.W"])
     with pytest.raises(TypeError, match=r"state\['nesterov'\] must be True or False"):
         fresh.load_state_dict({**state, "nesterov": np.array(1)})
+
+
+# ---------------------------------------------------------------- steps that would not be finite
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["adagrad", "adam"])
+def test_a_gradient_whose_square_overflows_is_refused_before_anything_changes(name, dtype):
+    # |g| > sqrt(finfo.max) (1.8e19 in float32): g^2 would be inf in Adam's v or Adagrad's h,
+    # and every later step of that parameter NaN or 0
+    huge = np.sqrt(np.finfo(dtype).max) * 2
+    params = {"W": np.ones((2, 3), dtype), "b": np.ones(3, dtype)}
+    opt = optim.make_optimizer(name, params, lr=0.1)
+    opt.step({"W": np.ones((2, 3), dtype), "b": np.ones(3, dtype)})
+    before = opt.state_dict()
+    W = params["W"].copy()
+    with pytest.raises(optim.NonFiniteGradient, match=rf"grads\['b'\] has entries up to .*overflows {np.dtype(dtype).name}"):
+        opt.step({"W": np.ones((2, 3), dtype), "b": np.array([1, -huge, 0], dtype)})
+    after = opt.state_dict()
+    assert opt.t == 1 and all(np.array_equal(before[k], after[k]) for k in before)
+    assert np.array_equal(params["W"], W)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adagrad_refuses_the_step_that_would_make_its_sum_of_squares_overflow(dtype):
+    # each g^2 = max / 3.5 is finite, and so is h = 3 g^2, but not 4 g^2: steps 1-3 run, step 4 is refused
+    g = np.sqrt(np.finfo(dtype).max / 3.5)
+    params = {"w": np.zeros(2, dtype)}
+    opt = optim.Adagrad(params, lr=0.1)
+    for _ in range(3):
+        opt.step({"w": np.array([g, 1], dtype)})
+    assert np.isfinite(opt.state["h"]["w"]).all() and np.isfinite(params["w"]).all()
+    with pytest.raises(optim.NonFiniteGradient, match=r"h \+ g\^2 overflows"):
+        opt.step({"w": np.array([g, 1], dtype)})
+    assert opt.t == 3 and np.isfinite(opt.state["h"]["w"]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_accepts_the_largest_gradient_whose_square_is_finite(dtype):
+    g = np.nextafter(np.sqrt(np.finfo(dtype).max), 0, dtype=dtype)
+    params = {"w": np.zeros(2, dtype)}
+    opt = optim.Adam(params, lr=0.1)
+    for _ in range(3):
+        opt.step({"w": np.array([g, -g], dtype)})
+    assert np.isfinite(opt.state["v"]["w"]).all()
+    np.testing.assert_allclose(params["w"], [-0.3, 0.3], rtol=1e-5)      # a step of lr sign(g) each
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adam"])
+def test_eps_0_on_a_gradient_that_was_always_0_is_refused_not_a_nan(name):
+    # eps = 0 divides m (or g) by sqrt(v) (or sqrt(h)): 0 / 0 where every gradient so far is 0
+    params = {"w": np.ones(3)}
+    opt = optim.make_optimizer(name, params, lr=0.1, eps=0.0)
+    opt.step({"w": np.array([1.0, -2.0, 3.0])})            # fine: no zero
+    with pytest.raises(optim.NonFiniteGradient, match=r"eps = 0.0 would divide 0 by 0 .*params\['w'\]"):
+        optim.make_optimizer(name, {"w": np.ones(3)}, lr=0.1, eps=0.0).step({"w": np.array([1.0, 0, 3])})
+    opt.step({"w": np.zeros(3)})                           # fine: each entry had a gradient before
+    assert np.isfinite(params["w"]).all()
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adam"])
+def test_an_eps_that_rounds_to_0_in_float32_counts_as_0(name):
+    params = {"w": np.ones(2, np.float32)}
+    opt = optim.make_optimizer(name, params, lr=0.1, eps=1e-50)
+    with pytest.raises(optim.NonFiniteGradient, match="divide 0 by 0"):
+        opt.step({"w": np.zeros(2, np.float32)})
+    assert np.array_equal(params["w"], np.ones(2)) and opt.t == 0
+
+
+@pytest.mark.parametrize("nesterov", ["yes", 1, None, np.array([True])])
+def test_nesterov_must_be_true_or_false(nesterov):
+    with pytest.raises(TypeError, match=rf"nesterov must be True or False, got {re.escape(repr(nesterov))}"):
+        optim.Momentum({"w": np.ones(2)}, lr=0.1, nesterov=nesterov)
+    assert optim.Momentum({"w": np.ones(2)}, lr=0.1, nesterov=np.bool_(True)).nesterov is True

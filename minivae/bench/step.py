@@ -247,11 +247,10 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     def timer(model, examples):
         """After each step of train: close a timed block, or start the memory step; stop at the end."""
         clock["steps"] = done = clock.get("steps", 0) + 1
-        recorded = False
+        block_ends = done > warmup and (done - warmup) % steps == 0 and len(step_seconds) < repeats
         if done == warmup:
             _time_products(operands, 2)                 # warm BLAS up too
-        elif done > warmup and (done - warmup) % steps == 0 and len(step_seconds) < repeats:
-            recorded = True
+        elif block_ends:
             step_seconds.append((time.perf_counter() - clock["tic"]) / steps)
             phase_seconds.append(phases / steps)
             product_seconds.append(_time_products(operands, steps) / steps)
@@ -266,7 +265,7 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
             _, clock["traced_peak"] = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             return True
-        if done <= warmup or recorded:                  # a timed block starts after this step
+        if done == warmup or block_ends:                # a block of `steps` steps starts here
             phases[:] = 0
             clock["tic"] = time.perf_counter()
         return False
@@ -327,6 +326,27 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
     }
 
 
+def time_budget(result):
+    """Where the step's time goes: (label, seconds) pairs that add up to ``step_seconds``.
+
+    The first is the GEMM-only bound's step (the products at their peak speed), so its
+    share of the step is ``fraction_of_gemm_bound``; the rest is what the step spends
+    beyond that bound: its products' time above peak (timed back to back), the rest of
+    ``loss_and_grads`` (elementwise work and Python), the optimiser, the data, and the
+    loop around them.  Under load the parts are timed at different moments, so one of
+    them can come out below 0.
+    """
+    step, phases, m = result["step_seconds"], result["phases"], result["matmul"]
+    at_peak = result["config"]["batch_size"] / m["bound_examples_per_second"]
+    products = m["seconds_per_step"]
+    parts = [("matrix products at peak speed", at_peak),
+             ("matrix products above peak", products - at_peak),
+             ("loss_and_grads besides products", phases["loss_and_grads"] - products),
+             ("optimizer (Adam)", phases["optimizer"]),
+             ("data (gather, binarise)", phases["data"])]
+    return parts + [("loop and clocks", step - sum(seconds for _, seconds in parts))]
+
+
 def format_report(result):
     """The human-readable report printed by ``minivae bench``."""
     c, m, mem, mach = result["config"], result["matmul"], result["memory"], result["machine"]
@@ -358,6 +378,11 @@ def format_report(result):
         f"this step reaches {100 * result['fraction_of_gemm_bound']:.0f}% of it",
         f"  time in products      {100 * m['share_of_step']:5.1f}% of the step; elementwise "
         f"work and Python {100 * result['elementwise_share']:.1f}%",
+        "",
+        f"where the time goes   {100 * result['fraction_of_gemm_bound']:.0f}% of the GEMM-only "
+        f"bound; the step's {1e3 * step:.3f} ms are",
+        *(f"  {label:32s} {1e3 * seconds:7.3f} ms  {100 * seconds / step:5.1f}%"
+          for label, seconds in time_budget(result)),
         "",
         f"memory               one step allocates at most {mem['step_peak_bytes'] / mib:.1f} MiB "
         f"(parameters {mem['params_bytes'] / mib:.1f} MiB, Adam's m and v "
