@@ -209,7 +209,7 @@ def uses_of_retired_spellings(text):
     return [s for s in retired_spellings() if s in text]
 
 
-# docs/performance.md is being rewritten in another change; its one `dL/d` goes with that
+# notation.md names the retired spellings on purpose
 NOT_YET_CHECKED = {"notation.md"}
 
 
