@@ -446,3 +446,12 @@ def test_the_worker_keeps_a_virtualenv_inside_the_tree_on_its_path(tmp_path):
     venv, other = str(tree / ".venv" / "site-packages"), "/usr/lib/python3/dist-packages"
     path = worker.search_path(str(tree), str(here), [str(tree) + "/", venv, str(here), "", other])
     assert path == [str(tree), str(here), venv, other]
+
+
+def test_grade_without_an_edition_grades_every_exercise_whatever_the_submissions_manifest_says(edition, tmp_path):
+    tree = submission(edition, tmp_path, VALID["affine_backward"])
+    forged = {"exercises": ["adam_update"], "provided": [n for n in assignment.EXERCISES if n != "adam_update"]}
+    (tree / "assignment.json").write_text(json.dumps(forged))               # "only adam; the rest is given"
+    report = assignment.grade(tree, reference=ROOT, jobs=2, timeout=20)     # from Python, no edition_info
+    assert points(report) == {n: 8 if n == "affine_backward" else 0 for n in assignment.EXERCISES}
+    assert report["max_points"] == 100 and any("decides nothing" in n for n in report["notes"])
