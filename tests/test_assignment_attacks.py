@@ -269,7 +269,7 @@ def graded(request, edition, tmp_path_factory):
 
 
 @pytest.mark.parametrize("graded, label", [(mode, label) for mode in ALL for label in sorted(ATTACKS)
-                                            if mode in ATTACKS[label][2]], indirect=["graded"])
+                                            if mode in ATTACKS[label][2]], indirect=["graded"], scope="module")
 def test_every_attack_earns_nothing_and_every_honest_row_keeps_full_marks(graded, label):
     mode, rows, facts, left = graded
     points, exercises, messages = rows[label]

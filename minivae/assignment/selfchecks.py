@@ -327,8 +327,7 @@ def estimator_fd(m, seed, kl="B", L=3, beta=0.3):
             return np.sum(delbo * (lp.mean(axis=0) - beta * kl_by_quadrature(mm, lv)))
         log_pz = np.sum(-zz ** 2 / 2 - math.log(2 * math.pi) / 2, -1)
         log_qz = np.sum(-(zz - mm) ** 2 / (2 * np.exp(lv)) - lv / 2 - math.log(2 * math.pi) / 2, -1)
-        # the likelihood and prior-posterior terms summed apart (so this is not estimator_a_forward's
-        # expression, which the edition's leak scan rightly refuses to ship)
+        # the two terms summed apart: not estimator_a_forward's expression (the leak scan's rule)
         return np.sum(delbo * lp.mean(axis=0)) + beta * np.sum(delbo * (log_pz - log_qz).mean(axis=0))
 
     return {**_pairs(grads, numerical(f, inputs)), **_written_out(grads, written, inputs)}
