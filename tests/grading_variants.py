@@ -538,3 +538,173 @@ def waits_for_a_later_tree(folder):
         spec.loader.exec_module(later)
         da = later.tanh_backward(dh, cache)
         """, ())])
+
+
+# ---------------------------------------------------------------- the attack matrix (issue 26)
+# Written to run to their end in every mode: without the sandbox the worker drops to a uid of its
+# own, which may not read a Python installed under /root, so these import only what the worker
+# has loaded by then (os, sys, time, ctypes, re, fnmatch, importlib.util).  Each ends by raising
+# RAN_TO_ITS_END and what it found, so a test can tell an attack the grader stopped from one
+# that only failed to import something.
+RAN_TO_ITS_END = "attack ran to its end"
+
+
+def reads_every_copy(roots, scan_path=True):
+    """Looks for a reference nn.py in ``roots`` (checkouts, installs), on Python's path and in its
+    editable-install maps (``scan_path``) and in other grading trees under /tmp, and returns the
+    first one's affine_backward."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import fnmatch, importlib.util, os, re, sys
+        found = [os.path.join(r, "minivae", "nn.py") for r in {[str(r) for r in roots]!r}]
+        for entry in list(sys.path) if {scan_path!r} else []:
+            found.append(os.path.join(entry or ".", "minivae", "nn.py"))
+            try:
+                names = os.listdir(entry or ".")
+            except OSError:
+                continue
+            for name in fnmatch.filter(names, "__editable__*"):
+                try:
+                    text = open(os.path.join(entry, name)).read()
+                except OSError:
+                    continue
+                found += [os.path.join(p, "nn.py") for p in re.findall(r"'([^']+/minivae)'", text)]
+        try:
+            found += [os.path.join("/tmp", d, "minivae", "nn.py") for d in os.listdir("/tmp")
+                      if d.startswith("minivae-grade-")]
+        except OSError:
+            pass
+        why = []
+        for path in found:
+            if os.path.realpath(path).startswith(os.path.realpath(sys.argv[1]) + os.sep):
+                continue
+            try:
+                spec = importlib.util.spec_from_file_location("stolen_nn", path)
+                stolen = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(stolen)
+                dx, dW, db = stolen.affine_backward(dy, cache, input_grad)
+                break
+            except Exception as error:
+                why.append(type(error).__name__)
+        else:
+            raise NotImplementedError("{RAN_TO_ITS_END}: read none of " + str(len(found)) + " " + " ".join(sorted(set(why))))
+        """, ())])
+
+
+def kills_everything(grader_uid, seconds=1.5):
+    """SIGKILLs its parent, then every process it may signal (kill(-1)), for ``seconds``: with the
+    grader's uid (no own uid, no PID namespace) it would kill the grader, so it stops and says so."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import os, time
+        if getattr(np, "_done", None):                       # the first case did it all
+            raise NotImplementedError(np._done)
+        if os.getpid() != 1 and os.getuid() in (0, {int(grader_uid)}):
+            raise NotImplementedError("not isolated: the worker runs as uid " + str(os.getuid()))
+        sent = []
+        if os.getppid() > 1:
+            try:
+                os.kill(os.getppid(), 9)
+                sent.append("parent killed")
+            except OSError as error:
+                sent.append("parent: " + type(error).__name__)
+        end = time.monotonic() + {float(seconds)!r}
+        while time.monotonic() < end:
+            try:
+                os.kill(-1, 9)
+            except OSError:
+                pass
+            time.sleep(0.005)
+        np._done = "{RAN_TO_ITS_END}: " + " ".join(sent)
+        raise NotImplementedError(np._done)
+        """, ())])
+
+
+def forges_the_results(results):
+    """Truncates and forges ``results`` (the file the grader writes) now, and from a setsid child
+    named mvdaemon once the grader has written it."""
+    forged = '{"score": 100, "tests": []}'
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import ctypes, os, time
+        if getattr(np, "_done", None):
+            raise NotImplementedError(np._done)
+        def forge():
+            try:
+                with open({str(results)!r}, "w") as f:
+                    f.write({forged!r})
+                return "forged"
+            except OSError as error:
+                return type(error).__name__
+        first = forge()
+        try:
+            if os.fork() == 0:
+                os.setsid()
+                ctypes.CDLL(None).prctl(15, b"mvdaemon", 0, 0, 0)
+                os.closerange(0, 1024)
+                for _ in range(300):
+                    time.sleep(0.05)
+                    if os.path.exists({str(results)!r}):
+                        forge()
+                os._exit(0)
+        except OSError:
+            pass
+        np._done = "{RAN_TO_ITS_END}: " + first
+        raise NotImplementedError(np._done)
+        """, ())])
+
+
+def runs_a_classmate(classmate):
+    """Runs the affine_backward of ``classmate``'s submitted nn.py (a path in the same class)."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import importlib.util
+        try:
+            spec = importlib.util.spec_from_file_location("classmate", {str(classmate)!r})
+            theirs = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(theirs)
+        except OSError as error:
+            raise NotImplementedError("{RAN_TO_ITS_END}: " + type(error).__name__)
+        dx, dW, db = theirs.affine_backward(dy, cache, input_grad)
+        """, ())])
+
+
+def kl_from_diagnostics():
+    """The KL exercise's value from topics.diagnostics.kl_per_dimension (the edition ships it)."""
+    return ("analytic_kl", [(DIST, "analytic_kl", 0, """
+        from minivae.topics import diagnostics
+        kl = diagnostics.kl_per_dimension(mu, logvar).sum(axis=-1)
+        cache = (mu, np.expm1(logvar))
+        """, ())])
+
+
+def waits_for_a_classmates_tree(seconds=4.0):
+    """Waits up to ``seconds`` for another grading tree of affine_backward under /tmp holding a
+    classmate's correct answer (graded at the same time), and returns what that returns."""
+    return ("affine_backward", [(NN, "affine_backward", 0, f"""
+        import importlib.util, os, sys, time
+        if getattr(np, "_no_tree", None):                 # gave up at the first case: not again
+            raise NotImplementedError(np._no_tree)
+        end, seen = time.monotonic() + {float(seconds)!r}, {{}}
+        while time.monotonic() < end:
+            try:
+                trees = [os.path.join("/tmp", d) for d in os.listdir("/tmp") if d.startswith("minivae-grade-affine")]
+            except OSError:
+                trees = []
+            for tree in trees:
+                if os.path.realpath(tree) == os.path.realpath(sys.argv[1]):
+                    continue
+                try:
+                    if "dW = x.T @ dy" not in open(os.path.join(tree, "minivae", "nn.py")).read():
+                        continue                          # not an honest classmate's answer
+                    spec = importlib.util.spec_from_file_location("theirs", os.path.join(tree, "minivae", "nn.py"))
+                    theirs = importlib.util.module_from_spec(spec)
+                    spec.loader.exec_module(theirs)
+                    dx, dW, db = theirs.affine_backward(dy, cache, input_grad)
+                    break
+                except Exception as error:
+                    seen[type(error).__name__] = seen.get(type(error).__name__, 0) + 1
+            else:
+                time.sleep(0.05)
+                continue
+            break
+        else:
+            np._no_tree = "{RAN_TO_ITS_END}: used none " + repr(sorted(seen.items()))
+            raise NotImplementedError(np._no_tree)
+        """, ())])

@@ -481,3 +481,12 @@ def test_an_editions_pages_link_only_to_files_it_has(edition, tmp_path):
         "- [assignments.md](assignments.md): the guide\n\n```{toctree}\n:hidden:\n\nassignments\n```\n")
     assert edition_links_outside(planted) == ["docs/index.md -> assignments.md",
                                               "docs/index.md -> assignments.md"]
+
+
+def test_grade_without_an_edition_grades_every_exercise_whatever_the_submissions_manifest_says(edition, tmp_path):
+    tree = submission(edition, tmp_path, VALID["affine_backward"])
+    forged = {"exercises": ["adam_update"], "provided": [n for n in assignment.EXERCISES if n != "adam_update"]}
+    (tree / "assignment.json").write_text(json.dumps(forged))               # "only adam; the rest is given"
+    report = assignment.grade(tree, reference=ROOT, jobs=2, timeout=20)     # from Python, no edition_info
+    assert points(report) == {n: 8 if n == "affine_backward" else 0 for n in assignment.EXERCISES}
+    assert report["max_points"] == 100 and any("decides nothing" in n for n in report["notes"])

@@ -124,7 +124,9 @@ def _git_objects(root):
 
 def reference_copies(*roots):
     """Every copy of the package a worker might read: this package, the checkouts ``roots``
-    (their package, tests, tutorials, docs and git objects), and every install on Python's path."""
+    (their package, tests, tutorials, docs and git objects), and every install on Python's path
+    (for an editable install, the folders its map names: the map itself holds only paths, and
+    Gradescope's image, installed editable from /autograder/source, leaves it readable)."""
     package = HERE.parent.resolve()
     found = [package]
     for root in (package.parent, *map(Path, roots)):
@@ -135,11 +137,16 @@ def reference_copies(*roots):
             continue
         for item in folder.iterdir():
             lowered = item.name.lower()
-            if "minivae" in lowered and not lowered.endswith(".dist-info"):     # metadata holds no code
+            if "minivae" not in lowered or lowered.endswith(".dist-info"):      # metadata holds no code
+                continue
+            if not (item.suffix in (".pth", ".py", ".egg-link") and item.is_file()):
                 found.append(item)
-                if item.suffix in (".pth", ".py", ".egg-link") and item.is_file():   # editable maps
-                    text = item.read_text(errors="replace")[:100_000]
-                    found += [Path(p) for p in re.findall(r"""['"](/[^'"\n]*minivae[^'"\n]*)['"]""", text)]
+                continue
+            text = item.read_text(errors="replace")[:100_000]
+            found += [Path(p) for p in re.findall(r"""['"](/[^'"\n]*minivae[^'"\n]*)['"]""", text)]
+            found += [Path(line.strip()) / "minivae" for line in text.splitlines() if line.startswith("/")]
+            if item.suffix == ".py" and not lowered.startswith("__editable__"):
+                found.append(item)        # a module of that name (an editable map holds only paths)
     unique = {}
     for path in found:
         if path.exists():

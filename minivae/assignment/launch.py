@@ -186,6 +186,18 @@ def _readable(folders):
                 os.chmod(path, path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
 
 
+def _give_to_group(folders, gid):
+    """Let the worker's group (``gid``, its own) read ``folders`` (its tree and scratch folder) and no
+    one else: without the sandbox every worker can list /tmp, and a classmate's worker graded at the
+    same time, under another uid, must not read this one's tree (its answers)."""
+    for folder in folders:
+        for path in [Path(folder), *Path(folder).rglob("*")]:
+            if not path.is_symlink():
+                os.chown(path, -1, gid)
+                mode = path.stat().st_mode & 0o7777
+                os.chmod(path, (mode | (0o050 if path.is_dir() else 0o040)) & ~0o007)
+
+
 def tasks_of(uid):
     """How many processes and threads the user ``uid`` runs now (Linux /proc), or None elsewhere."""
     if not os.path.isdir("/proc/self"):
@@ -247,9 +259,9 @@ def _run(tree, request, timeout, probe_files, sandboxed, hide, limits, identity)
         elif user is not None:
             command.append(str(user[0]))                 # the worker drops to it itself (_worker.py)
         if user is not None:
-            _readable([scratch, tree])
             if user[1] != user[0]:
                 raise ValueError("a worker's group must have its user's number")
+            _give_to_group([scratch, tree], user[1])
         guarded = (wrapped[0] if wrapped else command)
         if sys.platform.startswith("linux"):
             guarded = [sys.executable, "-I", "-B", "-S", str(GUARD), str(os.getpid()),

@@ -156,7 +156,8 @@ fi
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then
     # grading itself failed: the log goes to the student in a visible test, never a silent 0
-    "${PYTHON:-python3}" - "$ROOT/results/log.txt" "$SUB" > "$ROOT/results/results.json" <<'PY'
+    # (every file submitted, not only those of the folder graded)
+    "${PYTHON:-python3}" - "$ROOT/results/log.txt" "$ROOT/submission" > "$ROOT/results/results.json" <<'PY'
 import json, os, sys
 log = open(sys.argv[1], encoding="utf-8", errors="replace").read()[-20000:]
 files = sorted(os.path.relpath(os.path.join(d, f), sys.argv[2]) for d, _, fs in os.walk(sys.argv[2]) for f in fs)[:50]
@@ -177,12 +178,13 @@ python3 -m pip install --break-system-packages -e . || python3 -m pip install -e
 """
 
 
-def build_autograder(root, out, exercises=None, provided=(), config=None, table=None):
-    """Write Gradescope's autograder zip ``out`` from the solution checkout ``root``."""
+def build_autograder(root, out, exercises=None, provided=(), config=None, table=None, timeout=60):
+    """Write Gradescope's autograder zip ``out`` from the solution checkout ``root`` (``timeout``:
+    seconds per exercise's worker, kept in autograder.json for run_autograder's grade)."""
     table = exercise_table(table)
     names = select(exercises, table)
     settings = {"assignment": {"exercises": names, "provided": list(provided)},
-                "settings": (config or {}).get("exercises", {})}
+                "settings": (config or {}).get("exercises", {}), "timeout": timeout}
     root = Path(root)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for rel in tracked_files(root):

@@ -17,7 +17,10 @@ def _table(args):
 
 
 def _check_limits(args):
-    """--timeout a number of seconds > 0 and --jobs a count, named as typed."""
+    """--timeout a number of seconds > 0 (default: the --edition file's timeout, else 60) and --jobs
+    a count, named as typed."""
+    if args.timeout is None:
+        args.timeout = assignment.load_config(args.edition).get("timeout", 60) if args.edition else 60
     check_number(args.timeout, "--timeout", low=0, low_inclusive=False)
     check_counts(args, {"jobs": 1})
 
@@ -112,9 +115,11 @@ def similarity(args):
 
 def autograder(args):
     """Build Gradescope's autograder zip from the solution checkout."""
+    check_number(args.timeout, "--timeout", low=0, low_inclusive=False)
     root = assignment.find_source_root()
     summary = assignment.build_autograder(root, args.out, names(args.exercises), names(args.provide) or (),
-                                          assignment.load_config(args.config), table=_table(args))
+                                          assignment.load_config(args.config), table=_table(args),
+                                          timeout=args.timeout)
     print(f"wrote {summary['out']} (exercises: {', '.join(summary['exercises'])})")
     return 0
 
@@ -166,7 +171,8 @@ def add_parser(commands):
         q.add_argument("--mode", default="isolated", choices=["isolated", "whole"],
                        help="isolated: each exercise on the reference with only its regions from the "
                             "submission; whole: the submission's files as they are")
-        q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker")
+        q.add_argument("--timeout", type=float, default=None,
+                       help="seconds per exercise's worker (default: the --edition file's timeout, else 60)")
         q.add_argument("--jobs", type=int, default=2, help="exercises (grade) or submissions graded at once")
         q.add_argument("--allow-root-worker", action="store_true",
                        help="without the sandbox, as root with no other uid: run submissions as root anyway")
@@ -182,6 +188,7 @@ def add_parser(commands):
     q.add_argument("--out", required=True, help="the zip to write")
     q.add_argument("--provide", default=None, help="exercises whose solution the edition ships")
     _common(q, "comma-separated exercise names (default: all)")
+    q.add_argument("--timeout", type=float, default=60, help="seconds per exercise's worker on Gradescope")
     q.set_defaults(run=autograder)
     q = actions.add_parser("selftest", help="check the grader's own checks (bank of wrong answers, mutants)")
     _common(q, "comma-separated exercise names (default: all)")
