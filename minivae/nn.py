@@ -175,14 +175,14 @@ def softplus_backward(dh, cache):
 
 
 def softplus_sum_forward(a):
-    """s = sum_i softplus(a_i) over the last axis, with one log per 16 entries.   a: (..., n) -> s: (...).
+    """s = sum_i softplus(a_i) over the last axis, with one log per 16 entries.   a: (..., n) -> s: (...)::
 
         sum_i softplus(a_i) = sum_i max(a_i, 0) + log prod_i (1 + e_i),   e_i = exp(-|a_i|)
 
     (softplus_forward's form, the sum of logs as the log of a product).  Each factor
     lies in (1, 2], so a product of 16 lies in (1, 2^16]: no overflow, no underflow.
     The last axis is folded in half four times while its length is even (784 -> 49).
-    Error: |s - exact| <= u (8 n + 32 s) (docs/derivations.md, "Softplus summed over pixels").
+    Error: ``|s - exact| <= u (8 n + 32 s)`` (docs/derivations.md, "Softplus summed over pixels").
     """
     relu = np.maximum(a, 0)
     s = relu.sum(axis=-1)
@@ -204,7 +204,7 @@ def softplus_sum_backward(ds, cache):
     """dJ/da = dJ/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
     sigmoid(a) = exp(a - softplus(a)), with the per-pixel softplus(a) = max(a, 0) + log1p(e)
-    from the forward's e = exp(-|a|): a - softplus(a) <= 0, so nothing overflows.
+    from the forward's e = ``exp(-|a|)``: a - softplus(a) <= 0, so nothing overflows.
     """
     a, e = cache
     softplus = np.log1p(e)

@@ -6,10 +6,8 @@ Contract shared by every optimiser:
   ``grads`` a dict with exactly the same keys and shapes.  ``step(grads)`` updates the
   arrays IN PLACE (``p -= ...``); ``params[k]`` is never rebound, so the model, which
   holds the same array objects, sees every update.
-* Every state buffer (velocity, squared-gradient sum, Adam's moments) is allocated
-  once, at construction, in its parameter's dtype, and updated in place.  Scalar
-  factors (learning rate, bias corrections) are Python floats, which NumPy does not
-  let upcast an array, so float32 parameters and their state stay float32.
+* Every state buffer (velocity, squared-gradient sum, Adam's moments) is allocated once,
+  in its parameter's dtype; scalar factors are Python floats, so float32 stays float32.
 * Each optimiser's ``_update(p, g, *buffers)`` is its formula, written once, as in the
   paper.  ``step`` checks the gradients, then applies ``_update`` to every parameter
   (how it walks the arrays, and a flush of subnormal buffer entries, are speed
@@ -31,8 +29,7 @@ import math
 import numpy as np
 
 from minivae.utils.blocks import blocks, flush_subnormals
-from minivae.utils.validation import (check_choice, check_count, check_bool, check_numeric_array,
-                                      check_number)
+from minivae.utils.validation import check_bool, check_choice, check_count, check_number, check_numeric_array
 
 
 # every FLUSH_EVERY steps, subnormal buffer entries are set to 0 (docs/performance.md)

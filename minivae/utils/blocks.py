@@ -35,9 +35,9 @@ def blocks(*arrays, size=None):
 
 
 def flush_subnormals(*arrays):
-    """Set every subnormal entry (0 < |x| < finfo.tiny) of ``arrays`` to 0, in place.
+    """Set every subnormal entry (``0 < |x| < finfo.tiny``) of ``arrays`` to 0, in place.
 
-    Each array is multiplied by (|x| >= tiny) as 1.0 or 0.0, so a normal entry is
+    Each array is multiplied by ``(|x| >= tiny)`` as 1.0 or 0.0, so a normal entry is
     unchanged bit for bit.  Works block by block: the masks stay cache-sized.
     """
     for array in arrays:
