@@ -327,6 +327,7 @@ def _communicate(process, request, timeout):
                 key.data.extend(chunk)
                 if key.data is out and len(out) > MAX_OUTPUT_BYTES:
                     why = f"the outputs were larger than {MAX_OUTPUT_BYTES >> 20} MiB"
+                    del out[:]                           # refused: none of it is kept
                 elif key.data is log and len(log) > 2 * MAX_LOG_BYTES:
                     del log[:-MAX_LOG_BYTES]
         while why is None and not _exited(process):
@@ -339,7 +340,7 @@ def _communicate(process, request, timeout):
         process.stdout.close()
         process.stderr.close()
         _kill_group(process)
-    return bytes(out), bytes(log[-MAX_LOG_BYTES:]), why
+    return out, bytes(log[-MAX_LOG_BYTES:]), why         # out as read: no second copy
 
 
 def _now():
