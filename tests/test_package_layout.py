@@ -283,3 +283,11 @@ def test_no_tutorial_writes_an_epoch_loop_of_its_own(path):
     loops = epoch_loops(path.read_text(), str(path))
     assert not loops, (f"tutorials/{path.name} writes its own epoch loop {loops}: train it with "
                        "minivae.train and a step or hook (tutorials 09, 10 and 12 show how)")
+
+
+def test_every_folder_with_modules_is_a_regular_package():
+    # a folder without __init__.py imports as a namespace package in the checkout, but
+    # setuptools' find: leaves it out of the wheel (a .gitignore once hid minivae/runs/'s)
+    folders = {p.parent for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    missing = sorted(str(f.relative_to(PACKAGE)) for f in folders if not (f / "__init__.py").is_file())
+    assert not missing, f"folders without __init__.py (not in a wheel): {missing}"
