@@ -57,7 +57,7 @@ from minivae.assignment.launch import sandbox_status
 from minivae.assignment.localcheck import check_locally, format_local, run_tests
 from minivae.assignment.grader import compare, compose, format_report, grade, read_edition
 from minivae.assignment import similarity
-from minivae.assignment.platform import (apply_config, build_autograder, common_assignment, grade_all,
+from minivae.assignment.platform import (apply_config, build_autograder, grade_all,
                                          gradescope_results, load_config)
 
 __all__ = ["EXERCISES", "PACKAGE", "AssignmentError", "select", "stub_message",
@@ -65,5 +65,5 @@ __all__ = ["EXERCISES", "PACKAGE", "AssignmentError", "select", "stub_message",
            "MANIFEST", "copy_tree", "edition_sources", "find_source_root", "make_assignment",
            "read_manifest", "reference_solution", "sandbox_status", "check_locally", "format_local", "run_tests",
            "compare", "compose", "format_report", "grade", "read_edition",
-           "apply_config", "build_autograder", "common_assignment", "grade_all", "gradescope_results",
+           "apply_config", "build_autograder", "grade_all", "gradescope_results",
            "load_config"]

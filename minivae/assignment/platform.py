@@ -9,7 +9,6 @@
   run_autograder, the solution's tracked files, the settings);
 * :func:`grade_all` grades a folder of submissions in parallel and writes a CSV.
 """
-import collections
 import copy
 import csv
 import json
@@ -251,19 +250,6 @@ def grade_all(folder, *, reference, jobs=2, csv_path=None, edition_info=None, ex
     return reports
 
 
-def common_assignment(submissions):
-    """The exercises and provided names most of the submissions' manifests list, or None if none has one."""
-    votes = collections.Counter()
-    for path in submissions:
-        try:
-            info = json.loads((Path(path) / MANIFEST).read_text(encoding="utf-8"))
-            votes[json.dumps({"exercises": list(info["exercises"]),
-                              "provided": list(info.get("provided") or [])}, sort_keys=True)] += 1
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return json.loads(votes.most_common(1)[0][0]) if votes else None
-
-
 def edition_info_file(path):
     """The exercises and provided names of an autograder.json or an edition's assignment.json."""
     info = load_config(path)
@@ -271,4 +257,4 @@ def edition_info_file(path):
 
 
 __all__ = ["VISIBILITIES", "MANIFEST", "load_config", "apply_config", "gradescope_results",
-           "build_autograder", "grade_all", "student_messages", "common_assignment", "edition_info_file"]
+           "build_autograder", "grade_all", "student_messages", "edition_info_file"]
