@@ -10,6 +10,9 @@ full runs with the papers.  The settings::
 
     STANDARD      the model and training of `minivae train` (and the defaults of
                   minivae.train, which a test keeps equal to these)
+    HOUR          the one-hour model: `minivae train --preset hour` on full MNIST
+    LADDER        what runs of STANDARD and HOUR reach after given epochs (mean, spread
+                  over seeds), which `minivae train` compares a run with
     FIG2, FIG3    Kingma & Welling (2013), Fig. 2 (AEVB vs wake-sleep lower bounds) and
                   Fig. 3 (their marginal likelihood, N_z = 3)
     HMC           the HMC sampler of Fig. 3's marginal likelihood estimate (App. D)
@@ -24,9 +27,34 @@ full runs with the papers.  The settings::
 STANDARD = {
     "full": {"z_dim": 20, "hidden": (400,), "activation": "relu", "likelihood": "bernoulli",
              "dtype": "float32", "init_std": None,
-             "epochs": 30, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "n_samples": 1,
-             "estimator": "B", "warmup_epochs": 0, "weight_decay": 0.0, "seed": 0},
+             "epochs": 30, "batch_size": 100, "optimizer": "adam", "lr": 1e-3, "lr_final": None,
+             "n_samples": 1, "estimator": "B", "warmup_epochs": 0, "weight_decay": 0.0, "seed": 0},
     "quick": {"epochs": 2},
+}
+
+# the one-hour model (docs/one-hour-model.md): on full MNIST (60,000 training images,
+# dynamic binarisation), the best test NLL found for at most an hour of training on 2 CPU
+# cores; every setting not named here is STANDARD's
+HOUR = {
+    "full": {"z_dim": 50, "hidden": (500, 500), "estimator": "iwae", "n_samples": 5,
+             "epochs": 200, "batch_size": 100, "lr": 1e-3, "lr_final": 1e-4},
+    "quick": {"z_dim": 50, "hidden": (500, 500), "estimator": "iwae", "n_samples": 5,
+              "epochs": 2, "batch_size": 100, "lr": 1e-3, "lr_final": 1e-4},
+}
+
+# the ladders (docs/ladder.md): per recipe, the fingerprint of its training data
+# (minivae.runs.run_control.data_fingerprint), the seeds measured, and the test ELBO after
+# each rung's epochs as (mean, sd, lowest, highest) over those seeds; measured with
+# `minivae reproduce ladder` (results in docs/figures/ladder-<recipe>.json, which a test
+# keeps equal to these numbers)
+LADDER = {}
+
+# `minivae reproduce ladder`: runs of a recipe ("standard" or "hour") from several seeds; the
+# standard model runs 40 epochs (its rate is constant, so epoch e of a 40-epoch run is epoch
+# e of any run of at least e epochs); the hour model runs its own epochs (its rate decays)
+LADDER_RUNS = {
+    "full": {"recipe": "standard", "seeds": 5, "epochs": 40, "eval_k": None, "n_eval": None},
+    "quick": {"recipe": "standard", "seeds": 2, "epochs": 2, "eval_k": 50, "n_eval": 100},
 }
 
 # Kingma & Welling (2013), Sec. 5: one tanh hidden layer (500 units for Fig. 2, 100 for

@@ -62,6 +62,8 @@ from minivae.runs.run_control import (RunControl, TrainingDiverged, check_checkp
 from minivae.vae import ESTIMATORS
 
 __all__ = ["train", "train_step", "beta_schedule", "StepRejected", "TrainingDiverged"]
+
+
 def beta_schedule(epoch, warmup_epochs):
     """KL warm-up: beta rises linearly from 1/warmup to 1 over the first ``warmup_epochs`` epochs.
 
@@ -122,7 +124,7 @@ def train_step(model, opt, xb, rng, *, n_samples=1, estimator="B", beta=1.0, bin
 
 
 def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="adam", lr=1e-3,
-          n_samples=1, estimator="B", warmup_epochs=0, binarize_data=True, seed=0, weight_decay=0.0,
+          lr_final=None, n_samples=1, estimator="B", warmup_epochs=0, binarize_data=True, seed=0, weight_decay=0.0,
           checkpoint_path=None, resume=None, verbose=None, stream=None, optimizer_options=None,
           step=None, lr_schedule=None, on_epoch=None, on_step=None):
     """Train ``model`` in place by Algorithm 1; return the history (a dict of per-epoch lists).
@@ -136,6 +138,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         Passes over the data; minibatch size B (the paper's M); L samples per example; the
         seed of the Generator behind shuffling, binarisation and eps.
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float; optimizer_options : dict
+    lr_final : float, optional
+        Decay the learning rate from ``lr`` to ``lr_final`` over the epochs (:func:`minivae.optim.geometric_lr`).
     estimator : {"B", "A", "iwae"}; warmup_epochs : int (:func:`beta_schedule`)
     weight_decay : float
         lambda of a N(0, I/lambda) prior on every parameter (Kingma & Welling 2013, Sec. 5: 1).
@@ -161,9 +165,9 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     Raises TypeError/ValueError for a bad argument, before anything is trained or written, and
     TrainingDiverged for a NaN or inf loss or gradient (that step is not applied).
     """
-    x_train, x_test, opt, step, settings = _prepare(
+    x_train, x_test, opt, step, lr_schedule, settings = _prepare(
         model, x_train, x_test, epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr,
-        n_samples=n_samples, estimator=estimator, warmup_epochs=warmup_epochs, seed=seed,
+        lr_final=lr_final, lr_schedule=lr_schedule, n_samples=n_samples, estimator=estimator, warmup_epochs=warmup_epochs, seed=seed,
         binarize_data=binarize_data, weight_decay=weight_decay, optimizer_options=optimizer_options,
         step=step, checkpoint_path=checkpoint_path, resume=resume)
     N, rng = len(x_train), np.random.default_rng(seed)
@@ -203,14 +207,15 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     return run.history
 
 
-def _prepare(model, x_train, x_test, *, epochs, batch_size, optimizer, lr, n_samples, estimator,
-             warmup_epochs, seed, binarize_data, weight_decay, optimizer_options, step,
+def _prepare(model, x_train, x_test, *, epochs, batch_size, optimizer, lr, lr_final, lr_schedule,
+             n_samples, estimator, warmup_epochs, seed, binarize_data, weight_decay, optimizer_options, step,
              checkpoint_path, resume):
     """Check every argument of :func:`train` before anything is trained or written.
 
-    Returns (x_train, x_test, optimiser, step, settings): the data validated once as a
-    whole in the model's dtype (x_test binarised once), the step function, and the
-    settings a checkpoint records (a resume must have the same).
+    Returns (x_train, x_test, optimiser, step, lr_schedule, settings): the data validated
+    once as a whole in the model's dtype (x_test binarised once), the step function, the
+    learning rate of each epoch (None: constant), and the settings a checkpoint records
+    (a resume must have the same).
     """
     check_attributes(model, "model", ("params", "check_data", "likelihood")
                      + (("loss_and_grads",) if step is None else ()))
@@ -223,6 +228,12 @@ def _prepare(model, x_train, x_test, *, epochs, batch_size, optimizer, lr, n_sam
         raise ValueError("warmup_epochs must be 0 with estimator='iwae' (the IWAE bound has no KL "
                          f"weight to warm up), got {warmup_epochs!r}")
     opt = optim.make_optimizer(optimizer, model.params, lr=lr, **(optimizer_options or {}))
+    if lr_final is not None:
+        check_number(lr_final, "lr_final", low=0, low_inclusive=False)
+        if lr_schedule is not None:
+            raise ValueError("lr_final must be None when an lr_schedule is given (both would set "
+                             f"the learning rate), got {lr_final!r}")
+        lr_schedule = functools.partial(optim.geometric_lr, lr=opt.lr, lr_final=lr_final, epochs=epochs)
     x_train = model.check_data(check_float_data(x_train, "x_train"), "x_train")
     if model.likelihood == "gaussian":
         check_unit_scale(x_train, "x_train")
@@ -239,6 +250,8 @@ def _prepare(model, x_train, x_test, *, epochs, batch_size, optimizer, lr, n_sam
     settings = {"epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": opt.lr,
                 "n_samples": n_samples, "estimator": estimator, "warmup_epochs": warmup_epochs,
                 "seed": seed, "binarize_data": binarize_data, "weight_decay": weight_decay}
+    if lr_final is not None:            # a run with a constant rate records what it always did
+        settings["lr_final"] = lr_final
     if resume is not None or checkpoint_path is not None:    # a resume onto other data is refused
         settings["data"] = data_fingerprint(x_train)
     if resume is not None:
@@ -248,4 +261,4 @@ def _prepare(model, x_train, x_test, *, epochs, batch_size, optimizer, lr, n_sam
     if step is None:
         step = functools.partial(train_step, n_samples=n_samples, estimator=estimator,
                                  binarize=binarize_data, weight_decay=weight_decay / len(x_train))
-    return x_train, x_test, opt, step, settings
+    return x_train, x_test, opt, step, lr_schedule, settings

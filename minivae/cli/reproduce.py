@@ -1,4 +1,4 @@
-"""`minivae reproduce fig2|fig3|iwae`: rerun a paper's experiment into a run folder (JSON + PNG).
+"""`minivae reproduce fig2|fig3|iwae|ladder`: rerun an experiment into a run folder (JSON + PNG).
 
 The experiments::
 
@@ -7,6 +7,8 @@ The experiments::
     fig3   Kingma & Welling (2013), Fig. 3: AEVB vs wake-sleep marginal log-likelihood
            (HMC estimator of App. D, and importance sampling) for N_z = 3, N_train 1000, 50000
     iwae   Burda et al. (2016), Table 1: VAE vs IWAE (k = 5) test NLL and active units
+    ladder what runs of `minivae train`'s standard model (or --recipe hour) reach after
+           1, 4, 13, 40, ... epochs, over several seeds (minivae.presets.LADDER)
 
 ``--quick`` runs a small version on the embedded 10k subset in under a minute (what the
 tests and CI run); it shows that the code runs end to end, not the papers' numbers.
@@ -25,8 +27,11 @@ from minivae.utils.validation import check_count, check_number
 # another experiment's option is an error, not silently ignored
 OPTIONS = {"fig2": ("budget", "n_points", "n_eval", "lr"),
            "fig3": ("budget", "n_points", "n_eval", "lr"),
-           "iwae": ("epochs", "n_eval", "ks", "schedule")}
-PRESETS = {"fig2": presets.FIG2, "fig3": presets.FIG3, "iwae": presets.IWAE}
+           "iwae": ("epochs", "n_eval", "ks", "schedule"),
+           "ladder": ("recipe", "seeds", "epochs", "eval_k", "n_eval")}
+PRESETS = {"fig2": presets.FIG2, "fig3": presets.FIG3, "iwae": presets.IWAE, "ladder": presets.LADDER_RUNS}
+# the recipes a ladder measures: minivae train's standard model, and --preset hour
+RECIPES = {"standard": presets.STANDARD["full"], "hour": {**presets.STANDARD["full"], **presets.HOUR["full"]}}
 
 
 def experiment_settings(args, mode):
@@ -36,13 +41,17 @@ def experiment_settings(args, mode):
     experiment does not take (``--epochs`` for fig2, ``--lr`` for iwae) is a ValueError
     naming it.
     """
-    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "n_points": 1})
+    check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "n_points": 1, "seeds": 1,
+                        "eval_k": 1})
     for k in args.ks or ():
         check_count(k, "--ks", 1)
     if args.lr is not None:
         check_number(args.lr, "--lr", low=0, low_inclusive=False)
     settings = dict(PRESETS[args.experiment][mode])
-    for option in ("budget", "n_points", "epochs", "n_eval", "lr", "ks", "schedule"):
+    if args.experiment == "ladder" and mode == "full" and args.recipe not in (None, "standard"):
+        settings["epochs"] = RECIPES[args.recipe]["epochs"]     # a decaying rate: its own epochs
+    for option in ("budget", "n_points", "epochs", "n_eval", "lr", "ks", "schedule", "recipe", "seeds",
+                   "eval_k"):
         value = getattr(args, option)
         if value is None:
             continue
@@ -50,7 +59,9 @@ def experiment_settings(args, mode):
             raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.experiment} "
                              f"(it takes --{', --'.join(o.replace('_', '-') for o in OPTIONS[args.experiment])})")
         settings[option] = tuple(value) if option == "ks" else value
-    if args.experiment != "iwae":
+    if args.experiment == "ladder" and settings["recipe"] != "standard" and args.data is None:
+        raise ValueError(f"--recipe {settings['recipe']} is a recipe for full MNIST: pass --data DIR")
+    if args.experiment in ("fig2", "fig3"):
         settings.setdefault("lr", None)       # None: each method's best step size, as the paper
     return settings
 
@@ -89,6 +100,8 @@ def run(args):
                   f"wake-sleep {curves['wake_sleep']['test'][-1]:.2f}")
     elif args.experiment == "fig3":
         results, figure = _run_fig3(args, data, settings, out, save)
+    elif args.experiment == "ladder":
+        results, figure = _run_ladder(args, data, settings, out, save)
     else:
         n_train = settings.pop("n_train", None)
         results = reproduce.iwae_compare(data.train.x[:n_train], data.test.x, progress=sys.stderr,
@@ -102,6 +115,25 @@ def run(args):
     save(results, settings, done=True)
     print(f"wrote {out}/: results.json, {figure} ({time.perf_counter() - tic:.0f} s)")
     return 0
+
+
+def _run_ladder(args, data, settings, out, save):
+    """`reproduce ladder`: train the recipe from each seed, summarise the rungs, plot."""
+    from minivae.experiments import ladder
+
+    recipe = {**RECIPES[settings["recipe"]], "epochs": settings["epochs"]}
+    results = ladder.ladder(data.train.x, data.test.x, recipe, seeds=settings["seeds"],
+                            first_seed=args.seed, eval_k=settings["eval_k"], n_eval=settings["n_eval"],
+                            progress=sys.stderr, on_result=lambda r: save(r, settings))
+    figure = "ladder.png"
+    ladder.plot_ladder(results, os.path.join(out, figure))
+    for epoch, rung in results["rungs"].items():
+        print(f"after {epoch:>3} epochs: test ELBO {rung['mean']:.2f} +- {rung['sd']:.2f} "
+              f"({rung['n']} seeds, {rung['min']:.2f} to {rung['max']:.2f})")
+    if results["nll"] is not None:
+        print(f"test NLL (k = {settings['eval_k']}): {results['nll']['mean']:.2f} +- "
+              f"{results['nll']['sd']:.2f}")
+    return results, figure
 
 
 def _run_fig3(args, data, settings, out, save):
@@ -122,11 +154,13 @@ def _run_fig3(args, data, settings, out, save):
 
 def add_parser(commands):
     """Add the command's options to the ``minivae`` parser's subcommands."""
-    p = commands.add_parser("reproduce", help="rerun a paper's experiment (fig2, fig3, iwae) into a run folder",
+    p = commands.add_parser("reproduce", help="rerun a paper's experiment (fig2, fig3, iwae) or "
+                            "measure a ladder into a run folder",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("experiment", choices=["fig2", "fig3", "iwae"],
+    p.add_argument("experiment", choices=["fig2", "fig3", "iwae", "ladder"],
                    help="fig2: AEVB vs wake-sleep (Kingma & Welling 2013); fig3: their marginal "
-                        "likelihood (N_z = 3); iwae: VAE vs IWAE k=5 (Burda et al. 2016)")
+                        "likelihood (N_z = 3); iwae: VAE vs IWAE k=5 (Burda et al. 2016); ladder: "
+                        "the test ELBO runs of a recipe reach after 1, 4, 13, 40, ... epochs")
     p.add_argument("--quick", action="store_true",
                    help="a small version on the embedded subset (under a minute): a smoke test")
     p.add_argument("--data", default=None, help="folder with the MNIST IDX files (default: the "
@@ -139,7 +173,9 @@ def add_parser(commands):
                         f"{presets.FIG2['full']['n_points']}, fig3 {presets.FIG3['full']['n_points']})")
     p.add_argument("--epochs", type=int, default=None,
                    help=f"iwae: training epochs (default {presets.IWAE['full']['epochs']}, "
-                        f"--quick {presets.IWAE['quick']['epochs']})")
+                        f"--quick {presets.IWAE['quick']['epochs']}); ladder: epochs of each run "
+                        f"(default {presets.LADDER_RUNS['full']['epochs']}, --recipe hour its "
+                        f"{presets.HOUR['full']['epochs']})")
     p.add_argument("--lr", type=float, default=None,
                    help="fig2, fig3: Adagrad step size for both methods (default: each method's best of "
                         "0.01, 0.02, 0.1 after the first examples, per N_z, as in the paper)")
@@ -152,8 +188,17 @@ def add_parser(commands):
     p.add_argument("--n-eval", type=int, default=None,
                    help=f"images each measurement uses: fig2, the bound on that many training and "
                         f"test images (default {presets.FIG2['full']['n_eval']}); fig3, log p(x) on that "
-                        f"many of each (default {presets.FIG3['full']['n_eval']}); iwae, the test NLL "
+                        f"many of each (default {presets.FIG3['full']['n_eval']}); iwae and ladder, the test NLL "
                         f"(default: all test images)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recipe", choices=list(RECIPES), default=None,
+                   help=f"ladder: the recipe measured, minivae train's standard model or --preset "
+                        f"hour (default {presets.LADDER_RUNS['full']['recipe']})")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"ladder: runs, with seeds --seed, --seed + 1, ... (default "
+                        f"{presets.LADDER_RUNS['full']['seeds']}, --quick {presets.LADDER_RUNS['quick']['seeds']})")
+    p.add_argument("--eval-k", type=int, default=None,
+                   help="ladder: also each run's test NLL with this many importance samples "
+                        f"(default: none; --quick {presets.LADDER_RUNS['quick']['eval_k']})")
+    p.add_argument("--seed", type=int, default=0, help="the seed (ladder: the first seed)")
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")
     p.set_defaults(run=run)

@@ -12,8 +12,14 @@ from minivae.nn import ACTIVATIONS
 from minivae.optim import OPTIMIZERS
 from minivae.vae import ESTIMATORS, LIKELIHOODS
 
-# `minivae train` defaults: the standard model and training (minivae.presets.STANDARD)
+# `minivae train` defaults: the standard model and training (minivae.presets.STANDARD);
+# --preset hour replaces those of minivae.presets.HOUR that are not typed
 DEFAULTS = presets.STANDARD["full"]
+PRESETS = {"standard": {}, "hour": presets.HOUR["full"]}
+RECIPES = {name: {**DEFAULTS, **preset} for name, preset in PRESETS.items()}
+HOUR_SUMMARY = (f"{'-'.join(map(str, presets.HOUR['full']['hidden']))}-{presets.HOUR['full']['z_dim']}, "
+                f"{presets.HOUR['full']['estimator']} k = {presets.HOUR['full']['n_samples']}, "
+                f"{presets.HOUR['full']['epochs']} epochs")
 
 
 def save_run_figures(model, data, history, out, seed=0):
@@ -42,8 +48,8 @@ ESTIMATOR_NAMES = {"B": "B (analytic KL)", "A": "A (Monte Carlo)",
 # these typed with --resume must agree with it (or it is a contradiction, refused)
 MODEL_OPTIONS = ("z_dim", "hidden", "likelihood", "activation", "dtype")
 # the training settings a checkpoint records that are options here (under the same names)
-RESUMED = ("epochs", "batch_size", "optimizer", "lr", "n_samples", "estimator", "warmup_epochs",
-           "seed", "weight_decay")
+RESUMED = ("epochs", "batch_size", "optimizer", "lr", "lr_final", "n_samples", "estimator",
+           "warmup_epochs", "seed", "weight_decay")
 
 
 def given(args, option):
@@ -85,11 +91,56 @@ def _settings_from_checkpoint(args, resume, path):
                          f"{args.epochs}; pass a larger --epochs to train it further")
 
 
+def apply_preset(args):
+    """Set the options of ``--preset`` that were not typed (typed options win)."""
+    if args.preset != "standard" and args.data is None:
+        raise ValueError(f"--preset {args.preset} is a recipe for full MNIST, not the embedded "
+                         "10,000-image subset: pass --data DIR (the folder of the IDX files; "
+                         "with --download to fetch them)")
+    for option, value in PRESETS[args.preset].items():
+        if not given(args, option):
+            setattr(args, option, value)
+
+
+def ladder_for(args, model, fingerprint):
+    """The ladder (minivae.presets.LADDER) of the recipe this run follows on its data, or None.
+
+    A run follows a recipe when its model (``model.config()``, so also a resumed one) and
+    every training option but the seed are the recipe's (and, for a recipe with a constant
+    rate, any number of epochs: epoch e is the same in every run of at least e epochs).
+    """
+    config = model.config()
+    run = {**vars(args), **{k: tuple(config[k]) if k == "hidden" else config[k] for k in MODEL_OPTIONS}}
+    for name, recipe in RECIPES.items():
+        entry = presets.LADDER.get(name)
+        same = [k for k in recipe if k != "seed" and (k != "epochs" or recipe["lr_final"] is not None)]
+        if entry and entry["data"] == fingerprint and all(run[k] == recipe[k] for k in same):
+            return entry
+    return None
+
+
+def compare_with_ladder(entry, epoch, value):
+    """'after 13 epochs: test ELBO -94.10; runs of this recipe reach -93.80 +- 0.30 ...' (or None)."""
+    if entry is None or epoch not in entry["test_elbo"]:
+        return None
+    mean, sd, low, high = entry["test_elbo"][epoch]
+    value = round(value, 2)                 # as the ladder's numbers are kept
+    where = ("within their range" if low <= value <= high else
+             f"{low - value:.2f} nats below their lowest" if value < low else
+             f"{value - high:.2f} nats above their highest")
+    return (f"after {epoch} epoch{'s' if epoch != 1 else ''}: test ELBO {value:.2f}; runs of this "
+            f"recipe reach {mean:.2f} "
+            f"+- {sd:.2f} here ({entry['seeds']} seeds, {low:.2f} to {high:.2f}; docs/ladder.md): "
+            f"{where}")
+
+
 def check_options(args):
     """Every option of ``minivae train``, checked before anything is read or written."""
     check_counts(args, {"epochs": 1, "batch_size": 1, "n_samples": 1, "z_dim": 1,
                         "warmup_epochs": 0, "seed": 0})
     check_number(args.lr, "--lr", low=0, low_inclusive=False)
+    if args.lr_final is not None:
+        check_number(args.lr_final, "--lr-final", low=0, low_inclusive=False)
     check_number(args.weight_decay, "--weight-decay", low=0)
     check_number(args.download_timeout, "--download-timeout", low=0, low_inclusive=False)
     if args.init_std is not None:
@@ -148,6 +199,7 @@ def run(args):
     from minivae.training import TrainingDiverged, train
     from minivae.vae import VAE
 
+    apply_preset(args)
     out = check_options(args)              # checked before anything is read or written
     resume = checkpoint.load(args.resume) if args.resume is not None else None
     found = check_run_folder(out, args.resume, args.overwrite)
@@ -166,9 +218,10 @@ def run(args):
         model = VAE(x_dim, args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
                     activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed,
                     init_std=args.init_std)
+    fingerprint = data_fingerprint(model.check_data(data.train.x, "x_train"))
     if resume is not None:
         saved = (resume["train_state"] or {}).get("settings", {})
-        if "data" in saved and saved["data"] != data_fingerprint(model.check_data(data.train.x, "x_train")):
+        if "data" in saved and saved["data"] != fingerprint:
             raise ValueError(f"--resume {args.resume} was trained on other data than {data.source} "
                              "(its fingerprint differs); a run continues on the data it started with")
     if args.batch_size > len(data.train.x):
@@ -185,13 +238,20 @@ def run(args):
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
           f"estimator {ESTIMATOR_NAMES[args.estimator]}, "
           f"L = {args.n_samples}; checkpoint: {model_path}")
+    ladder = ladder_for(args, model, fingerprint)
+
+    def on_epoch(epoch, history):
+        line = compare_with_ladder(ladder, epoch, history["test_elbo"][-1])
+        if line and not args.quiet:
+            print("  " + line, file=sys.stderr)
+
     tic = time.perf_counter()
     try:
         history = train(model, data.train.x, data.test.x, epochs=args.epochs,
                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                        n_samples=args.n_samples, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
+                        lr_final=args.lr_final, n_samples=args.n_samples, estimator=args.estimator, warmup_epochs=args.warmup_epochs,
                         seed=args.seed, checkpoint_path=model_path, resume=resume,
-                        weight_decay=args.weight_decay,
+                        weight_decay=args.weight_decay, on_epoch=on_epoch,
                         verbose=not args.quiet)
     except TrainingDiverged as error:   # not a usage error: the run itself failed (status 1)
         print(f"minivae train: training diverged: {error}", file=sys.stderr)
@@ -212,13 +272,16 @@ def run(args):
                "examples_per_second": float(np.median(history["examples_per_second"])),
                "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
-                            "lr": args.lr, "estimator": args.estimator, "n_samples": args.n_samples,
+                            "lr": args.lr, "lr_final": args.lr_final, "estimator": args.estimator, "n_samples": args.n_samples,
                             "warmup_epochs": args.warmup_epochs, "seed": args.seed,
                             "init_std": args.init_std, "weight_decay": args.weight_decay}}
     write_json(os.path.join(out, "metrics.json"), metrics)
     written = save_run_figures(model, data, history, out, seed=args.seed)
     print(f"\ntest ELBO {test_elbo:.2f} nats per image (L = 10 samples), "
           f"train ELBO {history['train_elbo'][-1]:.2f}, {seconds:.1f} s")
+    rungs = [e for e in (ladder or {}).get("test_elbo", {}) if e <= len(history["test_elbo"])]
+    if rungs:      # the last rung this run reached, on the per-epoch estimate the ladder records
+        print(compare_with_ladder(ladder, rungs[-1], history["test_elbo"][rungs[-1] - 1]))
     print(f"wrote {out}/: model.npz, history.json, metrics.json, " + ", ".join(written))
     return 0
 
@@ -227,32 +290,44 @@ def add_parser(commands):
     """Add the command's options to the ``minivae`` parser's subcommands."""
     p = commands.add_parser("train", help="train a VAE and write model, history, metrics, figures",
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default="standard", choices=list(PRESETS),
+                   help="standard: the model and training below; hour: the one-hour model "
+                        f"({HOUR_SUMMARY}; needs --data with full MNIST); an option typed "
+                        "after it overrides it")
     p.add_argument("--data", default=None,
-                   help="folder with MNIST or Fashion-MNIST IDX files (default: the embedded subset)")
+                   help="folder with MNIST or Fashion-MNIST IDX files (%(default)s: the embedded subset)")
     p.add_argument("--download", action="store_true", help="download MNIST into --data first")
-    p.add_argument("--out", default=None, help="run folder (default: runs/<date-time>)")
+    p.add_argument("--out", default=None, help="run folder (%(default)s: runs/<date-time>)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (without it, such a folder is refused)")
     p.add_argument("--download-timeout", type=float, default=120,
                    help="seconds each downloaded file may take as a whole")
-    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
+    p.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the training set")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="minibatch size B")
     p.add_argument("--z-dim", type=int, default=DEFAULTS["z_dim"], help="latent size D")
     p.add_argument("--hidden", type=sizes, default=DEFAULTS["hidden"],
                    help="hidden widths, comma-separated ('none' for affine maps)")
-    p.add_argument("--activation", default=DEFAULTS["activation"], choices=list(ACTIVATIONS))
-    p.add_argument("--likelihood", default=DEFAULTS["likelihood"], choices=list(LIKELIHOODS))
+    p.add_argument("--activation", default=DEFAULTS["activation"], choices=list(ACTIVATIONS),
+                   help="the hidden layers' nonlinearity")
+    p.add_argument("--likelihood", default=DEFAULTS["likelihood"], choices=list(LIKELIHOODS),
+                   help="p(x|z): Bernoulli (binarised pixels) or Gaussian")
     p.add_argument("--estimator", default=DEFAULTS["estimator"], choices=list(ESTIMATORS),
                    help="ELBO estimator: B (analytic KL), A (Monte Carlo) or the IWAE bound "
                         "L_k with k = --n-samples")
     p.add_argument("--n-samples", type=int, default=DEFAULTS["n_samples"],
                    help="L, Monte Carlo samples per example")
-    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=list(OPTIMIZERS))
+    p.add_argument("--optimizer", default=DEFAULTS["optimizer"], choices=list(OPTIMIZERS),
+                   help="the gradient step")
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="learning rate")
+    p.add_argument("--lr-final", type=float, default=DEFAULTS["lr_final"],
+                   help="decay the learning rate geometrically from --lr to this over the epochs "
+                        "(%(default)s: constant)")
     p.add_argument("--warmup-epochs", type=int, default=DEFAULTS["warmup_epochs"],
                    help="KL warm-up epochs (0: none)")
-    p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=list(FLOAT_DTYPES))
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    p.add_argument("--dtype", default=DEFAULTS["dtype"], choices=list(FLOAT_DTYPES),
+                   help="floating-point type of the parameters and data")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"],
+                   help="seed of the initial weights, shuffling, binarisation and noise")
     p.add_argument("--init-std", type=float, default=DEFAULTS["init_std"],
                    help="draw every initial weight and bias from N(0, std^2) (Kingma & Welling: "
                         "0.01); None: He/Glorot initialisation")

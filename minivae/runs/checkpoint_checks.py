@@ -84,10 +84,12 @@ def check_train_state(state, model):
     if not isinstance(settings, dict):
         raise TypeError(f"train_state['settings'] should be an object, got {type(settings).__name__}")
     _keys("train_state['settings']", settings, (*SETTINGS, "optimizer", "lr", "estimator", "binarize_data"),
-          ("weight_decay", "data"))          # optional: checkpoints from before they existed
+          ("weight_decay", "data", "lr_final"))   # optional: older checkpoints; constant rates
     if not isinstance(settings.get("data", ""), str) or len(settings.get("data", "")) > 64:
         raise TypeError(f"settings['data'] should be the training data's fingerprint (a short "
                         f"string), got {settings['data']!r}"[:300])
+    if "lr_final" in settings:
+        check_number(settings["lr_final"], "settings['lr_final']", low=0, low_inclusive=False)
     if "weight_decay" in settings:
         check_number(settings["weight_decay"], "settings['weight_decay']", low=0)
     for name, low in SETTINGS.items():
@@ -169,9 +171,13 @@ def check_optimizer_against(optimizer_state, state, steps):
     """The optimiser state must be the one of the training settings, ``steps`` steps in."""
     settings = state["settings"]
     name, lr = optimizer_state["name"].item(), optimizer_state["lr"].item()
-    if name != settings["optimizer"] or lr != settings["lr"]:
+    expected = settings["lr"]
+    if settings.get("lr_final") is not None and steps > 0:     # the rate of the last step's epoch
+        last_epoch = state["epoch"] if state["batch"] > 0 else state["epoch"] - 1
+        expected = optim.geometric_lr(last_epoch, settings["lr"], settings["lr_final"], settings["epochs"])
+    if name != settings["optimizer"] or lr != expected:
         raise ValueError(f"optim/name and optim/lr are {name!r} and {lr!r}, but the training "
-                         f"settings say {settings['optimizer']!r} and {settings['lr']!r}")
+                         f"settings say {settings['optimizer']!r} and {expected!r}")
     # train() builds its optimiser with the constructor's defaults for all but lr
     defaults = inspect.signature(optim.OPTIMIZERS[name].__init__).parameters
     changed = [s for s in optim.OPTIMIZERS[name].settings

@@ -118,11 +118,19 @@ def check_resume(resume, model, N, settings, opt=None):
     # epochs may change (to train longer); anything else would silently change the run
     changed = [k for k, v in settings.items()
                if k not in ("epochs", "data") and k in saved and saved[k] != v]
+    if saved.get("lr_final") != settings.get("lr_final"):      # recorded only when it decays
+        changed.append("lr_final")
+    if "lr_final" not in changed and saved.get("lr_final") is not None and \
+            saved.get("epochs") != settings["epochs"]:
+        raise ValueError(f"resume: the checkpoint's learning rate decays to lr_final="
+                         f"{saved['lr_final']!r} over its {saved.get('epochs')!r} epochs, so epochs "
+                         f"cannot change (got {settings['epochs']!r}): a longer run would have had "
+                         "other learning rates in the epochs already trained")
     if changed:
         raise ValueError(
             "resume: the checkpoint was written by a run with "
-            + ", ".join(f"{k}={saved[k]!r}" for k in changed) + "; this call has "
-            + ", ".join(f"{k}={settings[k]!r}" for k in changed)
+            + ", ".join(f"{k}={saved.get(k)!r}" for k in changed) + "; this call has "
+            + ", ".join(f"{k}={settings.get(k)!r}" for k in changed)
             + ". An exact continuation needs the same settings: pass those, or train "
               "resume['model'] as a new run (without resume=)")
     if "n_train" in state and state["n_train"] != N:
@@ -140,7 +148,10 @@ def check_resume(resume, model, N, settings, opt=None):
                          "architecture or parameters); pass model=resume['model']")
     if opt is not None:
         saved_opt = resume.get("optimizer_state") or {}
-        differ = [s for s in opt.settings if s in saved_opt and saved_opt[s].item() != getattr(opt, s)]
+        # a decaying rate (lr_final) is the schedule's at the checkpoint's epoch (checked on load)
+        scheduled = ("lr",) if settings.get("lr_final") is not None else ()
+        differ = [s for s in opt.settings
+                  if s in saved_opt and s not in scheduled and saved_opt[s].item() != getattr(opt, s)]
         if differ:
             raise ValueError("resume: the checkpoint's optimizer has "
                              + ", ".join(f"{s}={saved_opt[s].item()!r}" for s in differ)
