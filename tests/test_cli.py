@@ -369,3 +369,69 @@ def test_the_cli_and_train_take_their_defaults_from_the_presets():
     args = build_parser().parse_args(["train"])
     for key, value in standard.items():
         assert getattr(args, key) == value, key
+
+
+def test_preset_hour_needs_full_mnist_and_sets_its_recipe_under_typed_options(tmp_path, capsys):
+    from idx_files import fake_mnist, write_fake_mnist
+    out = tmp_path / "o1"
+    assert main(["train", "--preset", "hour", "--out", str(out), "--quiet"]) == 2
+    assert "--preset hour is a recipe for full MNIST" in capsys.readouterr().err
+    assert not out.exists()
+    (tmp_path / "mnist").mkdir()
+    write_fake_mnist(tmp_path / "mnist", fake_mnist(n_train=120, n_test=20))
+    # the recipe, with two of its options typed over it (a typed option wins)
+    assert main(["train", "--preset", "hour", "--data", str(tmp_path / "mnist"), "--epochs", "1",
+                 "--n-samples", "2", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    hour = presets.HOUR["full"]
+    assert metrics["model"]["hidden"] == list(hour["hidden"]) and metrics["model"]["z_dim"] == hour["z_dim"]
+    assert metrics["settings"]["estimator"] == hour["estimator"] and metrics["settings"]["n_samples"] == 2
+    assert metrics["settings"]["lr_final"] == hour["lr_final"] and metrics["epochs"] == 1
+    assert checkpoint.load(out / "model.npz")["train_state"]["settings"]["lr_final"] == hour["lr_final"]
+
+
+def test_train_compares_a_run_of_a_recipe_with_its_ladder_and_only_such_a_run(tmp_path, capsys,
+                                                                              monkeypatch):
+    from minivae.data.datasets import load_mnist
+    from minivae.runs.run_control import data_fingerprint
+    fingerprint = data_fingerprint(load_mnist().train.x.astype(np.float32))
+    ladder = {"data": fingerprint, "seeds": 3, "test_elbo": {1: (-150.0, 2.0, -300.0, -140.0)}}
+    monkeypatch.setitem(presets.LADDER, "standard", ladder)
+    assert main(["train", "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    captured = capsys.readouterr()
+    line = re.search(r"after 1 epoch: test ELBO (-\d+\.\d+); runs of this recipe reach -150.00 \+- 2.00 "
+                     r"here \(3 seeds, -300.00 to -140.00; docs/ladder.md\): within their range", captured.out)
+    assert line, captured.out
+    history = json.loads((tmp_path / "a" / "history.json").read_text())
+    assert float(line.group(1)) == round(history["test_elbo"][0], 2)
+    assert "runs of this recipe" in captured.err           # and in the progress, after the epoch
+    # another learning rate is another recipe: no comparison
+    assert main(["train", "--epochs", "1", "--lr", "0.002", "--out", str(tmp_path / "b")]) == 0
+    assert "runs of this recipe" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value, verdict", [(-120.0, "within their range"),
+                                            (-131.0, "1.00 nats below their lowest"),
+                                            (-109.5, "0.50 nats above their highest")])
+def test_the_ladder_comparison_says_where_a_run_lies(value, verdict):
+    from minivae.cli.train import compare_with_ladder
+    entry = {"seeds": 4, "test_elbo": {13: (-120.0, 3.0, -130.0, -110.0)}}
+    line = compare_with_ladder(entry, 13, value)
+    assert line.startswith(f"after 13 epochs: test ELBO {value:.2f}; runs of this recipe reach -120.00")
+    assert line.endswith(verdict)
+    assert compare_with_ladder(entry, 12, value) is None and compare_with_ladder(None, 13, value) is None
+
+
+def test_the_ladders_in_the_presets_are_the_measured_ones():
+    import pathlib
+
+    from minivae.experiments.ladder import rungs
+    figures = pathlib.Path(__file__).resolve().parent.parent / "docs" / "figures"
+    for name, entry in presets.LADDER.items():
+        measured = json.loads((figures / f"ladder-{name}.json").read_text())["results"]
+        assert measured["data"] == entry["data"] and len(measured["runs"]) == entry["seeds"]
+        summary = rungs(measured["runs"], len(measured["runs"][0]["test_elbo"]))
+        assert set(entry["test_elbo"]) == set(summary), name
+        for epoch, kept in entry["test_elbo"].items():
+            s = summary[epoch]
+            assert kept == tuple(round(s[k], 2) for k in ("mean", "sd", "min", "max")), (name, epoch)

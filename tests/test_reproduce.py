@@ -118,3 +118,35 @@ def test_reproduce_refuses_bad_or_foreign_options_before_creating_anything(tmp_p
 
 def test_reproduce_refuses_a_bad_budget(tmp_path):
     assert main(["reproduce", "fig2", "--quick", "--budget", "0", "--out", str(tmp_path)]) == 2
+
+
+def test_reproduce_ladder_quick_seed_s_is_minivae_train_with_seed_s(tmp_path, capsys):
+    assert main(["reproduce", "ladder", "--quick", "--seed", "3", "--out", str(tmp_path / "l")]) == 0
+    saved = json.loads((tmp_path / "l" / "results.json").read_text())
+    runs = saved["results"]["runs"]
+    assert [r["seed"] for r in runs] == [3, 4] and saved["complete"]
+    assert all(0 < r["nll"] < -r["test_elbo"][-1] + 1.0 for r in runs)   # log p(x) above the ELBO
+    assert main(["train", "--epochs", "2", "--seed", "4", "--out", str(tmp_path / "t"), "--quiet"]) == 0
+    history = json.loads((tmp_path / "t" / "history.json").read_text())
+    assert runs[1]["test_elbo"] == history["test_elbo"]                  # the same run, exactly
+    rung = saved["results"]["rungs"]["2"]
+    values = [r["test_elbo"][1] for r in runs]
+    assert rung["mean"] == pytest.approx(np.mean(values)) and rung["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert rung["min"] == min(values) and rung["max"] == max(values) and rung["n"] == 2
+    assert (tmp_path / "l" / "ladder.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ladder", "--recipe", "hour"], "--recipe hour is a recipe for full MNIST: pass --data DIR"),
+    (["ladder", "--seeds", "0"], "--seeds must be a positive integer, got 0"),
+    (["ladder", "--eval-k", "0"], "--eval-k must be a positive integer, got 0"),
+    (["fig2", "--seeds", "3"], "--seeds does not apply to fig2"),
+    (["iwae", "--recipe", "standard"], "--recipe does not apply to iwae"),
+    (["ladder", "--ks", "5"], "--ks does not apply to ladder"),
+])
+def test_reproduce_ladder_refuses_bad_or_foreign_options_before_creating_anything(tmp_path, capsys, argv,
+                                                                                  message):
+    out = tmp_path / "never"
+    assert main(["reproduce", *argv, "--quick", "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

@@ -345,3 +345,75 @@ def test_train_cli_has_the_papers_settings():
     assert (args.init_std, args.weight_decay, args.estimator) == (0.01, 1.0, "iwae")
     defaults = build_parser().parse_args(["train"])
     assert (defaults.init_std, defaults.weight_decay) == (None, 0.0)
+
+
+@pytest.mark.parametrize("lr, lr_final, epochs", [(1e-3, 1e-4, 200), (3e-3, 1e-5, 7), (1e-3, 1e-2, 3)])
+def test_geometric_lr_falls_by_equal_ratios_from_lr_to_lr_final(lr, lr_final, epochs):
+    from minivae.optim import geometric_lr
+    rates = np.array([geometric_lr(e, lr, lr_final, epochs) for e in range(epochs)])
+    assert rates[0] == lr and rates[-1] == pytest.approx(lr_final, rel=1e-12)
+    ratios = rates[1:] / rates[:-1]
+    assert np.allclose(ratios, (lr_final / lr) ** (1 / (epochs - 1)), rtol=1e-12)
+    assert geometric_lr(0, lr, lr_final, 1) == lr           # a one-epoch run keeps lr
+
+
+def test_lr_final_is_the_geometric_schedule_and_changes_the_run(digits):
+    from functools import partial
+
+    from minivae.optim import geometric_lr
+    x_train, _ = digits
+    decayed, scheduled, constant = small_model(), small_model(), small_model()
+    settings = dict(epochs=3, batch_size=64, lr=3e-3, seed=2, verbose=False)
+    train(decayed, x_train, lr_final=1e-4, **settings)
+    train(scheduled, x_train, lr_schedule=partial(geometric_lr, lr=3e-3, lr_final=1e-4, epochs=3),
+          **settings)
+    train(constant, x_train, **settings)
+    assert all(np.array_equal(decayed.params[k], scheduled.params[k]) for k in decayed.params)
+    assert not all(np.array_equal(decayed.params[k], constant.params[k]) for k in decayed.params)
+
+
+def test_resume_mid_epoch_with_a_decaying_rate_matches_an_uninterrupted_run(digits, tmp_path):
+    x_train, _ = digits
+    settings = dict(epochs=4, batch_size=64, lr=3e-3, lr_final=1e-4, seed=2, verbose=False)
+    straight = small_model()
+    train(straight, x_train, **settings)
+    steps = {"n": 0}
+
+    def stop_at_step_23(model, examples):          # epoch 3 of 4, mid-epoch (10 steps an epoch)
+        steps["n"] += 1
+        return steps["n"] == 23
+
+    path = tmp_path / "model.npz"
+    assert train(small_model(), x_train, checkpoint_path=path, on_step=stop_at_step_23,
+                 **settings)["interrupted"] is False
+    saved = checkpoint.load(path)                  # its optimiser's rate is epoch 3's
+    assert saved["train_state"]["settings"]["lr_final"] == 1e-4
+    train(saved["model"], x_train, resume=saved, checkpoint_path=path, **settings)
+    assert all(np.array_equal(straight.params[k], saved["model"].params[k]) for k in straight.params)
+    finished = checkpoint.load(path)               # the finished run's checkpoint loads too
+    assert finished["train_state"]["epoch"] == 4
+
+
+def test_resume_refuses_another_schedule_and_a_decaying_run_made_longer(digits, tmp_path):
+    x_train, _ = digits
+    path = tmp_path / "model.npz"
+    settings = dict(batch_size=64, lr=3e-3, seed=2, verbose=False)
+    train(small_model(), x_train, epochs=2, lr_final=1e-4, checkpoint_path=path, **settings)
+    saved = checkpoint.load(path)
+    with pytest.raises(ValueError, match=r"run with lr_final=0.0001; this call has lr_final=None"):
+        train(saved["model"], x_train, epochs=2, resume=saved, **settings)
+    with pytest.raises(ValueError, match=r"run with lr_final=0.0001; this call has lr_final=0.001"):
+        train(saved["model"], x_train, epochs=2, lr_final=1e-3, resume=saved, **settings)
+    with pytest.raises(ValueError, match=r"decays to lr_final=0.0001 over its 2 epochs, so epochs "
+                                         r"cannot change \(got 5\)"):
+        train(saved["model"], x_train, epochs=5, lr_final=1e-4, resume=saved, **settings)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(lr_final=0.0), "lr_final must be a finite number > 0, got 0.0"),
+    (dict(lr_final=float("nan")), "lr_final must be a finite number > 0, got nan"),
+    (dict(lr_final=1e-4, lr_schedule=lambda epoch: 1e-3), "lr_final must be None when an lr_schedule"),
+])
+def test_bad_lr_final_is_a_clear_error(digits, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train(small_model(), digits[0], epochs=1, verbose=False, **kwargs)

@@ -23,8 +23,8 @@ from minivae.training import train
 from minivae.runs.run_control import data_fingerprint
 from minivae.vae import VAE
 
-# the rungs (epochs) a ladder reports, where a run has them
-RUNGS = (1, 4, 13, 40, 100, 200, 400)
+# the rungs (epochs) a ladder reports, where a run has them (30: the standard run's length)
+RUNGS = (1, 4, 13, 30, 40, 100, 200, 400)
 MODEL_KEYS = ("z_dim", "hidden", "activation", "likelihood", "dtype", "init_std")
 TRAIN_KEYS = ("epochs", "batch_size", "optimizer", "lr", "lr_final", "n_samples", "estimator",
               "warmup_epochs", "weight_decay")
@@ -112,9 +112,11 @@ def plot_ladder(results, path):
                 yerr=[results["rungs"][e]["sd"] for e in epochs], fmt="o", color="tab:blue",
                 capsize=3, label=f"mean +/- sd over {len(results['runs'])} seeds")
     ax.set_xscale("log")
-    later = [v for run in results["runs"] for v in run["test_elbo"][1:]] or [results["runs"][0]["test_elbo"][0]]
-    top = max(later)
-    ax.set_ylim(min(later) - 0.1 * (top - min(later) + 1), top + 0.1 * (top - min(later) + 1))
+    # the first epoch's values can lie far below the rest: the range is the rest's and the rungs'
+    shown = [v for run in results["runs"] for v in run["test_elbo"][1:]]
+    shown += [r["mean"] - r["sd"] for r in results["rungs"].values()]
+    top, bottom = max(shown), min(shown)
+    ax.set_ylim(bottom - 0.05 * (top - bottom + 1), top + 0.05 * (top - bottom + 1))
     ax.set_xlabel("epochs")
     ax.set_ylabel("test ELBO (nats)")
     ax.legend(fontsize="small")

@@ -118,7 +118,8 @@ def check_resume(resume, model, N, settings, opt=None):
     # epochs may change (to train longer); anything else would silently change the run
     changed = [k for k, v in settings.items()
                if k not in ("epochs", "data") and k in saved and saved[k] != v]
-    if saved.get("lr_final") != settings.get("lr_final"):      # recorded only when it decays
+    # lr_final is recorded only when the rate decays, so a missing one is a constant rate
+    if saved.get("lr_final") != settings.get("lr_final") and "lr_final" not in changed:
         changed.append("lr_final")
     if "lr_final" not in changed and saved.get("lr_final") is not None and \
             saved.get("epochs") != settings["epochs"]:
