@@ -56,16 +56,6 @@ def _check_eps(eps):
 
 
 # The rule for each setting, shared by the constructors and load_state_dict
-def geometric_lr(epoch, lr, lr_final, epochs):
-    """Learning-rate decay: lr at epoch 0, falling geometrically to lr_final at the last epoch.
-
-    lr_e = lr * (lr_final / lr) ** (e / (epochs - 1)), e = 0, ..., epochs - 1 (a one-epoch run
-    uses lr).  The same factor every epoch, so the rate falls by equal ratios, as Burda et
-    al.'s (2016) steps of 10^(-1/7) do, without their steps.
-    """
-    return lr * (lr_final / lr) ** (epoch / max(epochs - 1, 1))
-
-
 SETTING_RULES = {
     "lr": _check_lr,
     "momentum": lambda value: _check_fraction("momentum", value),

@@ -61,7 +61,7 @@ from minivae.runs.run_control import (RunControl, TrainingDiverged, check_checkp
                                       data_fingerprint)
 from minivae.vae import ESTIMATORS
 
-__all__ = ["train", "train_step", "beta_schedule", "StepRejected", "TrainingDiverged"]
+__all__ = ["train", "train_step", "beta_schedule", "geometric_lr", "StepRejected", "TrainingDiverged"]
 
 
 def beta_schedule(epoch, warmup_epochs):
@@ -72,6 +72,16 @@ def beta_schedule(epoch, warmup_epochs):
     if warmup_epochs <= 0:
         return 1.0
     return min(1.0, (epoch + 1) / warmup_epochs)
+
+
+def geometric_lr(epoch, lr, lr_final, epochs):
+    """Learning-rate decay: lr at epoch 0, falling geometrically to lr_final at the last epoch.
+
+    lr_e = lr * (lr_final / lr) ** (e / (epochs - 1)), e = 0, ..., epochs - 1 (a one-epoch run
+    uses lr).  The same factor every epoch, so the rate falls by equal ratios, as Burda et
+    al.'s (2016) steps of 10^(-1/7) do, without their steps.
+    """
+    return lr * (lr_final / lr) ** (epoch / max(epochs - 1, 1))
 
 
 class StepRejected(Exception):
@@ -139,7 +149,7 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
         seed of the Generator behind shuffling, binarisation and eps.
     optimizer : {"sgd", "momentum", "adagrad", "adam"}; lr : float; optimizer_options : dict
     lr_final : float, optional
-        Decay the learning rate from ``lr`` to ``lr_final`` over the epochs (:func:`minivae.optim.geometric_lr`).
+        Decay the learning rate from ``lr`` to ``lr_final`` over the epochs (:func:`geometric_lr`).
     estimator : {"B", "A", "iwae"}; warmup_epochs : int (:func:`beta_schedule`)
     weight_decay : float
         lambda of a N(0, I/lambda) prior on every parameter (Kingma & Welling 2013, Sec. 5: 1).
@@ -233,7 +243,7 @@ def _prepare(model, x_train, x_test, *, epochs, batch_size, optimizer, lr, lr_fi
         if lr_schedule is not None:
             raise ValueError("lr_final must be None when an lr_schedule is given (both would set "
                              f"the learning rate), got {lr_final!r}")
-        lr_schedule = functools.partial(optim.geometric_lr, lr=opt.lr, lr_final=lr_final, epochs=epochs)
+        lr_schedule = functools.partial(geometric_lr, lr=opt.lr, lr_final=lr_final, epochs=epochs)
     x_train = model.check_data(check_float_data(x_train, "x_train"), "x_train")
     if model.likelihood == "gaussian":
         check_unit_scale(x_train, "x_train")

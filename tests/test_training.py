@@ -349,7 +349,7 @@ def test_train_cli_has_the_papers_settings():
 
 @pytest.mark.parametrize("lr, lr_final, epochs", [(1e-3, 1e-4, 200), (3e-3, 1e-5, 7), (1e-3, 1e-2, 3)])
 def test_geometric_lr_falls_by_equal_ratios_from_lr_to_lr_final(lr, lr_final, epochs):
-    from minivae.optim import geometric_lr
+    from minivae.training import geometric_lr
     rates = np.array([geometric_lr(e, lr, lr_final, epochs) for e in range(epochs)])
     assert rates[0] == lr and rates[-1] == pytest.approx(lr_final, rel=1e-12)
     ratios = rates[1:] / rates[:-1]
@@ -360,7 +360,7 @@ def test_geometric_lr_falls_by_equal_ratios_from_lr_to_lr_final(lr, lr_final, ep
 def test_lr_final_is_the_geometric_schedule_and_changes_the_run(digits):
     from functools import partial
 
-    from minivae.optim import geometric_lr
+    from minivae.training import geometric_lr
     x_train, _ = digits
     decayed, scheduled, constant = small_model(), small_model(), small_model()
     settings = dict(epochs=3, batch_size=64, lr=3e-3, seed=2, verbose=False)

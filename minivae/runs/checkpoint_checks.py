@@ -171,13 +171,15 @@ def check_optimizer_against(optimizer_state, state, steps):
     """The optimiser state must be the one of the training settings, ``steps`` steps in."""
     settings = state["settings"]
     name, lr = optimizer_state["name"].item(), optimizer_state["lr"].item()
-    expected = settings["lr"]
-    if settings.get("lr_final") is not None and steps > 0:     # the rate of the last step's epoch
-        last_epoch = state["epoch"] if state["batch"] > 0 else state["epoch"] - 1
-        expected = optim.geometric_lr(last_epoch, settings["lr"], settings["lr_final"], settings["epochs"])
-    if name != settings["optimizer"] or lr != expected:
+    if settings.get("lr_final") is not None:      # a decaying rate: somewhere between the two
+        low, high = sorted((settings["lr"], settings["lr_final"]))
+        if name != settings["optimizer"] or not low <= lr <= high:
+            raise ValueError(f"optim/name and optim/lr are {name!r} and {lr!r}, but the training "
+                             f"settings say {settings['optimizer']!r} and a rate from {settings['lr']!r} "
+                             f"to {settings['lr_final']!r}")
+    elif name != settings["optimizer"] or lr != settings["lr"]:
         raise ValueError(f"optim/name and optim/lr are {name!r} and {lr!r}, but the training "
-                         f"settings say {settings['optimizer']!r} and {expected!r}")
+                         f"settings say {settings['optimizer']!r} and {settings['lr']!r}")
     # train() builds its optimiser with the constructor's defaults for all but lr
     defaults = inspect.signature(optim.OPTIMIZERS[name].__init__).parameters
     changed = [s for s in optim.OPTIMIZERS[name].settings
