@@ -25,7 +25,7 @@ about 1 or less with one thread.
 JAX is not a dependency of minivae.  Install it in a separate virtualenv (CPU build):
 
     python -m venv /tmp/jaxvenv
-    /tmp/jaxvenv/bin/pip install jax numpy scipy matplotlib
+    /tmp/jaxvenv/bin/pip install jax==0.10.2 numpy scipy matplotlib     # the version it was written with
     /tmp/jaxvenv/bin/pip install -e .
     /tmp/jaxvenv/bin/python benchmarks/compare_jax.py --rounds 3 --threads 2
 
