@@ -17,10 +17,11 @@ sides compute the same thing.
 
 Threads: XLA reads XLA_FLAGS when its CPU backend starts, so this script re-executes itself
 with them set.  --threads 1: ``--xla_cpu_multi_thread_eigen=false
-intra_op_parallelism_threads=1``.  --threads N > 1: no flag (XLA has none for N threads); the
-process (and the minivae bench it starts) is restricted to N CPUs by its affinity, so that XLA
-sizes its thread pool to them.  The CPU seconds per wall second of the JAX blocks are printed:
-about 1 or less with one thread.
+intra_op_parallelism_threads=1`` (XLA has no flag for N threads).  These flags alone did not
+keep jax 0.10.2 on one thread (two of its Eigen threads still ran at once), so the process (and
+the minivae bench it starts, which inherits it) is also restricted to N CPUs by its affinity
+whenever the machine has more than N.  The CPU seconds per wall second of the JAX blocks are
+printed: at most 1 with one thread.
 
 JAX is not a dependency of minivae.  Install it in a separate virtualenv (CPU build):
 

@@ -21,7 +21,8 @@ One step (gather a minibatch, binarise it with fresh Bernoulli draws, draw eps, 
 gradient by ``jax.value_and_grad``, Adam) is ONE ``jax.jit`` call: :func:`make_step`.
 
 Threads: XLA reads ``XLA_FLAGS`` when its CPU backend starts, so :func:`xla_flags` must be in
-the environment before the first JAX computation (the scripts re-execute themselves with it).
+the environment before the first JAX computation (the scripts re-execute themselves with it);
+the CPUs a process may use (:func:`cpu_affinity`) are what really bounds XLA's threads.
 """
 import os
 
@@ -38,7 +39,9 @@ def xla_flags(threads, current=None):
 
     XLA has no flag for "n threads" on the CPU: with threads = 1 it is told not to run
     Eigen's matrix products multithreaded and to use one intra-op thread; with more, XLA
-    uses every CPU the process may run on (:func:`cpu_affinity` restricts those).
+    uses every CPU the process may run on.  With jax 0.10.2 the one-thread flags alone were
+    not enough (two of XLA's Eigen threads still ran the step at once, as without them), so
+    the scripts also restrict the process to ``threads`` CPUs (:func:`cpu_affinity`).
     """
     current = (os.environ.get("XLA_FLAGS", "") if current is None else current).strip()
     if threads == 1 and ONE_THREAD_FLAGS not in current:

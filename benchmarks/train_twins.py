@@ -19,8 +19,8 @@ fresh eps; the last minibatch of an epoch is shorter when 128 does not divide N 
 
 Threads (the process re-executes itself with its environment set before NumPy loads):
 OPENBLAS_NUM_THREADS = OMP_NUM_THREADS = N for all three, ``torch.set_num_threads(N)``, and for
-JAX with N = 1 the XLA_FLAGS of ``jax_twin.xla_flags``; the process runs on N CPUs (its
-affinity) when there are more.
+JAX with N = 1 the XLA_FLAGS of ``jax_twin.xla_flags``; and, for all three, the process runs
+on N CPUs (its affinity) when the machine has more (for JAX the flags alone are not enough).
 
 Printed on stdout, one JSON line: impl, threads, epochs, train_seconds (the epochs' loop only:
 no loading, compiling or evaluation), final_train_elbo (mean minibatch ELBO estimate of the last
