@@ -395,7 +395,7 @@ def test_train_compares_a_run_of_a_recipe_with_its_ladder_and_only_such_a_run(tm
     from minivae.data.datasets import load_mnist
     from minivae.runs.run_control import data_fingerprint
     fingerprint = data_fingerprint(load_mnist().train.x.astype(np.float32))
-    ladder = {"data": fingerprint, "seeds": 3, "test_elbo": {1: (-150.0, 2.0, -300.0, -140.0)}}
+    ladder = {"data": fingerprint, "test_elbo": {1: (-150.0, 2.0, -300.0, -140.0, 3)}}
     monkeypatch.setitem(presets.LADDER, "standard", ladder)
     assert main(["train", "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
     captured = capsys.readouterr()
@@ -415,10 +415,13 @@ def test_train_compares_a_run_of_a_recipe_with_its_ladder_and_only_such_a_run(tm
                                             (-109.5, "0.50 nats above their highest")])
 def test_the_ladder_comparison_says_where_a_run_lies(value, verdict):
     from minivae.cli.train import compare_with_ladder
-    entry = {"seeds": 4, "test_elbo": {13: (-120.0, 3.0, -130.0, -110.0)}}
+    entry = {"test_elbo": {13: (-120.0, 3.0, -130.0, -110.0, 4), 400: (-90.0, 0.0, -90.0, -90.0, 1)}}
     line = compare_with_ladder(entry, 13, value)
-    assert line.startswith(f"after 13 epochs: test ELBO {value:.2f}; runs of this recipe reach -120.00")
+    assert line.startswith(f"after 13 epochs: test ELBO {value:.2f}; runs of this recipe reach -120.00 "
+                           "+- 3.00 here (4 seeds, -130.00 to -110.00")
     assert line.endswith(verdict)
+    assert compare_with_ladder(entry, 400, value).endswith("a run of this recipe reached -90.00 here "
+                                                            "(one seed; docs/ladder.md)")
     assert compare_with_ladder(entry, 12, value) is None and compare_with_ladder(None, 13, value) is None
 
 
@@ -429,9 +432,9 @@ def test_the_ladders_in_the_presets_are_the_measured_ones():
     figures = pathlib.Path(__file__).resolve().parent.parent / "docs" / "figures"
     for name, entry in presets.LADDER.items():
         measured = json.loads((figures / f"ladder-{name}.json").read_text())["results"]
-        assert measured["data"] == entry["data"] and len(measured["runs"]) == entry["seeds"]
-        summary = rungs(measured["runs"], len(measured["runs"][0]["test_elbo"]))
+        assert measured["data"] == entry["data"]
+        summary = rungs(measured["runs"], measured.get("long_runs", ()))
         assert set(entry["test_elbo"]) == set(summary), name
         for epoch, kept in entry["test_elbo"].items():
             s = summary[epoch]
-            assert kept == tuple(round(s[k], 2) for k in ("mean", "sd", "min", "max")), (name, epoch)
+            assert kept == tuple(round(s[k], 2) for k in ("mean", "sd", "min", "max")) + (s["n"],), (name, epoch)

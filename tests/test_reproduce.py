@@ -143,6 +143,8 @@ def test_reproduce_ladder_quick_seed_s_is_minivae_train_with_seed_s(tmp_path, ca
     (["fig2", "--seeds", "3"], "--seeds does not apply to fig2"),
     (["iwae", "--recipe", "standard"], "--recipe does not apply to iwae"),
     (["ladder", "--ks", "5"], "--ks does not apply to ladder"),
+    (["iwae", "--stop-after", "3"], "--stop-after does not apply to iwae"),
+    (["ladder", "--stop-after", "0"], "--stop-after must be a positive integer, got 0"),
 ])
 def test_reproduce_ladder_refuses_bad_or_foreign_options_before_creating_anything(tmp_path, capsys, argv,
                                                                                   message):
@@ -150,3 +152,23 @@ def test_reproduce_ladder_refuses_bad_or_foreign_options_before_creating_anythin
     assert main(["reproduce", *argv, "--quick", "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_ladder_stopped_early_keeps_the_recipes_schedule_and_records_the_epochs_it_trained(tmp_path):
+    from minivae.data.datasets import load_mnist
+    from minivae.experiments.ladder import ladder
+    from minivae.training import train
+    from minivae.vae import VAE
+    data = load_mnist()
+    x_train, x_test = data.train.x[:500], data.test.x[:100]
+    recipe = {"z_dim": 3, "hidden": (16,), "activation": "relu", "likelihood": "bernoulli",
+              "dtype": "float32", "init_std": None, "epochs": 5, "batch_size": 50, "optimizer": "adam",
+              "lr": 3e-3, "lr_final": 1e-4, "n_samples": 1, "estimator": "B", "warmup_epochs": 0,
+              "weight_decay": 0.0}
+    results = ladder(x_train, x_test, recipe, seeds=1, first_seed=2, stop_after=2)
+    assert len(results["runs"][0]["test_elbo"]) == 2 and set(results["rungs"]) == {1, 2}
+    # the same two epochs as a whole run of the recipe (whose rate decays over 5 epochs)
+    model = VAE(784, 3, hidden=(16,), dtype="float32", seed=2)
+    history = train(model, x_train, x_test, epochs=5, batch_size=50, lr=3e-3, lr_final=1e-4, seed=2,
+                    verbose=False)
+    assert results["runs"][0]["test_elbo"] == history["test_elbo"][:2]

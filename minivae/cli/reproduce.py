@@ -28,7 +28,7 @@ from minivae.utils.validation import check_count, check_number
 OPTIONS = {"fig2": ("budget", "n_points", "n_eval", "lr"),
            "fig3": ("budget", "n_points", "n_eval", "lr"),
            "iwae": ("epochs", "n_eval", "ks", "schedule"),
-           "ladder": ("recipe", "seeds", "epochs", "eval_k", "n_eval")}
+           "ladder": ("recipe", "seeds", "epochs", "eval_k", "n_eval", "stop_after")}
 PRESETS = {"fig2": presets.FIG2, "fig3": presets.FIG3, "iwae": presets.IWAE, "ladder": presets.LADDER_RUNS}
 # the recipes a ladder measures: minivae train's standard model, and --preset hour
 RECIPES = {"standard": presets.STANDARD["full"], "hour": {**presets.STANDARD["full"], **presets.HOUR["full"]}}
@@ -42,7 +42,7 @@ def experiment_settings(args, mode):
     naming it.
     """
     check_counts(args, {"budget": 1, "epochs": 1, "seed": 0, "n_eval": 1, "n_points": 1, "seeds": 1,
-                        "eval_k": 1})
+                        "eval_k": 1, "stop_after": 1})
     for k in args.ks or ():
         check_count(k, "--ks", 1)
     if args.lr is not None:
@@ -51,7 +51,7 @@ def experiment_settings(args, mode):
     if args.experiment == "ladder" and mode == "full" and args.recipe not in (None, "standard"):
         settings["epochs"] = RECIPES[args.recipe]["epochs"]     # a decaying rate: its own epochs
     for option in ("budget", "n_points", "epochs", "n_eval", "lr", "ks", "schedule", "recipe", "seeds",
-                   "eval_k"):
+                   "eval_k", "stop_after"):
         value = getattr(args, option)
         if value is None:
             continue
@@ -124,7 +124,7 @@ def _run_ladder(args, data, settings, out, save):
     recipe = {**RECIPES[settings["recipe"]], "epochs": settings["epochs"]}
     results = ladder.ladder(data.train.x, data.test.x, recipe, seeds=settings["seeds"],
                             first_seed=args.seed, eval_k=settings["eval_k"], n_eval=settings["n_eval"],
-                            progress=sys.stderr, on_result=lambda r: save(r, settings))
+                            stop_after=settings.get("stop_after"), progress=sys.stderr, on_result=lambda r: save(r, settings))
     figure = "ladder.png"
     ladder.plot_ladder(results, os.path.join(out, figure))
     for epoch, rung in results["rungs"].items():
@@ -199,6 +199,9 @@ def add_parser(commands):
     p.add_argument("--eval-k", type=int, default=None,
                    help="ladder: also each run's test NLL with this many importance samples "
                         f"(default: none; --quick {presets.LADDER_RUNS['quick']['eval_k']})")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="ladder: train only the first epochs of each run (of the recipe's schedule), "
+                        "for the lower rungs of a long recipe (default: every epoch)")
     p.add_argument("--seed", type=int, default=0, help="the seed (ladder: the first seed)")
     p.add_argument("--out", default=None, help="run folder (default: runs/reproduce-<experiment>-<date-time>)")
     p.set_defaults(run=run)

@@ -123,15 +123,16 @@ def compare_with_ladder(entry, epoch, value):
     """'after 13 epochs: test ELBO -94.10; runs of this recipe reach -93.80 +- 0.30 ...' (or None)."""
     if entry is None or epoch not in entry["test_elbo"]:
         return None
-    mean, sd, low, high = entry["test_elbo"][epoch]
+    mean, sd, low, high, n = entry["test_elbo"][epoch]
     value = round(value, 2)                 # as the ladder's numbers are kept
+    start = f"after {epoch} epoch{'s' if epoch != 1 else ''}: test ELBO {value:.2f}; "
+    if n == 1:
+        return start + f"a run of this recipe reached {mean:.2f} here (one seed; docs/ladder.md)"
     where = ("within their range" if low <= value <= high else
              f"{low - value:.2f} nats below their lowest" if value < low else
              f"{value - high:.2f} nats above their highest")
-    return (f"after {epoch} epoch{'s' if epoch != 1 else ''}: test ELBO {value:.2f}; runs of this "
-            f"recipe reach {mean:.2f} "
-            f"+- {sd:.2f} here ({entry['seeds']} seeds, {low:.2f} to {high:.2f}; docs/ladder.md): "
-            f"{where}")
+    return (start + f"runs of this recipe reach {mean:.2f} +- {sd:.2f} here ({n} seeds, {low:.2f} "
+            f"to {high:.2f}; docs/ladder.md): {where}")
 
 
 def check_options(args):

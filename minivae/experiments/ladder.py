@@ -38,7 +38,7 @@ def summarize(values):
             "max": float(values.max()), "n": int(len(values))}
 
 
-def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=None,
+def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=None, stop_after=None,
            progress=None, on_result=None):
     """Train ``recipe`` with seeds first_seed, ..., first_seed + seeds - 1; the test ELBO at each rung.
 
@@ -51,6 +51,10 @@ def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=
     eval_k, n_eval : int, optional
         Also the test NLL at the end of each run: -mean log p(x) by importance sampling
         with eval_k samples on the first n_eval test images (all by default).
+    stop_after : int, optional
+        Train only the first stop_after epochs of each run (of the recipe's schedule: a
+        decaying rate still decays over the recipe's epochs), for the lower rungs of a long
+        recipe.
 
     Returns {"recipe", "data" (the training data's fingerprint), "runs" (per seed: the
     test ELBO of every epoch, and the NLL), "rungs" ({epoch: summarize(...)}), "nll"
@@ -60,6 +64,8 @@ def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=
     first_seed = check_count(first_seed, "first_seed", 0)
     if eval_k is not None:
         eval_k = check_count(eval_k, "eval_k")
+    epochs = recipe["epochs"] if stop_after is None else min(check_count(stop_after, "stop_after"),
+                                                             recipe["epochs"])
     model_settings = {k: recipe[k] for k in MODEL_KEYS}
     train_settings = {k: recipe[k] for k in TRAIN_KEYS}
     fingerprint = None
@@ -69,9 +75,11 @@ def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=
         if fingerprint is None:
             fingerprint = data_fingerprint(model.check_data(x_train, "x_train"))
         report = Progress(progress, f"ladder: seed {seed}", unit="epochs")
+        # on_step stops one step into the epoch after stop_after, so that epoch's test ELBO is in
         history = train(model, x_train, x_test, seed=seed, verbose=False, **train_settings,
                         on_epoch=lambda epoch, history: report.update(
-                            epoch, recipe["epochs"], f"test ELBO {history['test_elbo'][-1]:8.2f}"))
+                            epoch, epochs, f"test ELBO {history['test_elbo'][-1]:8.2f}"),
+                        on_step=lambda model, examples: examples > epochs * len(x_train))
         run = {"seed": seed, "test_elbo": [float(v) for v in history["test_elbo"]],
                "seconds": float(sum(history["seconds"])), "nll": None}
         if eval_k is not None:
@@ -86,17 +94,29 @@ def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=
                    + ("" if run["nll"] is None else f", test NLL {run['nll']:.2f} (k = {eval_k})")
                    + f", {run['seconds']:.0f} s of training")
         results = {"recipe": {**model_settings, **train_settings}, "data": fingerprint, "runs": runs,
-                   "rungs": rungs(runs, recipe["epochs"]),
+                   "rungs": rungs(runs),
                    "nll": summarize([r["nll"] for r in runs]) if eval_k is not None else None}
         if on_result is not None:
             on_result(results)
     return results
 
 
-def rungs(runs, epochs):
-    """{epoch: summarize(test ELBO after that epoch over the runs)} for the RUNGS up to ``epochs``."""
-    return {e: summarize([r["test_elbo"][e - 1] for r in runs])
-            for e in sorted(set(RUNGS) | {epochs}) if e <= epochs}
+def rungs(runs, long_runs=()):
+    """{epoch: summarize(test ELBO after that epoch over the runs that reached it)}: RUNGS, last epochs.
+
+    ``runs`` hold the test ELBO of every epoch (``test_elbo``, a list); ``long_runs`` hold
+    it at some epochs only (``test_elbo_at``, {"epoch": value}: a long run whose models
+    were saved at those epochs and evaluated afterwards, as ``minivae train`` would have).
+    """
+    values = {}
+    for run in runs:
+        for e in sorted(set(RUNGS) | {len(run["test_elbo"])}):     # and the run's last epoch
+            if e <= len(run["test_elbo"]):
+                values.setdefault(e, []).append(run["test_elbo"][e - 1])
+    for run in long_runs:
+        for e, value in run["test_elbo_at"].items():
+            values.setdefault(int(e), []).append(value)
+    return {e: summarize(values[e]) for e in sorted(values)}
 
 
 def plot_ladder(results, path):
@@ -107,13 +127,18 @@ def plot_ladder(results, path):
     ax = fig.add_subplot(1, 1, 1)
     for run in results["runs"]:
         ax.plot(np.arange(1, len(run["test_elbo"]) + 1), run["test_elbo"], color="0.6", linewidth=0.8)
+    for run in results.get("long_runs", ()):
+        epochs = sorted(run["test_elbo_at"], key=int)
+        ax.plot([int(e) for e in epochs], [run["test_elbo_at"][e] for e in epochs], "s--", color="0.4",
+                markersize=3, linewidth=0.8, label=f"seed {run['seed']}, the whole run")
     epochs = sorted(results["rungs"], key=int)
     ax.errorbar([int(e) for e in epochs], [results["rungs"][e]["mean"] for e in epochs],
                 yerr=[results["rungs"][e]["sd"] for e in epochs], fmt="o", color="tab:blue",
-                capsize=3, label=f"mean +/- sd over {len(results['runs'])} seeds")
+                capsize=3, label="mean +/- sd over the seeds")
     ax.set_xscale("log")
     # the first epoch's values can lie far below the rest: the range is the rest's and the rungs'
     shown = [v for run in results["runs"] for v in run["test_elbo"][1:]]
+    shown += [v for run in results.get("long_runs", ()) for v in run["test_elbo_at"].values()]
     shown += [r["mean"] - r["sd"] for r in results["rungs"].values()]
     top, bottom = max(shown), min(shown)
     ax.set_ylim(bottom - 0.05 * (top - bottom + 1), top + 0.05 * (top - bottom + 1))
