@@ -20,6 +20,7 @@ The checks run as the grader runs them (minivae.assignment.probes and
 grader.compare), on a tree that is the reference with only the changed file
 replaced: the isolated mode of the grader.
 """
+import ast
 import importlib.util
 import signal
 import textwrap
@@ -252,7 +253,7 @@ def _as_expected(b):
 def _mutate(scanned, name, entry, seeds, ref, row, catches):
     for rel, (text, regions) in scanned.items():
         ranges = [(r["begin"] + 2, r["end"]) for r in regions if r["exercise"] == name]
-        for line, what, source in (mutants(text, ranges) if ranges else ()):
+        for line, what, source in (_mutants_by_function(text, ranges) if ranges else ()):
             where = {"file": rel, "line": line, "change": what,
                      "code": text.splitlines()[line - 1].strip()}
             try:
@@ -282,6 +283,35 @@ def _mutate(scanned, name, entry, seeds, ref, row, catches):
                 why = ("its outputs are bit-for-bit the reference's on every case and seed" if same == "bit-for-bit"
                        else "its outputs match the reference's within the tolerance on every case and seed")
                 row["mutants"]["equivalent"].append({**where, "why": why})
+
+
+def _mutants_by_function(text, ranges):
+    """The mutants of ``text`` within ``ranges`` (mutants.mutants), each made on the function that holds
+    its range, not on the whole file: the same changes, with the rest of the file as it is.
+
+    mutants() copies and unparses the tree it is given once per mutant; given the whole file, that
+    was most of the selftest's time. Here it is given the function alone, on its own lines, under
+    ``if True:`` lines standing for the blocks around it (so the line numbers and the indentation
+    are the file's), and the function it returns replaces the function's lines in ``text``.
+    """
+    lines = text.splitlines(keepends=True)
+    functions = [n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for first, last in ranges:
+        holders = [f for f in functions if f.lineno <= first and last <= f.end_lineno]
+        if not holders:                                   # not in a function: the whole file, as before
+            yield from mutants(text, [(first, last)])
+            continue
+        holder = min(holders, key=lambda f: f.end_lineno - f.lineno)
+        start, end = min([holder.lineno] + [d.lineno for d in holder.decorator_list]), holder.end_lineno
+        levels, odd = divmod(holder.col_offset, 4)
+        if odd or levels > start - 1:
+            yield from mutants(text, [(first, last)])
+            continue
+        alone = "\n" * (start - 1 - levels) + "".join("    " * k + "if True:\n" for k in range(levels))
+        alone += "".join(lines[start - 1:end])
+        for line, what, source in mutants(alone, [(first, last)]):
+            function = "".join(source.splitlines(keepends=True)[levels:])
+            yield line, what, "".join(lines[:start - 1]) + function.rstrip("\n") + "\n" + "".join(lines[end:])
 
 
 def _all_cases(entry, name):
