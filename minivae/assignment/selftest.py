@@ -42,7 +42,7 @@ from minivae.assignment.regions import render, scan
 
 SEEDS = (0, 1, 2)                 # the grader's public seeds and one standing for a hidden one
 MORE_SEEDS = (3, 4, 5, 6, 7)      # an uncaught mutant is tried on these before it is called equivalent
-MUTANT_SECONDS = 5.0              # a mutant that loops longer is caught (the grader's time limit)
+MUTANT_SECONDS = 5.0              # CPU seconds: a mutant that loops longer is caught (the grader's time limit)
 REGRADES = 3                      # hidden seeds each bank entry is regraded with (the test suite's count)
 THOROUGH_REGRADES = 20            # ... with --thorough: the full matrix an instructor runs before a term
 BANK_FILE = "tests/misconceptions.py"
@@ -169,17 +169,19 @@ def load_bank(path):
 
 
 def _limited(function, *args):
-    """function(*args), or _TooLong after MUTANT_SECONDS (a SIGALRM in this, the main, thread)."""
+    """function(*args), or _TooLong after MUTANT_SECONDS of this process's CPU time (a SIGPROF in this,
+    the main, thread). CPU time, not wall time: on a loaded machine an equivalent mutant's extra
+    seeds could take longer than that in wall time and be called uncaught."""
     def alarm(signum, frame):
         raise _TooLong()
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, MUTANT_SECONDS)
+    previous = signal.signal(signal.SIGPROF, alarm)
+    signal.setitimer(signal.ITIMER_PROF, MUTANT_SECONDS)
     try:
         return function(*args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _same_outputs(m, entry, seeds):
