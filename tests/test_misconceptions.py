@@ -6,7 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from minivae import assignment
@@ -14,6 +13,7 @@ from minivae.assignment import selftest
 from minivae.assignment.exercises import EXERCISES
 from minivae.assignment.grader import cases_of, reference_outputs
 from minivae.assignment.regions import scan
+from minivae.cli.main import main
 from grading_variants import with_region
 from misconceptions import BANK
 
@@ -49,16 +49,37 @@ def test_each_misconception_earns_its_points_from_the_grader_and_the_local_check
 
 
 @pytest.mark.parametrize("label", sorted(BANK))
-def test_twenty_regrades_with_fresh_hidden_seeds_give_one_score(label):
+def test_regrades_with_fresh_hidden_seeds_give_one_score(label):
+    # REGRADES (3) hidden seeds here, from a fixed generator (repeatable); the same property on
+    # THOROUGH_REGRADES (20) is `minivae assignment selftest --thorough`, before a term
     wrong = BANK[label]
     entry = EXERCISES[wrong["exercise"]]
-    m = planted(label)
-    scores = set()
-    for hidden in np.random.default_rng(7).integers(100, 2**31, size=20):       # fixed seed: repeatable
-        seeds = (0, 1, int(hidden))
-        scores.add(selftest.points(entry, selftest.grader_verdicts(
-            m, entry, seeds, reference_outputs(cases_of(entry, seeds)))))
-    assert scores == {wrong["points"]}
+    hidden = selftest.hidden_seeds(selftest.REGRADES)
+    assert len(set(hidden)) == selftest.REGRADES >= 2 and min(hidden) >= 100
+    assert selftest.regrade_points(planted(label), entry, hidden) == {wrong["points"]}
+
+
+def test_selftest_thorough_regrades_each_bank_entry_with_twenty_hidden_seeds(monkeypatch, capsys):
+    # --thorough is accepted and asks for THOROUGH_REGRADES; the run itself is monkeypatched away
+    asked = []
+    monkeypatch.setattr(selftest, "selftest", lambda *a, **k: asked.append(k["regrades"]) or
+                        {"exercises": [], "ok": True, "seconds": 0.0})
+    assert main(["assignment", "selftest", "--thorough", "--exercises", "analytic_kl", "--no-mutants"]) == 0
+    assert main(["assignment", "selftest", "--exercises", "analytic_kl", "--no-mutants"]) == 0
+    assert asked == [selftest.THOROUGH_REGRADES, selftest.REGRADES] and selftest.THOROUGH_REGRADES == 20
+    monkeypatch.undo()
+    # and selftest regrades every bank entry with that many hidden seeds (counted, not run: each
+    # regrade here gives two scores, which selftest must report as a failure)
+    graded = []
+    monkeypatch.setattr(selftest, "regrade_points",
+                        lambda m, entry, hidden: graded.append(list(hidden)) or {0, 1})
+    report = selftest.selftest(ROOT, ["analytic_kl"], mutate=False, regrades=selftest.THOROUGH_REGRADES)
+    rows = report["exercises"][0]["bank"]
+    assert len(graded) == len(rows) == sum(w["exercise"] == "analytic_kl" for w in BANK.values())
+    assert all(h == selftest.hidden_seeds(20) and len(set(h)) == 20 for h in graded)
+    assert all(b["regraded"] == 20 for b in rows)
+    assert not report["ok"] and "regraded with 20 hidden seeds [0, 1]" in selftest.format_selftest(report)
+    assert selftest.hidden_seeds(20)[:selftest.REGRADES] == selftest.hidden_seeds(selftest.REGRADES)
 
 
 PATTERNS = {"kl_dlogvar_half_dropped": ("dlogvar", "is 2 times"), "sample_dlogvar_half_dropped": ("dlogvar", "is 2 times"),
@@ -101,7 +122,9 @@ def test_planted_in_a_student_edition_gradescope_shows_the_output_the_pattern_an
 
 
 def test_selftest_passes_on_the_default_assignment():
-    report = selftest.selftest(ROOT)
+    # regrades=0: each entry's regrades are test_regrades_with_fresh_hidden_seeds_give_one_score's,
+    # on the same hidden seeds, and the thorough test shows selftest doing them
+    report = selftest.selftest(ROOT, regrades=0)
     assert report["ok"], selftest.format_selftest(report)
     rows = {r["exercise"]: r for r in report["exercises"]}
     assert set(rows) == set(EXERCISES)

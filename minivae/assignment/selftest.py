@@ -6,7 +6,9 @@ process (the code is the instructor's own: no worker, no sandbox) and reports:
 1. the reference earns full marks, and the stubs (a fresh edition) nothing;
 2. every entry of the misconception bank (``tests/misconceptions.py``: known-wrong
    region bodies, each with the points it should earn) earns exactly those points,
-   in the grader's checks and in the student's local checks alike;
+   in the grader's checks and in the student's local checks alike, and again when
+   regraded with ``regrades`` fresh hidden seeds (REGRADES; THOROUGH_REGRADES with
+   ``minivae assignment selftest --thorough``, the full matrix before a term);
 3. every automatic mutant of every solution region (minivae.assignment.mutants:
    sign flips, constants changed, operands swapped, an axis changed, a term dropped)
    fails at least one check.  A mutant nothing catches is run again on more seeds;
@@ -18,6 +20,7 @@ The checks run as the grader runs them (minivae.assignment.probes and
 grader.compare), on a tree that is the reference with only the changed file
 replaced: the isolated mode of the grader.
 """
+import ast
 import importlib.util
 import signal
 import textwrap
@@ -39,7 +42,9 @@ from minivae.assignment.regions import render, scan
 
 SEEDS = (0, 1, 2)                 # the grader's public seeds and one standing for a hidden one
 MORE_SEEDS = (3, 4, 5, 6, 7)      # an uncaught mutant is tried on these before it is called equivalent
-MUTANT_SECONDS = 5.0              # a mutant that loops longer is caught (the grader's time limit)
+MUTANT_SECONDS = 5.0              # CPU seconds: a mutant that loops longer is caught (the grader's time limit)
+REGRADES = 3                      # hidden seeds each bank entry is regraded with (the test suite's count)
+THOROUGH_REGRADES = 20            # ... with --thorough: the full matrix an instructor runs before a term
 BANK_FILE = "tests/misconceptions.py"
 _FILES = {"nn": "nn.py", "dist": "distributions.py", "elbo": "elbo.py", "vae": "vae.py",
           "evaluate": "evaluate.py", "optim": "optim.py"}
@@ -139,6 +144,22 @@ def points(entry, verdicts):
     return sum(spec["points"] for check, spec in entry["checks"].items() if not verdicts[check])
 
 
+def hidden_seeds(count):
+    """``count`` hidden seeds as the grader draws them (>= 100), from a fixed generator: repeatable,
+    and the first ``count`` of a longer list are the same seeds."""
+    return [int(s) for s in np.random.default_rng(7).integers(100, 2**31, size=count)]
+
+
+def regrade_points(m, entry, hidden):
+    """{points} of the grader's checks of ``entry`` on ``m``, graded once per hidden seed of ``hidden``
+    (with the public seeds 0 and 1): one value if the score does not depend on the draw."""
+    scores = set()
+    for seed in hidden:
+        seeds = (0, 1, seed)
+        scores.add(points(entry, grader_verdicts(m, entry, seeds, reference_outputs(cases_of(entry, seeds)))))
+    return scores
+
+
 def load_bank(path):
     """The misconception bank: {name: {exercise, misconception, see, points, regions}} from ``path``."""
     spec = importlib.util.spec_from_file_location("_minivae_misconceptions", path)
@@ -148,17 +169,19 @@ def load_bank(path):
 
 
 def _limited(function, *args):
-    """function(*args), or _TooLong after MUTANT_SECONDS (a SIGALRM in this, the main, thread)."""
+    """function(*args), or _TooLong after MUTANT_SECONDS of this process's CPU time (a SIGPROF in this,
+    the main, thread). CPU time, not wall time: on a loaded machine an equivalent mutant's extra
+    seeds could take longer than that in wall time and be called uncaught."""
     def alarm(signum, frame):
         raise _TooLong()
 
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, MUTANT_SECONDS)
+    previous = signal.signal(signal.SIGPROF, alarm)
+    signal.setitimer(signal.ITIMER_PROF, MUTANT_SECONDS)
     try:
         return function(*args)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _same_outputs(m, entry, seeds):
@@ -174,19 +197,21 @@ def _same_outputs(m, entry, seeds):
     return "bit-for-bit" if exact else "within"
 
 
-def selftest(root, names=None, table=None, bank_path=None, seeds=SEEDS, mutate=True, package=PACKAGE):
+def selftest(root, names=None, table=None, bank_path=None, seeds=SEEDS, mutate=True, package=PACKAGE,
+             regrades=REGRADES):
     """Check the checks of ``names`` (default all) on the solution checkout ``root``; see the module doc.
 
-    Returns {"exercises": [{exercise, reference, stub, bank: [...], mutants: {caught, uncaught:
-    [...], equivalent: [...]}, idle_checks: [...]}], "ok", "seconds"}.
+    Returns {"exercises": [{exercise, reference, stub, bank: [{..., regrades: [points of each
+    distinct score], regraded}], mutants: {caught, uncaught: [...], equivalent: [...]},
+    idle_checks: [...]}], "ok", "seconds"}.
     """
     start = time.monotonic()
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")              # a wrong answer may overflow: its verdict says so
-        return _selftest(root, names, table, bank_path, seeds, mutate, package, start)
+        return _selftest(root, names, table, bank_path, seeds, mutate, package, start, hidden_seeds(regrades))
 
 
-def _selftest(root, names, table, bank_path, seeds, mutate, package, start):
+def _selftest(root, names, table, bank_path, seeds, mutate, package, start, hidden):
     table = exercise_table(table)
     names = select(names, table)
     scanned = scan(root, package, table)
@@ -210,21 +235,27 @@ def _selftest(root, names, table, bank_path, seeds, mutate, package, start):
                 catches[check] += bool(why)
             row["bank"].append({"name": label, "points": points(entry, graded), "local": points(entry, local),
                                 "expected": wrong["points"], "failed": [c for c, w in graded.items() if w],
-                                "local_failed": [c for c, w in local.items() if w]})
+                                "local_failed": [c for c, w in local.items() if w],
+                                "regrades": sorted(regrade_points(m, entry, hidden)), "regraded": len(hidden)})
         if mutate:
             _mutate(scanned, name, entry, seeds, ref, row, catches)
         row["idle_checks"] = [c for c, n in catches.items() if not n]
         rows.append(row)
     ok = all(r["reference"] == r["max_points"] and r["stub"] == 0 and not r["mutants"]["uncaught"]
-             and not r["idle_checks"] and all(b["points"] == b["local"] == b["expected"] < r["max_points"]
-                                              for b in r["bank"]) for r in rows)
+             and not r["idle_checks"] and all(_as_expected(b) and b["points"] < r["max_points"] for b in r["bank"])
+             for r in rows)
     return {"exercises": rows, "ok": ok, "seconds": time.monotonic() - start}
+
+
+def _as_expected(b):
+    """A bank row earns its expected points from the grader, the local check and every regrade."""
+    return b["points"] == b["local"] == b["expected"] and set(b["regrades"]) <= {b["expected"]}
 
 
 def _mutate(scanned, name, entry, seeds, ref, row, catches):
     for rel, (text, regions) in scanned.items():
         ranges = [(r["begin"] + 2, r["end"]) for r in regions if r["exercise"] == name]
-        for line, what, source in (mutants(text, ranges) if ranges else ()):
+        for line, what, source in (_mutants_by_function(text, ranges) if ranges else ()):
             where = {"file": rel, "line": line, "change": what,
                      "code": text.splitlines()[line - 1].strip()}
             try:
@@ -256,6 +287,35 @@ def _mutate(scanned, name, entry, seeds, ref, row, catches):
                 row["mutants"]["equivalent"].append({**where, "why": why})
 
 
+def _mutants_by_function(text, ranges):
+    """The mutants of ``text`` within ``ranges`` (mutants.mutants), each made on the function that holds
+    its range, not on the whole file: the same changes, with the rest of the file as it is.
+
+    mutants() copies and unparses the tree it is given once per mutant; given the whole file, that
+    was most of the selftest's time. Here it is given the function alone, on its own lines, under
+    ``if True:`` lines standing for the blocks around it (so the line numbers and the indentation
+    are the file's), and the function it returns replaces the function's lines in ``text``.
+    """
+    lines = text.splitlines(keepends=True)
+    functions = [n for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    for first, last in ranges:
+        holders = [f for f in functions if f.lineno <= first and last <= f.end_lineno]
+        if not holders:                                   # not in a function: the whole file, as before
+            yield from mutants(text, [(first, last)])
+            continue
+        holder = min(holders, key=lambda f: f.end_lineno - f.lineno)
+        start, end = min([holder.lineno] + [d.lineno for d in holder.decorator_list]), holder.end_lineno
+        levels, odd = divmod(holder.col_offset, 4)
+        if odd or levels > start - 1:
+            yield from mutants(text, [(first, last)])
+            continue
+        alone = "\n" * (start - 1 - levels) + "".join("    " * k + "if True:\n" for k in range(levels))
+        alone += "".join(lines[start - 1:end])
+        for line, what, source in mutants(alone, [(first, last)]):
+            function = "".join(source.splitlines(keepends=True)[levels:])
+            yield line, what, "".join(lines[:start - 1]) + function.rstrip("\n") + "\n" + "".join(lines[end:])
+
+
 def _all_cases(entry, name):
     """``entry`` with the checks of the default table's exercise ``name`` added (if there is one)."""
     default = exercise_table(None).get(name, {}).get("checks", {})
@@ -268,12 +328,13 @@ def format_selftest(report):
     for r in report["exercises"]:
         mut = r["mutants"]
         lines.append(f"{r['exercise']}: reference {r['reference']:g}/{r['max_points']:g}, stub {r['stub']:g}, "
-                     f"bank {sum(b['points'] == b['local'] == b['expected'] for b in r['bank'])}/{len(r['bank'])} "
+                     f"bank {sum(_as_expected(b) for b in r['bank'])}/{len(r['bank'])} "
                      f"as expected, mutants caught {mut['caught']}, uncaught {len(mut['uncaught'])}, "
                      f"equivalent {len(mut['equivalent'])}")
         for b in r["bank"]:
-            if not b["points"] == b["local"] == b["expected"]:
+            if not _as_expected(b):
                 lines.append(f"  BANK {b['name']}: grader {b['points']:g}, local check {b['local']:g}, "
+                             f"regraded with {b['regraded']} hidden seeds {b['regrades']}, "
                              f"expected {b['expected']:g} (grader fails {b['failed']}, local {b['local_failed']})")
         for u in mut["uncaught"]:
             lines.append(f"  UNCAUGHT {u['file']}:{u['line']} {u['change']}: {u['code']}")

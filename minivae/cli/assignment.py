@@ -126,8 +126,9 @@ def autograder(args):
 
 def selftest(args):
     """Check the grader's checks: reference full, stubs 0, the misconception bank and mutants caught."""
+    regrades = grader_selftest.THOROUGH_REGRADES if args.thorough else grader_selftest.REGRADES
     report = grader_selftest.selftest(_reference(args), names(args.exercises), table=_table(args),
-                                      bank_path=args.bank, mutate=not args.no_mutants)
+                                      bank_path=args.bank, mutate=not args.no_mutants, regrades=regrades)
     print(json.dumps(report, indent=2) if args.json else grader_selftest.format_selftest(report))
     return 0 if report["ok"] else 1
 
@@ -195,5 +196,8 @@ def add_parser(commands):
     q.add_argument("--reference", default=None, help="the solution checkout (default: this one)")
     q.add_argument("--bank", default=None, help="the misconception bank (default: tests/misconceptions.py)")
     q.add_argument("--no-mutants", action="store_true", help="skip the automatic mutants")
+    q.add_argument("--thorough", action="store_true",
+                   help=f"regrade each bank entry with {grader_selftest.THOROUGH_REGRADES} fresh hidden seeds "
+                        f"(default {grader_selftest.REGRADES}): the full matrix, before a term")
     q.add_argument("--json", action="store_true", help="print the report as JSON")
     q.set_defaults(run=selftest)
