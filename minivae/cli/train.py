@@ -17,9 +17,9 @@ from minivae.vae import ESTIMATORS, LIKELIHOODS
 DEFAULTS = presets.STANDARD["full"]
 PRESETS = {"standard": {}, "hour": presets.HOUR["full"]}
 RECIPES = {name: {**DEFAULTS, **preset} for name, preset in PRESETS.items()}
-HOUR_SUMMARY = (f"{'-'.join(map(str, presets.HOUR['full']['hidden']))}-{presets.HOUR['full']['z_dim']}, "
-                f"{presets.HOUR['full']['estimator']} k = {presets.HOUR['full']['n_samples']}, "
-                f"{presets.HOUR['full']['epochs']} epochs")
+HOUR_SUMMARY = (f"784-{'-'.join(map(str, presets.HOUR['full']['hidden']))}-{presets.HOUR['full']['z_dim']}, "
+                f"estimator {presets.HOUR['full']['estimator']}, {presets.HOUR['full']['epochs']} epochs, "
+                f"lr {presets.HOUR['full']['lr']:g} to {presets.HOUR['full']['lr_final']:g}")
 
 
 def save_run_figures(model, data, history, out, seed=0):
@@ -293,8 +293,8 @@ def add_parser(commands):
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--preset", default="standard", choices=list(PRESETS),
                    help="standard: the model and training below; hour: the one-hour model "
-                        f"({HOUR_SUMMARY}; needs --data with full MNIST); an option typed "
-                        "after it overrides it")
+                        f"({HOUR_SUMMARY}; needs --data with full MNIST); options typed "
+                        "with it override its settings")
     p.add_argument("--data", default=None,
                    help="folder with MNIST or Fashion-MNIST IDX files (%(default)s: the embedded subset)")
     p.add_argument("--download", action="store_true", help="download MNIST into --data first")
