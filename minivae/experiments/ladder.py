@@ -42,6 +42,8 @@ def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=
            progress=None, on_result=None):
     """Train ``recipe`` with seeds first_seed, ..., first_seed + seeds - 1; the test ELBO at each rung.
 
+    Parameters
+    ----------
     recipe : dict
         The model and training settings (the keys of minivae.presets.STANDARD; the
         seed is the ladder's).
@@ -56,9 +58,12 @@ def ladder(x_train, x_test, recipe, *, seeds, first_seed=0, eval_k=None, n_eval=
         decaying rate still decays over the recipe's epochs), for the lower rungs of a long
         recipe.
 
-    Returns {"recipe", "data" (the training data's fingerprint), "runs" (per seed: the
-    test ELBO of every epoch, and the NLL), "rungs" ({epoch: summarize(...)}), "nll"
-    (summarize of the NLLs, or None)}; ``on_result(results)`` after every run.
+    Returns
+    -------
+    results : dict
+        "recipe", "data" (the training data's fingerprint), "runs" (per seed: the test
+        ELBO of every epoch, and the NLL), "rungs" ({epoch: summarize(...)}), "nll"
+        (summarize of the NLLs, or None); ``on_result(results)`` is called after every run.
     """
     seeds = check_count(seeds, "seeds")
     first_seed = check_count(first_seed, "first_seed", 0)
