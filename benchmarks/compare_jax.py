@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -49,6 +48,7 @@ except ImportError:
              "installing it into a separate virtualenv")
 
 import jax_twin
+from step_args import add_step_arguments, run_minivae_bench
 import minivae
 from minivae.data.preprocessing import bernoulli_binarize
 from minivae.optim import make_optimizer
@@ -129,31 +129,9 @@ def time_jax(x_train, model, args):
     return statistics.median(rates), rates, cpu / wall
 
 
-def run_minivae_bench(args):
-    """`minivae bench --json` in a fresh process (this one's thread environment); its result dict."""
-    command = [sys.executable, "-m", "minivae", "bench", "--json",
-               "--batch-size", str(args.batch_size), "--n-samples", str(args.samples),
-               "--steps", str(args.steps), "--repeats", str(args.repeats),
-               "--warmup", str(args.warmup), "--seed", str(args.seed)]
-    if args.data:
-        command += ["--data", args.data]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads for both (default: all CPUs)")
-    parser.add_argument("--rounds", type=int, default=3, help="minivae-then-JAX rounds")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--samples", type=int, default=1, help="L")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None, help="MNIST IDX folder (default: embedded subset)")
-    parser.add_argument("--json", default=None, help="also write all rounds to this JSON file")
+    add_step_arguments(parser, "JAX")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")

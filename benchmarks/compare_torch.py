@@ -56,6 +56,7 @@ except ImportError:
     sys.exit("compare_torch.py needs PyTorch (not a minivae dependency); see the docstring "
              "for installing torch==2.13.0 into a separate virtualenv")
 
+from step_args import add_step_arguments, run_minivae_bench
 import minivae
 from minivae.evaluate import log_weights
 from minivae.data.preprocessing import bernoulli_binarize, fixed_binarization
@@ -139,17 +140,10 @@ def time_torch(x_train, model, args, adam_options):
     return statistics.median(rates), rates
 
 
-def run_minivae_bench(args):
+def minivae_bench(args):
     """`minivae bench --json` in a fresh process with the BLAS thread count set; its result dict."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
-    command = [sys.executable, "-m", "minivae", "bench", "--json",
-               "--batch-size", str(args.batch_size), "--n-samples", str(args.samples),
-               "--steps", str(args.steps), "--repeats", str(args.repeats),
-               "--warmup", str(args.warmup), "--seed", str(args.seed)]
-    if args.data:
-        command += ["--data", args.data]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+    return run_minivae_bench(args, env)
 
 
 LOG_2PI = math.log(2 * math.pi)
@@ -243,17 +237,7 @@ def eval_main(args, data):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count(),
-                        help="threads for both (default: all CPUs)")
-    parser.add_argument("--rounds", type=int, default=3, help="minivae-then-PyTorch rounds")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--samples", type=int, default=1, help="L")
-    parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None, help="MNIST IDX folder (default: embedded subset)")
-    parser.add_argument("--json", default=None, help="also write all rounds to this JSON file")
+    add_step_arguments(parser, "PyTorch")
     parser.add_argument("--eval", action="store_true",
                         help="compare the log-likelihood evaluation instead of the training step")
     parser.add_argument("--k", type=int, default=5000, help="--eval: importance samples per image")
@@ -284,7 +268,7 @@ def main(argv=None):
     rounds = []
     print()
     for r in range(args.rounds):
-        ours = run_minivae_bench(args)
+        ours = minivae_bench(args)
         row = {"minivae": ours["examples_per_second"], "minivae_runs": ours["examples_per_second_runs"],
                "minivae_blas_threads": ours["machine"]["blas_threads"],
                "minivae_fraction_of_gemm_bound": ours["fraction_of_gemm_bound"], "torch": {}}
