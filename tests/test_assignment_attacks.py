@@ -247,7 +247,16 @@ def _autograde_class(edition, tmp, lanes):
 # ---------------------------------------------------------------- the matrix
 
 @pytest.fixture(scope="module")
-def graded(request, edition, tmp_path_factory):
+def classes():
+    """{mode: its class, graded}: each mode's class is graded once for all its attacks' tests.
+
+    (A module-scoped fixture parametrized indirectly through (mode, label) pairs would be set up
+    once per pair, not per mode: pytest keys it by the pair's index.)"""
+    return {}
+
+
+@pytest.fixture
+def graded(request, classes, edition, tmp_path_factory):
     """The class of one mode, graded once: (mode, rows {name: (points, exercises, messages)},
     facts, the mvdaemon processes left after it)."""
     mode = request.param
@@ -255,6 +264,13 @@ def graded(request, edition, tmp_path_factory):
         pytest.skip("no sandbox here")
     if mode == "no-sandbox" and not (LINUX and ROOT_GRADER):
         pytest.skip("without the sandbox only a root grader (a uid per worker) defends; see the module")
+    if mode not in classes:
+        classes[mode] = _grade_mode(mode, request, edition, tmp_path_factory)
+    return classes[mode]
+
+
+def _grade_mode(mode, request, edition, tmp_path_factory):
+    """Grade the class of ``mode``; kill what it left running, after noting it."""
     tmp = tmp_path_factory.mktemp(mode)
     try:
         if mode == "autograder":
@@ -269,7 +285,7 @@ def graded(request, edition, tmp_path_factory):
 
 
 @pytest.mark.parametrize("graded, label", [(mode, label) for mode in ALL for label in sorted(ATTACKS)
-                                            if mode in ATTACKS[label][2]], indirect=["graded"], scope="module")
+                                            if mode in ATTACKS[label][2]], indirect=["graded"])
 def test_every_attack_earns_nothing_and_every_honest_row_keeps_full_marks(graded, label):
     mode, rows, facts, left = graded
     points, exercises, messages = rows[label]
