@@ -306,8 +306,12 @@ CHECKS = {
                            "cases": _vae("encoder_output", "B") + _vae("encoder_output", "A")},
         "float32_and_extremes": {"points": 2, "probe": "vae",
                                  # no hidden layer: a saturated tanh's 1 - t^2 is all rounding (two correct
-                                 # formulas, 1 - t^2 and dh - dh t^2, disagree there), a relu's overflows
-                                 "cases": [{"part": "gradient", "kl": k, "dtype": d, "scale": 30.0, "L": 2,
+                                 # formulas, 1 - t^2 and dh - dh t^2, disagree there), a relu's overflows;
+                                 # float32 at scale 10, not 30: at 30 correct float32 solutions written
+                                 # differently disagreed with the reference by 2e-3 relative on 3 hidden
+                                 # seeds in 25 (rounding, amplified), so the grade depended on the draw
+                                 "cases": [{"part": "gradient", "kl": k, "dtype": d,
+                                            "scale": 30.0 if d == "float64" else 10.0, "L": 2,
                                             "likelihood": lik, "hidden": ()} for k in ("B", "A")
                                            for d in DTYPES for lik in ("bernoulli", "gaussian")]},
     },
