@@ -21,6 +21,7 @@ import time
 
 from minivae import presets
 from minivae.cli.common import check_counts, check_out, write_json
+from minivae.cli.train import RECIPES      # the recipes a ladder measures: minivae train's presets
 from minivae.utils.validation import check_count, check_number
 
 # the options each experiment takes (each named as the experiment function's argument);
@@ -30,8 +31,7 @@ OPTIONS = {"fig2": ("budget", "n_points", "n_eval", "lr"),
            "iwae": ("epochs", "n_eval", "ks", "schedule"),
            "ladder": ("recipe", "seeds", "epochs", "eval_k", "n_eval", "stop_after")}
 PRESETS = {"fig2": presets.FIG2, "fig3": presets.FIG3, "iwae": presets.IWAE, "ladder": presets.LADDER_RUNS}
-# the recipes a ladder measures: minivae train's standard model, and --preset hour
-RECIPES = {"standard": presets.STANDARD["full"], "hour": {**presets.STANDARD["full"], **presets.HOUR["full"]}}
+
 
 
 def experiment_settings(args, mode):

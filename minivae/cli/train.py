@@ -102,19 +102,23 @@ def apply_preset(args):
             setattr(args, option, value)
 
 
-def ladder_for(args, model, fingerprint):
+def ladder_for(args, model, x_train):
     """The ladder (minivae.presets.LADDER) of the recipe this run follows on its data, or None.
 
     A run follows a recipe when its model (``model.config()``, so also a resumed one) and
     every training option but the seed are the recipe's (and, for a recipe with a constant
-    rate, any number of epochs: epoch e is the same in every run of at least e epochs).
+    rate, any number of epochs: epoch e is the same in every run of at least e epochs), on
+    the recipe's data (x_train's fingerprint, hashed only for a run whose settings match).
     """
+    from minivae.runs.run_control import data_fingerprint
+
     config = model.config()
     run = {**vars(args), **{k: tuple(config[k]) if k == "hidden" else config[k] for k in MODEL_OPTIONS}}
     for name, recipe in RECIPES.items():
         entry = presets.LADDER.get(name)
         same = [k for k in recipe if k != "seed" and (k != "epochs" or recipe["lr_final"] is not None)]
-        if entry and entry["data"] == fingerprint and all(run[k] == recipe[k] for k in same):
+        if entry and all(run[k] == recipe[k] for k in same) and \
+                entry["data"] == data_fingerprint(model.check_data(x_train, "x_train")):
             return entry
     return None
 
@@ -219,10 +223,9 @@ def run(args):
         model = VAE(x_dim, args.z_dim, hidden=args.hidden, likelihood=args.likelihood,
                     activation=args.activation, dtype=np.dtype(args.dtype), seed=args.seed,
                     init_std=args.init_std)
-    fingerprint = data_fingerprint(model.check_data(data.train.x, "x_train"))
     if resume is not None:
         saved = (resume["train_state"] or {}).get("settings", {})
-        if "data" in saved and saved["data"] != fingerprint:
+        if "data" in saved and saved["data"] != data_fingerprint(model.check_data(data.train.x, "x_train")):
             raise ValueError(f"--resume {args.resume} was trained on other data than {data.source} "
                              "(its fingerprint differs); a run continues on the data it started with")
     if args.batch_size > len(data.train.x):
@@ -239,7 +242,7 @@ def run(args):
     print(f"training {epochs}, batch {args.batch_size}, {args.optimizer} lr {args.lr}, "
           f"estimator {ESTIMATOR_NAMES[args.estimator]}, "
           f"L = {args.n_samples}; checkpoint: {model_path}")
-    ladder = ladder_for(args, model, fingerprint)
+    ladder = ladder_for(args, model, data.train.x)
 
     def on_epoch(epoch, history):
         line = compare_with_ladder(ladder, epoch, history["test_elbo"][-1])
