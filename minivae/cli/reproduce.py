@@ -33,7 +33,6 @@ OPTIONS = {"fig2": ("budget", "n_points", "n_eval", "lr"),
 PRESETS = {"fig2": presets.FIG2, "fig3": presets.FIG3, "iwae": presets.IWAE, "ladder": presets.LADDER_RUNS}
 
 
-
 def experiment_settings(args, mode):
     """The experiment's settings for ``mode`` (minivae.presets) with the options given.
 
