@@ -17,7 +17,7 @@ def add_step_arguments(parser, twin):
     parser.add_argument("--samples", type=int, default=1, help="L")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, help="MNIST IDX folder (default: embedded subset)")
     parser.add_argument("--json", default=None, help="also write all rounds to this JSON file")

@@ -10,8 +10,8 @@ Contract shared by every optimiser:
   in its parameter's dtype; scalar factors are Python floats, so float32 stays float32.
 * Each optimiser's ``_update(p, g, *buffers)`` is its formula, written once, as in the
   paper.  ``step`` checks the gradients, then applies ``_update`` to every parameter
-  (how it walks the arrays, and a flush of subnormal buffer entries, are speed
-  measures that change no parameter: docs/performance.md, "The optimiser").
+  (over whole arrays or blocks of a size timed in its first steps; that walk and a
+  flush of subnormal buffer entries change no number: docs/performance.md, "The optimiser").
 * ``state_dict()`` is a flat dict of NumPy arrays, saveable with ``np.savez`` and
   loadable with ``np.load(..., allow_pickle=False)``::
 
@@ -25,15 +25,12 @@ Contract shared by every optimiser:
   uninterrupted one.
 """
 import math
+import time
 
 import numpy as np
 
-from minivae.utils.blocks import blocks, flush_subnormals
+from minivae.utils.blocks import FLUSH_EVERY, BlockSizes, blocks, flush_subnormals
 from minivae.utils.validation import check_bool, check_choice, check_count, check_number, check_numeric_array
-
-
-# every FLUSH_EVERY steps, subnormal buffer entries are set to 0 (docs/performance.md)
-FLUSH_EVERY = 50
 
 
 class NonFiniteGradient(ValueError):
@@ -51,8 +48,8 @@ def _check_fraction(name, value):
     return check_number(value, name, low=0, high=1, high_inclusive=False)
 
 
-def _check_eps(eps):
-    return check_number(eps, "eps", low=0)  # 0 is allowed; step refuses a 0 / 0 it would cause
+def _check_eps(eps):  # 0 is allowed; step refuses a 0 / 0 it would cause
+    return check_number(eps, "eps", low=0)
 
 
 # The rule for each setting, shared by the constructors and load_state_dict
@@ -72,8 +69,7 @@ class Optimizer:
     settings : names of the scalar hyperparameters saved in ``state_dict`` (attributes of self)
     buffers  : names of the per-parameter state arrays, e.g. ("m", "v") for Adam
 
-    ``lr`` is a plain attribute: a learning-rate schedule may set it (to a Python float)
-    between steps.
+    ``lr`` is a plain attribute: a learning-rate schedule may set it between steps.
     """
 
     name = ""
@@ -93,6 +89,7 @@ class Optimizer:
         self.t = 0
         # state[b][k]: buffer b of parameter k, same shape and dtype as params[k]
         self.state = {b: {k: np.zeros_like(p) for k, p in params.items()} for b in self.buffers}
+        self.block_sizes = BlockSizes()     # whole arrays or blocks in step (speed only)
 
     def step(self, grads):
         """One update of every parameter from ``grads`` (same keys and shapes as ``params``).
@@ -103,9 +100,11 @@ class Optimizer:
         grads = self._check_grads(grads)
         self._check_finite_step(grads, self.t + 1)
         self.t += 1
+        size, tic = self.block_sizes.next_size(), time.perf_counter()
         for k, p in self.params.items():
-            for block in blocks(p, grads[k], *(self.state[b][k] for b in self.buffers)):
+            for block in blocks(p, grads[k], *(self.state[b][k] for b in self.buffers), size=size):
                 self._update(*block)
+        self.block_sizes.record(size, time.perf_counter() - tic)
         if self.t % FLUSH_EVERY == 0:
             flush_subnormals(*(v for b in self.buffers for v in self.state[b].values()))
 

@@ -100,6 +100,6 @@ IWAE = {
 # the standard model's training step (batch 128, as the PyTorch comparison) and its
 # log-likelihood (k = 5,000 samples on 200 test images, as ``minivae evaluate``)
 BENCH = {"hidden": (400,), "z_dim": 20, "batch_size": 128, "n_samples": 1, "dtype": "float32",
-         "steps": 50, "repeats": 5, "warmup": 20, "seed": 0}
+         "steps": 50, "repeats": 5, "warmup": 30, "seed": 0}
 EVAL_BENCH = {"hidden": (400,), "z_dim": 20, "k": 5000, "n_examples": 200, "batch_size": 100,
               "dtype": "float32", "repeats": 3, "seed": 0}

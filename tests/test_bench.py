@@ -11,6 +11,7 @@ import pytest
 from minivae import nn
 from minivae.bench import step as bench
 from minivae.cli import main as cli
+from minivae.utils import blocks
 from minivae.vae import VAE
 
 TINY = dict(hidden=(8,), z_dim=2, batch_size=16, n_samples=2, steps=3, repeats=2, warmup=1)
@@ -69,7 +70,9 @@ def test_matmul_products_are_the_products_a_training_step_computes(monkeypatch, 
 @pytest.fixture(scope="module")
 def result():
     x = np.random.default_rng(0).uniform(size=(64, 12))
-    return bench.run(x, data="random", **TINY)
+    # warm-up long enough for the optimiser to finish measuring its block size
+    measuring = blocks.SKIPPED_STEPS + blocks.ROUNDS * len(blocks.CANDIDATES)
+    return bench.run(x, data="random", **{**TINY, "warmup": measuring})
 
 
 def test_run_reports_throughput_as_the_median_of_its_blocks(result):
@@ -125,6 +128,18 @@ def test_result_is_plain_json_and_the_report_shows_its_numbers(result):
     assert "12-8-2-8-12" in text
     assert f"{result['examples_per_second']:.0f}" in text
     assert f"{result['matmul']['flops_per_step'] / 1e6:.1f} MFLOP" in text
+
+
+def test_the_report_says_which_block_size_the_optimizer_measured_and_chose(result):
+    # TINY's warm-up and blocks cover the optimiser's measuring steps, so it has chosen
+    blocks_ = result["optimizer_blocks"]
+    assert blocks_["chosen"] in blocks.CANDIDATES
+    assert set(blocks_["median_seconds"]) == {str(c) for c in blocks.CANDIDATES}
+    assert all(t > 0 for t in blocks_["median_seconds"].values())
+    line = next(l for l in bench.format_report(result).splitlines() if l.startswith("optimizer walk"))
+    chosen = blocks_["chosen"]
+    assert ("whole arrays (" if chosen is None else f"blocks of {chosen} (") in line
+    assert f"{1e3 * blocks_['median_seconds']['None']:.3f} ms" in line
 
 
 def test_a_timed_block_covers_all_of_its_steps(monkeypatch):

@@ -586,3 +586,70 @@ def test_nesterov_must_be_true_or_false(nesterov):
     with pytest.raises(TypeError, match=rf"nesterov must be True or False, got {re.escape(repr(nesterov))}"):
         optim.Momentum({"w": np.ones(2)}, lr=0.1, nesterov=nesterov)
     assert optim.Momentum({"w": np.ones(2)}, lr=0.1, nesterov=np.bool_(True)).nesterov is True
+
+
+# ---------------------------------------------------------------- the block size, measured
+
+def test_block_sizes_time_each_candidate_in_turn_and_keep_the_fastest_median(monkeypatch):
+    # a fake clock: the candidate at index 2 is fastest by median, though another has the
+    # single fastest step (a median, not a minimum, decides)
+    monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", blocks.MEASURE)
+    sizes = blocks.BlockSizes()
+    fastest = blocks.CANDIDATES[2]
+    seen = []
+    for step in range(blocks.SKIPPED_STEPS + blocks.ROUNDS * len(blocks.CANDIDATES)):
+        assert sizes.chosen == blocks.MEASURE
+        size = sizes.next_size()
+        seen.append(size)
+        seconds = 1.0 if size == fastest else 2.0
+        if size == blocks.CANDIDATES[0] and step == blocks.SKIPPED_STEPS:
+            seconds = 0.1                      # one lucky step of another candidate
+        sizes.record(size, seconds)
+    assert seen[:blocks.SKIPPED_STEPS] == [None] * blocks.SKIPPED_STEPS
+    turns = seen[blocks.SKIPPED_STEPS:]
+    assert turns == list(blocks.CANDIDATES) * blocks.ROUNDS, "candidates must alternate"
+    assert sizes.chosen == fastest and sizes.next_size() == fastest
+    assert all(len(t) == blocks.ROUNDS for t in sizes.seconds.values())
+    sizes.record(fastest, 0.0)                 # once chosen, nothing more is recorded
+    assert all(len(t) == blocks.ROUNDS for t in sizes.seconds.values())
+
+
+@pytest.mark.parametrize("fixed", [None, 4096])
+def test_a_fixed_block_size_is_used_and_nothing_is_measured(fixed, monkeypatch):
+    monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", fixed)
+    sizes = blocks.BlockSizes()
+    for _ in range(3 * len(blocks.CANDIDATES) * blocks.ROUNDS):
+        assert sizes.next_size() == fixed
+        sizes.record(fixed, 1.0)
+    assert sizes.chosen == blocks.MEASURE and not any(sizes.seconds.values())
+
+
+def test_arrays_no_larger_than_the_smallest_candidate_are_never_cut():
+    # the grader's optimiser probes use such arrays, so no measured choice can change a grade,
+    # even for an update that is (wrongly) not elementwise
+    a = np.zeros(min(c for c in blocks.CANDIDATES if c is not None))
+    for size in blocks.CANDIDATES:
+        assert len(list(blocks.blocks(a, a, size=size))) == 1
+
+
+@pytest.mark.parametrize("name, settings", CONFIGS, ids=CONFIG_IDS)
+def test_a_run_that_measures_its_block_size_equals_one_over_whole_arrays_bit_for_bit(
+        name, settings, monkeypatch):
+    # parameters larger than every candidate, so each candidate really cuts them
+    rng = np.random.default_rng(3)
+    start = {"W": rng.standard_normal((400, 400)).astype(np.float32),
+             "b": rng.standard_normal(400).astype(np.float32)}
+    n_steps = blocks.SKIPPED_STEPS + blocks.ROUNDS * len(blocks.CANDIDATES) + 3
+    grads = [{k: rng.standard_normal(p.shape).astype(np.float32) for k, p in start.items()}
+             for _ in range(n_steps)]
+    results = []
+    for walk in (blocks.MEASURE, None):
+        monkeypatch.setattr(blocks, "BLOCK_ELEMENTS", walk)
+        params = {k: p.copy() for k, p in start.items()}
+        opt = optim.make_optimizer(name, params, lr=1e-2, **settings)
+        run(opt, params, grads)
+        results.append((params, opt.state_dict(), opt.block_sizes))
+    (p1, s1, measured), (p2, s2, _) = results
+    assert measured.chosen in blocks.CANDIDATES, "the run must have finished measuring"
+    assert all(np.array_equal(p1[k], p2[k]) for k in p1)
+    assert all(np.array_equal(s1[k], s2[k]) for k in s1)

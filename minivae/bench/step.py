@@ -321,9 +321,28 @@ def run(x_train, *, hidden=STANDARD["hidden"], z_dim=STANDARD["z_dim"],
         "memory": {"step_peak_bytes": traced_peak - traced_before, "params_bytes": param_bytes,
                    "optimizer_bytes": state_bytes,
                    "max_rss_bytes": int(max_rss)},
+        "optimizer_blocks": block_choice(opt.block_sizes),
         "loss_first": losses[0], "loss_last": losses[-1],
         "machine": machine_info(),
     }
+
+
+def block_choice(block_sizes):
+    """What an optimiser's :class:`~minivae.utils.blocks.BlockSizes` measured: the size it
+    chose (None: whole arrays; "measure": still measuring) and each candidate's median seconds
+    of the update, keyed by its size as a string ("None" for whole arrays)."""
+    return {"chosen": block_sizes.chosen,
+            "median_seconds": {str(size): float(np.median(times)) if times else None
+                               for size, times in block_sizes.seconds.items()}}
+
+
+def _block_line(choice):
+    def name(size):
+        return "whole arrays" if size in (None, "None") else f"blocks of {size}"
+    timed = ", ".join(f"{name(size)} {1e3 * t:.3f} ms" for size, t in choice["median_seconds"].items()
+                      if t is not None)
+    chosen = "still measuring" if choice["chosen"] == "measure" else name(choice["chosen"])
+    return f"optimizer walk       {chosen} (the update's median: {timed or 'not timed'})"
 
 
 def time_budget(result):
@@ -368,6 +387,7 @@ def format_report(result):
         f"loss_and_grads {1e3 * phases['loss_and_grads']:.3f}, "
         f"optimizer {1e3 * phases['optimizer']:.3f}",
         f"epoch of 60,000      {result['epoch_seconds']:10.2f} s",
+        _block_line(result["optimizer_blocks"]),
         "",
         f"matrix products      {len(m['products'])} per step, "
         f"{m['flops_per_step'] / 1e6:.1f} MFLOP",
