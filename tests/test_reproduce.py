@@ -137,7 +137,7 @@ def test_reproduce_ladder_quick_seed_s_is_minivae_train_with_seed_s(tmp_path, ca
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["ladder", "--recipe", "hour"], "--recipe hour is a recipe for full MNIST: pass --data DIR"),
+    (["ladder", "--recipe", "hour"], "--recipe hour is a recipe for full MNIST, not the embedded 10,000-image subset: pass --data DIR"),
     (["ladder", "--seeds", "0"], "--seeds must be a positive integer, got 0"),
     (["ladder", "--eval-k", "0"], "--eval-k must be a positive integer, got 0"),
     (["fig2", "--seeds", "3"], "--seeds does not apply to fig2"),

@@ -21,7 +21,7 @@ import time
 
 from minivae import presets
 from minivae.cli.common import check_counts, check_out, write_json
-from minivae.cli.train import RECIPES      # the recipes a ladder measures: minivae train's presets
+from minivae.cli.train import RECIPES, check_recipe_data   # the recipes a ladder measures: train's presets
 from minivae.utils.validation import check_count, check_number
 
 # the options each experiment takes (each named as the experiment function's argument);
@@ -58,8 +58,8 @@ def experiment_settings(args, mode):
             raise ValueError(f"--{option.replace('_', '-')} does not apply to {args.experiment} "
                              f"(it takes --{', --'.join(o.replace('_', '-') for o in OPTIONS[args.experiment])})")
         settings[option] = tuple(value) if option == "ks" else value
-    if args.experiment == "ladder" and settings["recipe"] != "standard" and args.data is None:
-        raise ValueError(f"--recipe {settings['recipe']} is a recipe for full MNIST: pass --data DIR")
+    if args.experiment == "ladder":
+        check_recipe_data("--recipe", settings["recipe"], args.data)
     if args.experiment in ("fig2", "fig3"):
         settings.setdefault("lr", None)       # None: each method's best step size, as the paper
     return settings

@@ -91,12 +91,17 @@ def _settings_from_checkpoint(args, resume, path):
                          f"{args.epochs}; pass a larger --epochs to train it further")
 
 
+def check_recipe_data(option, recipe, data, download=False):
+    """A recipe other than "standard" is for full MNIST: refuse it without ``--data``."""
+    if recipe != "standard" and data is None:
+        raise ValueError(f"{option} {recipe} is a recipe for full MNIST, not the embedded "
+                         "10,000-image subset: pass --data DIR (the folder of the IDX files"
+                         + ("; with --download to fetch them)" if download else ")"))
+
+
 def apply_preset(args):
     """Set the options of ``--preset`` that were not typed (typed options win)."""
-    if args.preset != "standard" and args.data is None:
-        raise ValueError(f"--preset {args.preset} is a recipe for full MNIST, not the embedded "
-                         "10,000-image subset: pass --data DIR (the folder of the IDX files; "
-                         "with --download to fetch them)")
+    check_recipe_data("--preset", args.preset, args.data, download=True)
     for option, value in PRESETS[args.preset].items():
         if not given(args, option):
             setattr(args, option, value)
