@@ -352,6 +352,15 @@ VALID_FORMULAS = {
             """, ()),
         (NN, "activation_backward", 2, "da = dh * (cache - cache * cache)\n", ()),
     ],
+    "bernoulli_likelihood": [
+        (DIST, "bernoulli_likelihood", 0, """
+            # x l and softplus(l) summed apart, each by a matrix product (its own order of addition)
+            ones = np.ones(logits.shape[-1], logits.dtype)
+            _, softplus_cache = nn.softplus_sum_forward(logits)
+            log_p = (x * logits) @ ones - np.logaddexp(0, logits) @ ones
+            cache = (x, softplus_cache)
+            """, ()),
+    ],
 }
 
 # wrong by a factor of 2 or a sign, in one exercise
