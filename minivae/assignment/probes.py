@@ -63,6 +63,11 @@ def activation(m, seed, name="relu", dtype="float64", extreme=False):
     rng, dt = _rng(seed), _dtype(dtype)
     a = rng.standard_normal((4, 5)) * 3
     a[np.abs(a) < 1e-3] = 0.5                          # keep off relu's kink
+    if dtype == "float32":
+        # where float32 rounds the derivatives to 1e-4 of themselves or better (1 - tanh^2 >= 1.3e-3):
+        # at |a| ~ 8, 1 - t^2 is a few ulps, and correct forms (1 - t^2, dh - dh t^2) differed by 8%
+        # (1.25x the tolerance, 1 seed in 20000); beyond 9, t = 1 exactly and every form gives 0
+        a = np.clip(a, -4.0, 4.0)
     if extreme:
         a[0, :3] = [EXTREME, -EXTREME, 40.0]
     a, dh = a.astype(dt), _normal(rng, (4, 5), dt)
@@ -131,7 +136,10 @@ def kl(m, seed, part="value", dtype="float64", extreme=False, near_prior=False):
     if extreme:
         logvar[0, :2] = [30.0, -30.0]
     if near_prior:
-        mu, logvar = mu * 1e-4, logvar * 1e-6
+        # |mu| >= 1e-4 keeps each row's KL >= 1.5e-8, where the textbook exp(logvar) - 1 (valid) rounds
+        # by 1e-16 a dimension, 2e-8 of the KL; with mu drawn near 0, a row's KL could be 1e-10 and
+        # that rounding 2.8x the tolerance (5 seeds in 20000)
+        mu, logvar = (mu + np.sign(mu)) * 1e-4, logvar * 1e-6
     return _values_and_grads(m.dist.kl_standard_normal, m.dist.kl_standard_normal_backward,
                              (mu.astype(dt), logvar.astype(dt)),
                              lambda v: _normal(rng, np.shape(v), dt), part, ("kl", "dmu", "dlogvar"))
