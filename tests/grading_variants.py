@@ -180,7 +180,11 @@ VALID = {
 
 # more correct forms of the same regions (graded in a tree of their own): the stable log1p form
 # of the Bernoulli likelihood, the textbook KL without expm1, sigmoid as 1 / (1 + exp(-a)),
-# estimator B with its KL inline and dz as an array of zeros
+# estimator B with its KL inline and dz as an array of zeros; and, for every other exercise, the
+# same math summed or multiplied in another order (so rounded differently, which float32 shows):
+# diff^2 / var, D log 2 pi outside the sum, beta applied after the backward (it is linear), the
+# reparameterisation's backward of the decoder's and the estimator's dz apart, a max-shifted
+# log-sum-exp, Adam's moments as m += (1 - beta1) (g - m), the affine gradients by np.dot and einsum
 VALID_OTHER = {
     "bernoulli_likelihood": [
         (DIST, "bernoulli_likelihood", 0, """
@@ -214,6 +218,116 @@ VALID_OTHER = {
             dmu, dlogvar = g * mu, g * 0.5 * (np.exp(logvar) - 1)
             """, ()),
     ],
+    "gaussian_log_density": [
+        (DIST, "gaussian_log_density", 0, """
+            diff = value - mean
+            var = np.exp(logvar)
+            log_N = -0.5 * np.sum(diff ** 2 / var + logvar, axis=-1) - 0.5 * np.shape(diff)[-1] * LOG_2PI
+            cache = {"diff": diff, "var": var, "shapes": (np.shape(value), np.shape(mean), np.shape(logvar))}
+            """, ()),
+        (DIST, "gaussian_log_density", 1, """
+            g = dlog_N[..., None]
+            score = cache["diff"] / cache["var"]
+            value_shape, mean_shape, logvar_shape = cache["shapes"]
+            dvalue = sum_to_shape(-g * score, value_shape)
+            dmean = sum_to_shape(g * score, mean_shape)
+            dlogvar = sum_to_shape(0.5 * g * (cache["diff"] * score - 1), logvar_shape)
+            """, ()),
+        (DIST, "gaussian_log_density", 2, """
+            log_p = -0.5 * np.einsum("...d,...d->...", z, z) - 0.5 * z.shape[-1] * LOG_2PI
+            cache = z
+            """, ()),
+    ],
+    "reparameterised_sample": [
+        (DIST, "reparameterised_sample", 0, """
+            sd = np.exp(logvar / 2)
+            z = mu + eps * sd
+            cache = (eps, sd)
+            """, ()),
+        (DIST, "reparameterised_sample", 1, """
+            eps, sd = cache
+            dmu = np.add.reduce(dz, axis=0)
+            dlogvar = np.sum(0.5 * dz * eps * sd, axis=0)
+            """, ()),
+    ],
+    "estimator_a": [
+        (ELBO, "estimator_a", 0, """
+            log_pz, prior_cache = dist.standard_normal_log_density(z)
+            log_qz, posterior_cache = dist.gaussian_log_density(z, mu, logvar)
+            elbo = log_px_z.mean(axis=0) + beta * log_pz.mean(axis=0) - beta * log_qz.mean(axis=0)
+            return elbo, {"log_pz": log_pz, "log_qz": log_qz, "prior_cache": prior_cache,
+                          "posterior_cache": posterior_cache}
+            """, ()),
+        (ELBO, "estimator_a", 1, """
+            # both log-densities' backwards are linear in their upstream: beta and the sign after
+            L = cache["eps"].shape[0]
+            d = np.broadcast_to(delbo / L, cache["log_px_z"].shape)
+            dz_p = dist.standard_normal_log_density_backward(d, cache["prior_cache"])
+            dz_q, dmu_q, dlogvar_q = dist.gaussian_log_density_backward(d, cache["posterior_cache"])
+            beta = cache["settings"]["beta"]
+            return d, beta * (dz_p - dz_q), -beta * dmu_q, -beta * dlogvar_q
+            """, ()),
+    ],
+    "vae_backward": [
+        (VAE, "vae_backward", 0, """
+            _, encoder_grads = nn.mlp_backward(dh, cache["encoder_cache"], "encoder", self.activation)
+            for key, value in encoder_grads.items():
+                grads[key] = value
+            """, ()),
+        (VAE, "vae_backward", 1, """
+            grads = {}
+            if self.likelihood == "bernoulli":
+                dout = dist.bernoulli_log_likelihood_backward(dlog_px_z, cache["likelihood_cache"])
+            else:
+                _, dout, dobs = dist.gaussian_log_density_backward(dlog_px_z, cache["likelihood_cache"])
+                if self.obs_logvar == "learned":
+                    grads["decoder.logvar"] = dobs
+            dz_flat, decoder_grads = nn.mlp_backward(dout.reshape(L * B, self.x_dim), cache["decoder_cache"],
+                                                     "decoder", self.activation)
+            grads.update(decoder_grads)
+            dz_decoder = dz_flat.reshape(L, B, D)
+            # the reparameterisation's backward is linear in dz: the decoder's and the estimator's apart
+            for part in [dz_decoder] + ([] if np.isscalar(dz) else [np.broadcast_to(dz, (L, B, D))]):
+                dmu_part, dlogvar_part = dist.gaussian_sample_backward(part, cache["sample_cache"])
+                dmu, dlogvar = dmu + dmu_part, dlogvar + dlogvar_part
+            dz = dz + dz_decoder
+            """, ()),
+    ],
+    "importance_sampled_log_likelihood": [
+        (EVALUATE, "importance_sampled_log_likelihood", 0, """
+            log_w = (cache["log_px_z"].astype(np.float64) - cache["log_qz"]) + cache["log_pz"]
+            """, ()),
+        (EVALUATE, "importance_sampled_log_likelihood", 1, """
+            top = log_w.max(axis=0)                      # log-sum-exp shifted by the chunk's largest
+            log_sum_w = np.logaddexp(log_sum_w, top + np.log(np.exp(log_w - top).sum(axis=0)))
+            log_sum_w2 = np.logaddexp(log_sum_w2, 2 * top + np.log(np.exp(2 * (log_w - top)).sum(axis=0)))
+            """, ()),
+        (EVALUATE, "importance_sampled_log_likelihood", 2, """
+            estimate[start:start + len(xb)] = log_sum_w + np.log(1 / k)
+            """, ()),
+    ],
+    "adam_update": [
+        (OPTIM, "adam_update", 0, """
+            m += (1 - b1) * (g - m)                      # = b1 m + (1 - b1) g
+            v += (1 - b2) * (g * g - v)
+            p -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+            """, ()),
+    ],
+    "affine_backward": [
+        (NN, "affine_backward", 0, """
+            x, W = cache
+            dW = np.dot(x.T, dy)
+            db = np.ones(len(dy), dtype=dy.dtype) @ dy
+            dx = np.dot(dy, W.T) if input_grad else None
+            """, ()),
+        (NN, "affine_backward", 1, """
+            x, W = cache
+            dx = np.dot(dy, W.T) if input_grad else None
+            x_g, dy_g = np.stack(np.split(x, n_groups)), np.stack(np.split(dy, n_groups))
+            dW = np.einsum("gbi,gbj->gij", x_g, dy_g)
+            db = dy_g.sum(axis=1)
+            """, ()),
+    ],
     "estimator_b": [
         (ELBO, "estimator_b", 0, """
             kl = 0.5 * np.sum(mu ** 2 + np.expm1(logvar) - logvar, axis=-1)
@@ -237,6 +351,15 @@ VALID_FORMULAS = {
             da = dh - dh * t**2
             """, ()),
         (NN, "activation_backward", 2, "da = dh * (cache - cache * cache)\n", ()),
+    ],
+    "bernoulli_likelihood": [
+        (DIST, "bernoulli_likelihood", 0, """
+            # x l and softplus(l) summed apart, each by a matrix product (its own order of addition)
+            ones = np.ones(logits.shape[-1], logits.dtype)
+            _, softplus_cache = nn.softplus_sum_forward(logits)
+            log_p = (x * logits) @ ones - np.logaddexp(0, logits) @ ones
+            cache = (x, softplus_cache)
+            """, ()),
     ],
 }
 

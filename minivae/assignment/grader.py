@@ -50,6 +50,7 @@ HIDDEN_SEEDS = 1
 MAX_FILE_BYTES = 512 << 10      # a submitted file beyond this is not read (the largest reference: 25 KiB)
 MAX_NOTES = 10                  # changes outside the markers reported per file
 TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 1e-4)}   # rtol, atol as a share of max |ref|
+# (of an output's dtype, or of the case's "dtype" if that is coarser: see tolerance())
 _BEGIN = re.compile(r"^\s*#\s*BEGIN\s+SOLUTION\s+(\S+)\s*$")
 _END = re.compile(r"^\s*#\s*END\s+SOLUTION\s*$")
 
@@ -230,21 +231,38 @@ def reference_outputs(cases):
             for cid, probe, seed, kw, _ in cases}
 
 
-def compare(ref, got, sizes=None):
+def tolerance(ref, dtype=None):
+    """(rtol, atol share) for a reference output ``ref`` of a case computed in ``dtype`` (the case's
+    "dtype", default float64): the coarser of the two dtypes' TOLERANCES.
+
+    An output is only as precise as the arithmetic it came from: a float32 model's loss (a Python
+    float) or its IWAE estimate (float64, summed from float32 log-densities) carries float32's
+    rounding, which correct code written differently rounds differently (relative 1e-6 and more
+    after cancellation), so it is judged at float32's tolerance, not at its own dtype's.
+    """
+    own = TOLERANCES.get(ref.dtype.name, (0, 0))
+    if ref.dtype.kind != "f" or dtype is None:
+        return own
+    case = TOLERANCES[dtype]
+    return max(own[0], case[0]), max(own[1], case[1])
+
+
+def compare(ref, got, sizes=None, dtype=None):
     """None if ``got`` matches ``ref`` (same keys, shapes, dtypes, values within tolerance), else why not.
 
     ``got`` is what the worker returned (plain numeric arrays); whatever it holds,
     this returns a reason rather than raising.  A wrong array is described by
     :func:`minivae.gradcheck.diagnose` (sign, factor, transpose, axis, zeros...), under
-    its own name; ``sizes`` names the case's sizes for the factors ({"L, ...": 3}).
+    its own name; ``sizes`` names the case's sizes for the factors ({"L, ...": 3});
+    ``dtype`` is the dtype the case computes in (its "dtype"), for :func:`tolerance`.
     """
     try:
-        return _compare(ref, got, sizes)
+        return _compare(ref, got, sizes, dtype)
     except Exception as error:                            # noqa: BLE001 -- any array is a wrong answer
         return f"outputs that cannot be compared ({type(error).__name__})"
 
 
-def _compare(ref, got, sizes):
+def _compare(ref, got, sizes, dtype):
     if got is None:
         return "no outputs"
     if "!error" in got:
@@ -258,7 +276,7 @@ def _compare(ref, got, sizes):
             return f"{key} has dtype {g.dtype}, expected {r.dtype}"
         if g.dtype.kind not in "fiub" or r.dtype.kind not in "fiub":
             return f"{key} has dtype {g.dtype}, expected {r.dtype}"
-        rtol, share = TOLERANCES.get(r.dtype.name, (0, 0))
+        rtol, share = tolerance(r, dtype)
         found = diagnose(g, r, key, sizes, rtol=rtol, atol=share)
         if found["pattern"] != "match":
             return found["message"]
@@ -294,7 +312,8 @@ def grade_exercise(name, entry, reference, scanned, files, edition, mode, seeds,
     for check, spec in entry["checks"].items():
         mine = [c for c in cases if c[4] == check]
         why = next((f"case {c[3] or 'default'} (seed {'hidden' if c[2] not in PUBLIC_SEEDS else c[2]}): {w}"
-                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]), case_sizes(c[3], c[1]))] if w), None)
+                    for c in mine for w in [compare(ref[c[0]], outputs.get(c[0]), case_sizes(c[3], c[1]),
+                                                   c[3].get("dtype"))] if w), None)
         why = why if error is None else error
         if why and error is None and entry.get("see") and entry["see"] not in why:
             why = f"{why} (the formula: {entry['see']})"

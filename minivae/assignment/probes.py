@@ -64,6 +64,11 @@ def activation(m, seed, name="relu", dtype="float64", extreme=False):
     a = rng.standard_normal((4, 5)) * 3
     a[np.abs(a) < 1e-3] = 0.5                          # keep off relu's kink
     if extreme:
+        # the drawn entries where float32 rounds the derivatives to 1e-4 of themselves or better
+        # (1 - tanh^2 >= 1.3e-3; the float64 case, its twin, shares them): at |a| ~ 8, 1 - t^2 is a few
+        # ulps and correct forms (1 - t^2, dh - dh t^2) differed by 8% (1.25x the tolerance, 1 seed in
+        # 20000); at 40 and beyond, t = 1 exactly and every form gives 0
+        a = np.clip(a, -4.0, 4.0)
         a[0, :3] = [EXTREME, -EXTREME, 40.0]
     a, dh = a.astype(dt), _normal(rng, (4, 5), dt)
     forward, backward = getattr(m.nn, name + "_forward"), getattr(m.nn, name + "_backward")
@@ -93,6 +98,11 @@ def bernoulli(m, seed, part="value", dtype="float64", extreme=False, grey=False)
     x = rng.uniform(size=(3, 6)) if grey else (rng.uniform(size=(3, 6)) < 0.5)
     logits = rng.standard_normal((2, 3, 6)) * 3
     if extreme:
+        # two pixels predicted right (terms ~0: x l and softplus(l) cancel 1e4 when summed apart), two
+        # wrong (terms -800), so log_p ~ -1600 holds float32's rounding of 1e4 (1e-3) to 1e-6 of it;
+        # with x drawn, log_p could be 0.01 with that rounding in it (correct forms disagreed by 1.4x
+        # the tolerance on 3 seeds in 3000)
+        x[0, :4] = [1, 0, 0, 1]
         logits[0, 0, :4] = [EXTREME, -EXTREME, 800.0, -800.0]
     return _values_and_grads(m.dist.bernoulli_log_likelihood, m.dist.bernoulli_log_likelihood_backward,
                              (x.astype(dt), logits.astype(dt)),
@@ -126,7 +136,10 @@ def kl(m, seed, part="value", dtype="float64", extreme=False, near_prior=False):
     if extreme:
         logvar[0, :2] = [30.0, -30.0]
     if near_prior:
-        mu, logvar = mu * 1e-4, logvar * 1e-6
+        # |mu| >= 1e-4 keeps each row's KL >= 1.5e-8, where the textbook exp(logvar) - 1 (valid) rounds
+        # by 1e-16 a dimension, 2e-8 of the KL; with mu drawn near 0, a row's KL could be 1e-10 and
+        # that rounding 2.8x the tolerance (5 seeds in 20000)
+        mu, logvar = (mu + np.sign(mu)) * 1e-4, logvar * 1e-6
     return _values_and_grads(m.dist.kl_standard_normal, m.dist.kl_standard_normal_backward,
                              (mu.astype(dt), logvar.astype(dt)),
                              lambda v: _normal(rng, np.shape(v), dt), part, ("kl", "dmu", "dlogvar"))

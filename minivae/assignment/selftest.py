@@ -112,7 +112,7 @@ def grader_verdicts(m, entry, seeds, ref, stop=False):
         out[check] = None
         for cid, probe, seed, case, name in cases_of(entry, seeds):
             if name == check:
-                why = compare(ref[cid], _run(m, probe, seed, case), case_sizes(case, probe))
+                why = compare(ref[cid], _run(m, probe, seed, case), case_sizes(case, probe), case.get("dtype"))
                 if why:
                     out[check] = f"case {case or 'default'} (seed {seed}): {why}"
                     break
@@ -191,7 +191,7 @@ def _same_outputs(m, entry, seeds):
     ref, exact = reference_outputs(cases), True
     for cid, probe, seed, case, _ in cases:
         got = _run(m, probe, seed, case)
-        if compare(ref[cid], got, case_sizes(case, probe)):
+        if compare(ref[cid], got, case_sizes(case, probe), case.get("dtype")):
             return None
         exact = exact and all(np.array_equal(ref[cid][k], got[k], equal_nan=True) for k in ref[cid])
     return "bit-for-bit" if exact else "within"
