@@ -54,6 +54,7 @@ import numpy as np
 
 from minivae import presets
 from minivae.utils.blas import blas_kernel, blas_threads, set_blas_threads  # noqa: F401 (re-exported)
+from minivae.utils.blocks import MEASURE
 from minivae.utils.validation import check_count, check_float_dtype
 from minivae.utils.progress import Progress
 from minivae.training import train, train_step
@@ -341,7 +342,7 @@ def _block_line(choice):
         return "whole arrays" if size in (None, "None") else f"blocks of {size}"
     timed = ", ".join(f"{name(size)} {1e3 * t:.3f} ms" for size, t in choice["median_seconds"].items()
                       if t is not None)
-    chosen = "still measuring" if choice["chosen"] == "measure" else name(choice["chosen"])
+    chosen = "still measuring" if choice["chosen"] == MEASURE else name(choice["chosen"])
     return f"optimizer walk       {chosen} (the update's median: {timed or 'not timed'})"
 
 
