@@ -499,6 +499,21 @@ def test_an_output_of_a_float32_case_is_judged_at_float32s_tolerance_whatever_it
     assert grader.compare(ref, wrong, dtype="float32").startswith("loss")
 
 
+@pytest.mark.parametrize("probe, case", [("twin32", {"probe": "estimator"}), ("iwae_value", {"dtype": "float32"})])
+def test_the_local_check_judges_a_float32_case_by_the_graders_rule(probe, case):
+    # a float32 twin's loss is a Python float, compared with the float64 probe's loss: the local
+    # check judged it at float64's 1e-6 (its own table, by the value's dtype) while the grader
+    # judges a float32 case at float32's tolerance; a student's correct code could fail locally
+    from minivae.assignment import localcheck
+    dtype = localcheck.case_dtype(probe, case)
+    assert dtype == "float32"
+    out = {"loss": np.array(-12.345678 * (1 + 1e-5)), "loss~expected": np.array(-12.345678)}
+    assert localcheck.judge(out, dtype) is None
+    assert localcheck.judge(out, localcheck.case_dtype("kl_value", {})).startswith("loss")   # a float64 case
+    out["loss"] = out["loss~expected"] * (1 + 1e-2)                                            # past 2e-3
+    assert localcheck.judge(out, dtype).startswith("loss")
+
+
 def test_the_packages_markers_are_well_formed():
     scanned = assignment.scan(ROOT)
     assignment.check_coverage(scanned, list(assignment.EXERCISES))

@@ -29,6 +29,7 @@ import numpy as np
 from minivae.assignment.edition import _environment
 from minivae.gradcheck import diagnose, rel_error
 from minivae.assignment.exercises import exercise_table, stub_message
+from minivae.assignment.grader import tolerance
 from minivae.assignment.launch import run_worker
 from minivae.utils.progress import Progress
 
@@ -38,7 +39,6 @@ PROBE_FILES = {"_minivae_probes.py": Path(__file__).with_name("probes.py"),
                "_minivae_selfchecks.py": Path(__file__).with_name("selfchecks.py")}
 SEEDS = (0,)
 FD_BOUND = 1e-6                   # relative error of a float64 gradient against central differences
-TOLERANCES = {"float64": (1e-6, 1e-8), "float32": (2e-3, 1e-4)}   # as the grader's
 
 # a line of `pytest -v`: "tests/test_nn.py::test_affine_backward[...] PASSED   [ 12%]"
 _VERDICT = re.compile(r"^(?P<id>\S.*?::.+?) (?P<verdict>PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
@@ -135,7 +135,8 @@ def check_locally(directory, names, table=None, stream=None, timeout=600, tests=
         for check, spec in entry["checks"].items():
             mine = [c for c in cases if c[4] == name and c[5] == check]
             why = error or next((f"{w} [case {c[1]} {c[3] or ''}, seed {c[2]}]".replace(" ,", ",")
-                                 for c in mine for w in [judge(outputs.get(c[0]))] if w), None)
+                                 for c in mine for w in [judge(outputs.get(c[0]), case_dtype(c[1], c[3]))]
+                                 if w), None)
             if not mine:
                 why = "no local check (the grader checks it)"
             for other in table:                  # a stub's message once, in the hint, not per check
@@ -151,8 +152,17 @@ def check_locally(directory, names, table=None, stream=None, timeout=600, tests=
     return rows
 
 
-def judge(out):
-    """None if every pair of a local probe's outputs agrees, else what the first disagreement is."""
+def case_dtype(probe, case):
+    """The dtype a local probe's case computes in: float32 for a float32 twin, else its "dtype" (or None)."""
+    return "float32" if probe == "twin32" else case.get("dtype")
+
+
+def judge(out, dtype=None):
+    """None if every pair of a local probe's outputs agrees, else what the first disagreement is.
+
+    ``dtype``: the dtype the case computes in (:func:`case_dtype`); a value is judged at the
+    grader's tolerance for it (:func:`minivae.assignment.grader.tolerance`).
+    """
     if out is None:
         return "no outputs"
     if "!error" in out:
@@ -163,7 +173,7 @@ def judge(out):
         if key + "~fd" in out:
             why = _against_fd(key, got, out[key + "~fd"])
         else:
-            why = _against_expected(key, got, out[key + "~expected"])
+            why = _against_expected(key, got, out[key + "~expected"], dtype)
         if why:
             return why
     return None
@@ -183,12 +193,12 @@ def _against_fd(key, analytic, numeric):
     return (f"{found['message']} [relative error {error:.2g} against central differences, bound {FD_BOUND:g}]")
 
 
-def _against_expected(key, got, expected):
+def _against_expected(key, got, expected, dtype=None):
     if got.shape == expected.shape and got.dtype != expected.dtype:
         return f"{key} has dtype {got.dtype}, expected {expected.dtype}"
     if expected.dtype == bool:
         return None if np.array_equal(got, expected) else f"{key} is {got.tolist()}, expected {expected.tolist()}"
-    rtol, share = TOLERANCES.get(expected.dtype.name, (0, 0))
+    rtol, share = tolerance(expected, dtype)
     found = diagnose(got, expected, key, rtol=rtol, atol=share)
     return None if found["pattern"] == "match" else found["message"]
 

@@ -35,7 +35,7 @@ from minivae import distributions, elbo, evaluate, nn, optim, vae
 from minivae.assignment import selfchecks
 from minivae.assignment.exercises import PACKAGE, exercise_table, select, stub_message
 from minivae.assignment.grader import case_sizes, cases_of, compare, reference_outputs
-from minivae.assignment.localcheck import LOCAL, judge
+from minivae.assignment.localcheck import LOCAL, case_dtype, judge
 from minivae.assignment.mutants import mutants
 from minivae.assignment.probes import PROBES
 from minivae.assignment.regions import render, scan
@@ -133,7 +133,7 @@ def local_verdicts(m, name, table=None):
                 got = {k: np.asarray(v) for k, v in selfchecks.PROBES[probe](m, 0, **case).items()}
             except Exception as error:                    # noqa: BLE001
                 got = {"!error": np.frombuffer(f"{type(error).__name__}: {error}".encode()[:300], np.uint8)}
-            why = judge(got)
+            why = judge(got, case_dtype(probe, case))
             if why:
                 out[check] = why
                 break
