@@ -22,6 +22,8 @@ nothing of the VAE beyond calling the methods of the model it is given.
 ``minivae gradcheck`` checks every component of the package with it; that
 table is in :mod:`minivae.cli.gradcheck_table`.
 """
+import math
+
 import numpy as np
 
 from minivae.utils.validation import (check_array_dict, check_callable, check_attributes, check_count,
@@ -247,9 +249,10 @@ def diagnose(analytic, expected, name="gradient", sizes=None, rtol=DIAGNOSIS_RTO
                             "flows along is missing" + at)
     if _fits(-a0, r0):
         return say("sign", "has the wrong sign (it is minus the expected array)" + at)
-    denom = float(np.sum(r0 * r0))
-    c = float(np.sum(a0 * r0) / denom) if denom else 0.0
-    if c and abs(c - 1) > 1e-6 and _fits(a0 / c, r0):
+    with np.errstate(over="ignore", invalid="ignore"):     # entries near 1e308 overflow the sums:
+        denom = float(np.sum(r0 * r0))                      # then no factor is named
+        c = float(np.sum(a0 * r0) / denom) if denom else 0.0
+    if c and math.isfinite(c) and abs(c - 1) > 1e-6 and _fits(a0 / c, r0):
         sign = "has the wrong sign and " if c < 0 else ""
         return say("factor", f"{sign}is {_factor_name(c, sizes)} times the expected array"
                              f" (a constant factor){at}")
