@@ -129,6 +129,19 @@ def test_plain_and_gzipped_idx_files_give_the_same_data(tmp_path):
     assert np.array_equal(a.train.x, b.train.x) and np.array_equal(a.test.y, b.test.y)
 
 
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files_named_with_a_dot_before_the_format_are_found(tmp_path, gz):
+    # many unpacked copies of MNIST are named train-images.idx3-ubyte, not train-images-idx3-ubyte
+    arrays = fake_mnist(n_train=12, n_test=5)
+    write_fake_mnist(tmp_path, arrays, gz=gz)
+    for path in tmp_path.iterdir():
+        path.rename(tmp_path / path.name.replace("-idx", ".idx"))
+    assert sorted(p.name for p in tmp_path.iterdir())[0] == "t10k-images.idx3-ubyte" + (".gz" if gz else "")
+    data = datasets.load_mnist(tmp_path)
+    np.testing.assert_array_equal(data.test.y, arrays["t10k-labels-idx1-ubyte"])
+    assert data.train.x.shape == (12, 784)
+
+
 def test_load_fashion_mnist_reads_the_same_file_names(tmp_path):
     write_fake_mnist(tmp_path, fake_mnist(n_train=12, n_test=5))
     data = datasets.load_fashion_mnist(tmp_path)

@@ -103,7 +103,8 @@ def load_mnist(root=None, *, download=False, mirrors=None, timeout=DEFAULT_TIMEO
         ``10000 - test_size`` training and ``test_size`` test images.
         A directory: full MNIST from the IDX files ``train-images-idx3-ubyte``,
         ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
-        ``t10k-labels-idx1-ubyte`` in it (each plain or gzipped, ``.gz``),
+        ``t10k-labels-idx1-ubyte`` in it (each plain or gzipped, ``.gz``; also found
+        with a dot before the format, ``train-images.idx3-ubyte``),
         with the official split: 60,000 training and 10,000 test images.
     download : bool
         With ``root``: first download the files that are missing from it
@@ -183,8 +184,13 @@ def _load_embedded(test_size, seed):
 
 
 def _find_file(root, name):
-    """Path of ``name`` in ``root``, plain or gzipped (the plain one if both exist), or None."""
-    for candidate in (name, name + ".gz"):
+    """Path of ``name`` in ``root``, plain or gzipped (the plain one if both exist), or None.
+
+    Also found under the name many unpacked copies carry, with a dot before the format
+    (``train-images.idx3-ubyte``).
+    """
+    dotted = name.replace("-idx", ".idx")
+    for candidate in (name, name + ".gz", dotted, dotted + ".gz"):
         path = os.path.join(root, candidate)
         if os.path.isfile(path):
             return path
