@@ -130,12 +130,14 @@ def plot_ladder(results, path):
 
     fig = Figure(figsize=(5.5, 3.6))
     ax = fig.add_subplot(1, 1, 1)
-    for run in results["runs"]:
-        ax.plot(np.arange(1, len(run["test_elbo"]) + 1), run["test_elbo"], color="0.6", linewidth=0.8)
+    seeds = [str(run["seed"]) for run in results["runs"]]
+    for i, run in enumerate(results["runs"]):
+        ax.plot(np.arange(1, len(run["test_elbo"]) + 1), run["test_elbo"], color="0.6", linewidth=0.8,
+                label=f"seed{'s' * (len(seeds) > 1)} {', '.join(seeds)}: every epoch" if i == 0 else None)
     for run in results.get("long_runs", ()):
         epochs = sorted(run["test_elbo_at"], key=int)
         ax.plot([int(e) for e in epochs], [run["test_elbo_at"][e] for e in epochs], "s--", color="0.4",
-                markersize=3, linewidth=0.8, label=f"seed {run['seed']}, the whole run")
+                markersize=3, linewidth=0.8, label=f"seed {run['seed']}, its models saved at these epochs")
     epochs = sorted(results["rungs"], key=int)
     ax.errorbar([int(e) for e in epochs], [results["rungs"][e]["mean"] for e in epochs],
                 yerr=[results["rungs"][e]["sd"] for e in epochs], fmt="o", color="tab:blue",
