@@ -364,7 +364,7 @@ def test_the_local_check_names_the_failing_check_its_error_and_the_hint(edition,
     assert "analytic_kl: 0/8 points" in out and out.count(assignment.EXERCISES["analytic_kl"]["hint"]) == 1
     assert "FAIL gradient" in out and "the stub of analytic_kl" in out
     assert main(["assignment", "check", ",".join(assignment.EXERCISES), "--directory", str(ROOT)]) == 0
-    for label, variants in (("valid", VALID), ("other", attempts.VALID_OTHER)):
+    for label, variants in (("valid", VALID), ("other", attempts.VALID_OTHER), ("formulas", attempts.VALID_FORMULAS)):
         valid = assignment.check_locally(reference_with(tmp_path / label, [v for vs in variants.values() for v in vs]),
                                          list(assignment.EXERCISES))
         assert all(r["points"] == r["max_points"] for r in valid), assignment.format_local(valid)
