@@ -188,29 +188,26 @@ def softplus_sum_forward(a):
     s = relu.sum(axis=-1)
     e = np.abs(a)
     np.negative(e, out=e)
-    np.exp(e, out=e)                         # e = exp(-|a|), in (0, 1], kept for the backward
-    f = np.add(e, 1, out=relu)               # 1 + e, in (1, 2], written over max(a, 0)
+    np.exp(e, out=e)                         # e = exp(-|a|), in (0, 1]
+    f = np.add(e, 1, out=e)                  # 1 + e, in (1, 2], written over e
     for _ in range(4):
         half, odd = divmod(f.shape[-1], 2)
         if odd:
             break
         f = np.multiply(f[..., :half], f[..., half:], out=f[..., :half])
     s += np.log(f).sum(axis=-1)
-    cache = (a, e)
+    cache = a
     return s, cache
 
 
 def softplus_sum_backward(ds, cache):
     """dJ/da = dJ/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
-    sigmoid(a) = exp(a - softplus(a)), with the per-pixel softplus(a) = max(a, 0) + log1p(e)
-    from the forward's e = ``exp(-|a|)``: a - softplus(a) <= 0, so nothing overflows.
+    sigmoid(a) = 1 / (1 + exp(-a)) (:func:`sigmoid_forward`), within a few u of the true
+    value wherever that is a normal number; below a = -88.7 (float32) it is 0.
     """
-    a, e = cache
-    softplus = np.log1p(e)
-    softplus += np.maximum(a, 0)
-    log_sigmoid = np.subtract(a, softplus, out=softplus)     # in place: one array for all three
-    sigmoid = np.exp(log_sigmoid, out=log_sigmoid)
+    a = cache
+    sigmoid, _ = sigmoid_forward(a)                          # d softplus(a)/da = sigmoid(a)
     da = np.multiply(ds[..., None], sigmoid, out=sigmoid)    # broadcast over the last axis
     return da
 
