@@ -137,7 +137,7 @@ def plot_ladder(results, path):
     for run in results.get("long_runs", ()):
         epochs = sorted(run["test_elbo_at"], key=int)
         ax.plot([int(e) for e in epochs], [run["test_elbo_at"][e] for e in epochs], "s--", color="0.4",
-                markersize=3, linewidth=0.8, label=f"seed {run['seed']}, its models saved at these epochs")
+                markersize=3, linewidth=0.8, label=f"seed {run['seed']}: these epochs only")
     epochs = sorted(results["rungs"], key=int)
     ax.errorbar([int(e) for e in epochs], [results["rungs"][e]["mean"] for e in epochs],
                 yerr=[results["rungs"][e]["sd"] for e in epochs], fmt="o", color="tab:blue",
