@@ -204,7 +204,8 @@ def softplus_sum_backward(ds, cache):
     """dJ/da = dJ/ds[..., None] * sigmoid(a).  Derivation: docs/derivations.md, "Softplus summed over pixels".
 
     sigmoid(a) = 1 / (1 + exp(-a)) (:func:`sigmoid_forward`), within a few u of the true
-    value wherever that is a normal number; below a = -88.7 (float32) it is 0.
+    value wherever that is a normal number; below a = -88.7 (float32; -709.8 in float64) it is
+    0, where the true value is a subnormal number.
     """
     a = cache
     sigmoid, _ = sigmoid_forward(a)                          # d softplus(a)/da = sigmoid(a)

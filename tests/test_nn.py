@@ -193,12 +193,12 @@ def test_softplus_sum_is_within_its_stated_error_bound_at_extreme_inputs(dtype, 
     sigmoid = nn.softplus_sum_backward(np.ones(len(rows), dtype=dtype), nn.softplus_sum_forward(a)[1])
     assert sigmoid.dtype == dtype
     with np.errstate(over="ignore"):        # exp(3e4) overflows even long double: 1 / inf = 0
-        exact = 1 / (1 + np.exp(-a.astype(np.longdouble)))
+        true_sigmoid = 1 / (1 + np.exp(-a.astype(np.longdouble)))
     # the reference's own rounding (a few of long double's u) is in the bound: negligible on x86,
     # where long double has 64 significand bits; as large as float64's own where it is float64
     u_ref = np.finfo(np.longdouble).eps / 2 if dtype == np.float64 else 0.0
-    error = np.abs(sigmoid - exact)
-    ok = np.where(exact >= np.finfo(dtype).tiny, error <= (6 * u + 4 * u_ref) * exact,
+    error = np.abs(sigmoid - true_sigmoid)
+    ok = np.where(true_sigmoid >= np.finfo(dtype).tiny, error <= (6 * u + 4 * u_ref) * true_sigmoid,
                   error <= np.finfo(dtype).tiny)
     assert ok.all(), f"sigmoid of the softplus sum's backward beyond its bound at a = {a[~ok]}"
 
