@@ -7,6 +7,7 @@ reuse an exercise's result (diagnostics, wake-sleep) call the exercise's functio
 """
 import ast
 import json
+import sys
 import textwrap
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from minivae import assignment, distributions
 from minivae.assignment.edition import copy_tracked, edition_sources, tracked_files
-from minivae.assignment.leaks import normal_forms, parse_code, region_code, scan_for_leaks
+from minivae.assignment.leaks import _CONTEXT, _forms_and_sizes, normal_forms, parse_code, region_code, scan_for_leaks
 from minivae.topics import diagnostics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,23 @@ def test_the_normal_form_ignores_names_constants_formatting_and_comments():
     c = "t = np.exp(s) - s\nout = 0.25 * (m * t).sum(axis=1)\n"       # other code
     assert set(normal_forms(parse_code(a))) == set(normal_forms(parse_code(b))) != set()
     assert not set(normal_forms(parse_code(a))) & set(normal_forms(parse_code(c)))
+
+
+def test_every_nodes_form_is_its_dump_and_its_size_counts_its_nodes():
+    # the forms are built once per tree from the children's (not ast.dump per node); on the
+    # package's own code each is ast.dump's text (3.13 leaves empty fields out unless asked),
+    # so equal forms are equal trees, and each size is the node count of ast.walk
+    every_field = {"show_empty": True} if sys.version_info >= (3, 13) else {}
+    seen = set()
+    for rel in ("minivae/assignment/leaks.py", "minivae/vae.py", "minivae/nn.py", "tests/test_nn.py"):
+        statements = parse_code((ROOT / rel).read_text())
+        table = _forms_and_sizes(statements)
+        for node in (n for s in statements for n in ast.walk(s)):
+            form, size = table[id(node)]
+            assert form == ast.dump(node, annotate_fields=False, **every_field), rel
+            assert size == sum(not isinstance(n, _CONTEXT) for n in ast.walk(node)), (rel, form)
+            seen.add(form)
+    assert len(seen) > 1000
 
 
 def test_kl_per_dimension_is_the_exercises_kl_one_dimension_at_a_time():

@@ -74,12 +74,44 @@ class _Abstract(ast.NodeTransformer):
         return self.generic_visit(node)
 
 
+def _forms_and_sizes(nodes):
+    """{id(node): (form, size)} of every node under ``nodes`` (a list of them, or one).
+
+    A node's form is the text of ``ast.dump(node, annotate_fields=False)`` as Python 3.11
+    writes it (a field left at its default None is skipped, and the fields after it are
+    named); its size counts its nodes, the Load/Store/Del markers left out.  Each form is
+    built from its children's, so a tree costs one pass: dumping and walking every node
+    on its own would write each subtree again for every node above it.
+    """
+    table = {}
+
+    def visit(value):
+        if isinstance(value, list):
+            parts = [visit(item) for item in value]
+            return "[" + ", ".join(form for form, _ in parts) + "]", sum(size for _, size in parts)
+        if not isinstance(value, ast.AST):
+            return repr(value), 0
+        if id(value) in table:
+            return table[id(value)]
+        args, size, named = [], int(not isinstance(value, _CONTEXT)), False
+        for name in value._fields:
+            field = getattr(value, name, None)
+            if field is None and getattr(type(value), name, ...) is None:
+                named = True
+                continue
+            form, field_size = visit(field)
+            args.append(f"{name}={form}" if named else form)
+            size += field_size
+        table[id(value)] = result = (f"{type(value).__name__}({', '.join(args)})", size)
+        return result
+
+    visit(nodes)
+    return table
+
+
 def _form(node):
-    return ast.dump(node, annotate_fields=False, include_attributes=False)
-
-
-def _size(node):
-    return sum(1 for n in ast.walk(node) if not isinstance(n, _CONTEXT))
+    """The normal form of one node (see :func:`_forms_and_sizes`)."""
+    return _forms_and_sizes(node)[id(node)][0]
 
 
 def parse_code(text):
@@ -110,9 +142,14 @@ def _bodies(statements):
 def normal_forms(statements, windows=(2, 3), min_nodes=MIN_NODES, min_run=MIN_RUN_NODES):
     """{fingerprint: size} of abstracted ``statements``: runs of ``windows`` statements (at least
     MIN_RUN_NODES nodes), and every statement and expression of at least MIN_NODES nodes."""
+    return _normal_forms(statements, _forms_and_sizes(statements), windows, min_nodes, min_run)
+
+
+def _normal_forms(statements, table, windows=(2, 3), min_nodes=MIN_NODES, min_run=MIN_RUN_NODES):
+    """normal_forms, with the forms and sizes of ``statements``' nodes already in ``table``."""
     forms = {}
     for block in _bodies(statements):
-        dumps = [(_form(s), _size(s)) for s in block]
+        dumps = [table[id(s)] for s in block]
         for n in windows:
             for i in range(len(dumps) - n + 1):
                 size = sum(s for _, s in dumps[i:i + n])
@@ -121,9 +158,9 @@ def normal_forms(statements, windows=(2, 3), min_nodes=MIN_NODES, min_run=MIN_RU
     for statement in statements:
         for node in ast.walk(statement):
             if isinstance(node, (ast.stmt, ast.expr)) and not isinstance(node, ast.FunctionDef):
-                size = _size(node)
+                form, size = table[id(node)]
                 if size >= min_nodes:
-                    forms[_form(node)] = size
+                    forms[form] = size
     return forms
 
 
@@ -143,8 +180,9 @@ def solution_forms(scanned, names):
             statements = parse_code(region_code(text, region))
             if not statements:
                 continue
-            wholes.setdefault(len(statements), {}).setdefault("\n".join(map(_form, statements)), where)
-            for form in normal_forms(statements):
+            table = _forms_and_sizes(statements)
+            wholes.setdefault(len(statements), {}).setdefault("\n".join(table[id(s)][0] for s in statements), where)
+            for form in _normal_forms(statements, table):
                 forms.setdefault(form, where)
     return forms, wholes
 
@@ -173,10 +211,11 @@ def code_leaks(text_sources, forms, wholes):
         statements = parse_code(source)
         if not statements:
             continue
-        mine = normal_forms(statements)
+        table = _forms_and_sizes(statements)
+        mine = _normal_forms(statements, table)
         found += [forms[f] for f in mine if f in forms]
         for block in _bodies(statements):
-            dumps = [_form(s) for s in block]
+            dumps = [table[id(s)][0] for s in block]
             for n, regions in wholes.items():
                 found += [regions[w] for w in ("\n".join(dumps[i:i + n]) for i in range(len(dumps) - n + 1))
                           if w in regions]
