@@ -163,8 +163,10 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
     step, lr_schedule, on_epoch, on_step : callables, optional
         ``step(model, opt, xb, rng, beta) -> loss`` replaces :func:`train_step`;
         ``lr_schedule(epoch) -> lr`` (epochs from 0); ``on_epoch(epoch, history)`` after
-        every epoch (from 1); ``on_step(model, examples)`` after every step (examples seen
-        by this call): a true result stops training there, after saving a checkpoint.
+        every epoch (from 1, its checkpoint saved); ``on_step(model, examples)`` after every
+        step (examples seen by this call).  A true result of either stops training there,
+        after saving a checkpoint (after on_epoch: the run ends with that epoch, as if it
+        were the last; ``minivae train --time-limit`` stops this way).
 
     Returns
     -------
@@ -212,8 +214,8 @@ def train(model, x_train, x_test=None, *, epochs=30, batch_size=100, optimizer="
             progress.say(f"epoch {epoch + 1}/{epochs}  train ELBO {-run.total / N:8.2f}"
                          + ("" if test_elbo is None else f"  test ELBO {test_elbo:8.2f}")
                          + f"  {N / seconds:7.0f} ex/s  beta {beta:.2f}")
-            if on_epoch is not None:
-                on_epoch(epoch + 1, run.history)
+            if on_epoch is not None and on_epoch(epoch + 1, run.history):
+                break                # the epoch is saved: the run ends here, as after its last
     return run.history
 
 

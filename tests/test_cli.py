@@ -142,6 +142,42 @@ def test_resume_takes_the_runs_own_settings_for_options_not_typed(tmp_path, caps
         assert np.array_equal(resumed["model"].params[name], value), name
 
 
+def test_a_time_limit_ends_the_run_after_the_last_epoch_that_fits_and_resume_finishes_it(
+        tmp_path, capsys, monkeypatch):
+    # a clock of the command that moves 10 s at every reading: the start, then once after each
+    # epoch, so each epoch "takes" 10 s. With --time-limit 0.5 (30 s) epochs 1 and 2 leave room
+    # for one more (10 + 10, 20 + 10 <= 30); after epoch 3 another would pass it (30 + 10)
+    import time as real_time
+    from minivae.cli import train as train_command
+    readings = iter(range(10, 10_000, 10))
+    monkeypatch.setattr(train_command, "time", type("Clock", (), {
+        "perf_counter": staticmethod(lambda: float(next(readings))), "strftime": real_time.strftime}))
+    settings = ["--hidden", "8", "--z-dim", "2", "--batch-size", "300", "--quiet"]
+    out = tmp_path / "limited"
+    assert main(["train", "--epochs", "5", "--time-limit", "0.5", "--out", str(out)] + settings) == 0
+    said = capsys.readouterr().out
+    assert "3 of 5 epochs took 0.50 minutes" in said and "the run ends with epoch 3" in said, said
+    assert "3 of 5 epochs (--time-limit)" in said
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["stopped_by_time_limit"], metrics["time_limit_minutes"]) == (3, True, 0.5)
+    assert len(json.loads((out / "history.json").read_text())["epoch"]) == 3
+    assert all((out / name).exists() for name in ("samples.png", "elbo.png", "reconstructions.png"))
+    monkeypatch.undo()
+    # the command it prints goes on to the 5 epochs, exactly where a run without a limit ends
+    assert main(["train", "--resume", str(out / "model.npz"), "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "--epochs", "5", "--out", str(tmp_path / "straight")] + settings) == 0
+    assert json.loads((out / "metrics.json").read_text())["stopped_by_time_limit"] is False
+    resumed, straight = (checkpoint.load(p / "model.npz")["model"].params for p in (out, tmp_path / "straight"))
+    assert all(np.array_equal(resumed[name], value) for name, value in straight.items())
+    # a limit no epoch reaches changes nothing; a limit that is no duration is refused first
+    assert main(["train", "--epochs", "2", "--time-limit", "60", "--out", str(tmp_path / "ample")] + settings) == 0
+    assert json.loads((tmp_path / "ample" / "metrics.json").read_text())["epochs"] == 2
+    for bad in ("0", "-1", "nan", "inf"):
+        assert main(["train", "--time-limit", bad, "--out", str(tmp_path / "bad")]) == 2
+        assert "--time-limit must be a finite number > 0" in capsys.readouterr().err
+        assert not (tmp_path / "bad").exists()
+
+
 def test_an_exercise_stub_prints_its_hint_and_where_to_write_it_and_exits_1(tmp_path, capsys,
                                                                             monkeypatch):
     # what a student edition's `minivae train` meets before Adam's lines are written

@@ -19,7 +19,8 @@ PRESETS = {"standard": {}, "hour": presets.HOUR["full"]}
 RECIPES = {name: {**DEFAULTS, **preset} for name, preset in PRESETS.items()}
 HOUR_SUMMARY = (f"784-{'-'.join(map(str, presets.HOUR['full']['hidden']))}-{presets.HOUR['full']['z_dim']}, "
                 f"estimator {presets.HOUR['full']['estimator']}, {presets.HOUR['full']['epochs']} epochs, "
-                f"lr {presets.HOUR['full']['lr']:g} to {presets.HOUR['full']['lr_final']:g}")
+                f"lr {presets.HOUR['full']['lr']:g} to {presets.HOUR['full']['lr_final']:g}, "
+                f"at most {presets.HOUR['full']['time_limit']:g} minutes of training")
 
 
 def save_run_figures(model, data, history, out, seed=0):
@@ -121,7 +122,9 @@ def ladder_for(args, model, x_train):
     run = {**vars(args), **{k: tuple(config[k]) if k == "hidden" else config[k] for k in MODEL_OPTIONS}}
     for name, recipe in RECIPES.items():
         entry = presets.LADDER.get(name)
-        same = [k for k in recipe if k != "seed" and (k != "epochs" or recipe["lr_final"] is not None)]
+        # the seed, and --time-limit (it decides where a run ends, not what its epochs compute)
+        same = [k for k in recipe if k not in ("seed", "time_limit")
+                and (k != "epochs" or recipe["lr_final"] is not None)]
         if entry and all(run[k] == recipe[k] for k in same) and \
                 entry["data"] == data_fingerprint(model.check_data(x_train, "x_train")):
             return entry
@@ -155,6 +158,8 @@ def check_options(args):
     check_number(args.download_timeout, "--download-timeout", low=0, low_inclusive=False)
     if args.init_std is not None:
         check_number(args.init_std, "--init-std", low=0, low_inclusive=False)
+    if args.time_limit is not None:
+        check_number(args.time_limit, "--time-limit", low=0, low_inclusive=False)
     if args.estimator == "iwae" and args.warmup_epochs:
         raise ValueError(f"--warmup-epochs must be 0 with --estimator iwae (the IWAE bound has no "
                          f"KL weight to warm up), got {args.warmup_epochs}")
@@ -248,13 +253,25 @@ def run(args):
           f"estimator {ESTIMATOR_NAMES[args.estimator]}, "
           f"L = {args.n_samples}; checkpoint: {model_path}")
     ladder = ladder_for(args, model, data.train.x)
+    clock = {"epoch_end": time.perf_counter(), "out_of_time": False}
 
     def on_epoch(epoch, history):
+        """Compare with the ladder; end the run here if another epoch would pass --time-limit."""
         line = compare_with_ladder(ladder, epoch, history["test_elbo"][-1])
         if line and not args.quiet:
             print("  " + line, file=sys.stderr)
+        now = time.perf_counter()
+        last, clock["epoch_end"] = now - clock["epoch_end"], now    # this epoch, its test ELBO and save
+        if args.time_limit is None or epoch >= args.epochs or now - tic + last <= 60 * args.time_limit:
+            return False
+        clock["out_of_time"] = True
+        print(f"time limit: {epoch} of {args.epochs} epochs took {(now - tic) / 60:.2f} minutes; one "
+              f"more ({last:.1f} s, as the last) would pass --time-limit {args.time_limit:g} minutes, "
+              f"so the run ends with epoch {epoch} (to go on: minivae train --resume {model_path} "
+              f"--out {out})")
+        return True
 
-    tic = time.perf_counter()
+    tic = clock["epoch_end"]
     try:
         history = train(model, data.train.x, data.test.x, epochs=args.epochs,
                         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
@@ -278,6 +295,7 @@ def run(args):
     test_elbo = evaluate_elbo(model, x_test, n_samples=10, rng=np.random.default_rng(args.seed))
     metrics = {"test_elbo": test_elbo, "train_elbo": history["train_elbo"][-1],
                "epochs": len(history["epoch"]), "seconds": seconds,
+               "time_limit_minutes": args.time_limit, "stopped_by_time_limit": clock["out_of_time"],
                "examples_per_second": float(np.median(history["examples_per_second"])),
                "data": data.source, "model": model.config(),
                "settings": {"batch_size": args.batch_size, "optimizer": args.optimizer,
@@ -287,7 +305,8 @@ def run(args):
     write_json(os.path.join(out, "metrics.json"), metrics)
     written = save_run_figures(model, data, history, out, seed=args.seed)
     print(f"\ntest ELBO {test_elbo:.2f} nats per image (L = 10 samples), "
-          f"train ELBO {history['train_elbo'][-1]:.2f}, {seconds:.1f} s")
+          f"train ELBO {history['train_elbo'][-1]:.2f}, {seconds:.1f} s"
+          + (f"; {len(history['epoch'])} of {args.epochs} epochs (--time-limit)" if clock["out_of_time"] else ""))
     rungs = [e for e in (ladder or {}).get("test_elbo", {}) if e <= len(history["test_elbo"])]
     if rungs:      # the last rung this run reached, on the per-epoch estimate the ladder records
         print(compare_with_ladder(ladder, rungs[-1], history["test_elbo"][rungs[-1] - 1]))
@@ -343,6 +362,10 @@ def add_parser(commands):
     p.add_argument("--weight-decay", type=float, default=DEFAULTS["weight_decay"],
                    help="lambda of a N(0, I/lambda) prior on the parameters (1: the paper's "
                         "N(0, I)); adds (lambda / N) * param to each step's gradient")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="end the run after the last epoch that fits in this many minutes of "
+                        "training (judged by the epoch before it), then finish it as usual; "
+                        "--resume continues it (%(default)s: no limit)")
     p.add_argument("--resume", default=None,
                    help="continue from a run's model.npz, with its settings (a model option that "
                         "differs from the checkpoint's is refused)")
