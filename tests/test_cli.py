@@ -1,5 +1,6 @@
 """Tests of the minivae command: a short real run writes everything; user errors exit 2."""
 import json
+import math
 import os
 import re
 import subprocess
@@ -446,9 +447,13 @@ def test_train_compares_a_run_of_a_recipe_with_its_ladder_and_only_such_a_run(tm
     assert "runs of this recipe" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("value, verdict", [(-120.0, "within their range"),
-                                            (-131.0, "1.00 nats below their lowest"),
-                                            (-109.5, "0.50 nats above their highest")])
+@pytest.mark.parametrize("value, verdict", [
+    (-120.0, "within their range"),
+    # t(0.975, 3 df) = 3.1824, so the interval is -120 +- 3.1824 * 3 * sqrt(5/4) = -120 +- 10.67
+    (-130.5, "0.50 nats below their lowest, inside the 95 % interval of a new run (-130.67 to -109.33)"),
+    (-131.0, "1.00 nats below their lowest, outside the 95 % interval of a new run (-130.67 to "
+             "-109.33): worth a look"),
+    (-109.5, "0.50 nats above their highest, inside the 95 % interval of a new run (-130.67 to -109.33)")])
 def test_the_ladder_comparison_says_where_a_run_lies(value, verdict):
     from minivae.cli.train import compare_with_ladder
     entry = {"test_elbo": {13: (-120.0, 3.0, -130.0, -110.0, 4), 400: (-90.0, 0.0, -90.0, -90.0, 1)}}
@@ -459,6 +464,23 @@ def test_the_ladder_comparison_says_where_a_run_lies(value, verdict):
     assert compare_with_ladder(entry, 400, value).endswith("a run of this recipe reached -90.00 here "
                                                             "(one seed; docs/ladder.md)")
     assert compare_with_ladder(entry, 12, value) is None and compare_with_ladder(None, 13, value) is None
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_one_more_run_falls_inside_the_ladders_interval_95_percent_of_the_time(n):
+    # n seeds and one more run, all N(-100, 10^2), 20,000 times (seed 0): the new run should
+    # land inside the interval built from the n seeds with probability 0.95 (a prediction
+    # interval); the tolerance is 4 standard errors of that proportion, sqrt(0.95 * 0.05 / 20000)
+    from minivae.cli.train import compare_with_ladder
+    trials = 20_000
+    runs = np.random.default_rng(0).normal(-100.0, 10.0, size=(trials, n + 1))
+    inside = 0
+    for *seeds, new in runs.tolist():
+        seeds = np.array(seeds)
+        entry = {"test_elbo": {1: (seeds.mean(), seeds.std(ddof=1), seeds.min(), seeds.max(), n)}}
+        line = compare_with_ladder(entry, 1, new)
+        inside += "within their range" in line or "inside the 95 % interval" in line
+    assert abs(inside / trials - 0.95) < 4 * math.sqrt(0.95 * 0.05 / trials), inside / trials
 
 
 def test_the_ladders_in_the_presets_are_the_measured_ones():

@@ -1,5 +1,6 @@
 """`minivae train`: train a VAE into a run folder (model, history, metrics, figures)."""
 import argparse
+import math
 import os
 import sys
 import time
@@ -132,7 +133,13 @@ def ladder_for(args, model, x_train):
 
 
 def compare_with_ladder(entry, epoch, value):
-    """'after 13 epochs: test ELBO -94.10; runs of this recipe reach -93.80 +- 0.30 ...' (or None)."""
+    """'after 13 epochs: test ELBO -94.10; runs of this recipe reach -93.80 +- 0.30 ...' (or None).
+
+    A value outside the seeds' range is also placed against the 95 % prediction interval of
+    one more run, mean +- t s sqrt(1 + 1/n) (t: Student's 97.5 % point with n - 1 degrees of
+    freedom; the runs taken as normal): with 3 seeds a new seed falls outside their range half
+    the time, and outside this interval 5 % of the time.
+    """
     if entry is None or epoch not in entry["test_elbo"]:
         return None
     mean, sd, low, high, n = entry["test_elbo"][epoch]
@@ -140,11 +147,17 @@ def compare_with_ladder(entry, epoch, value):
     start = f"after {epoch} epoch{'s' if epoch != 1 else ''}: test ELBO {value:.2f}; "
     if n == 1:
         return start + f"a run of this recipe reached {mean:.2f} here (one seed; docs/ladder.md)"
-    where = ("within their range" if low <= value <= high else
-             f"{low - value:.2f} nats below their lowest" if value < low else
-             f"{value - high:.2f} nats above their highest")
-    return (start + f"runs of this recipe reach {mean:.2f} +- {sd:.2f} here ({n} seeds, {low:.2f} "
-            f"to {high:.2f}; docs/ladder.md): {where}")
+    start += f"runs of this recipe reach {mean:.2f} +- {sd:.2f} here ({n} seeds, {low:.2f} to {high:.2f}; docs/ladder.md): "
+    if low <= value <= high:
+        return start + "within their range"
+    from scipy.special import stdtrit
+
+    half = stdtrit(n - 1, 0.975) * sd * math.sqrt(1 + 1 / n)
+    inside = mean - half <= value <= mean + half
+    return (start + (f"{low - value:.2f} nats below their lowest" if value < low else
+                     f"{value - high:.2f} nats above their highest")
+            + f", {'inside' if inside else 'outside'} the 95 % interval of a new run "
+              f"({mean - half:.2f} to {mean + half:.2f})" + ("" if inside else ": worth a look"))
 
 
 def check_options(args):
